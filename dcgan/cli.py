@@ -1,0 +1,171 @@
+"""The `dcgan` command: train, sample, export. Thin wrappers over the library; `main(argv) -> exit code`.
+
+Examples:
+  dcgan train --dataset mnist --data-root ../shared/data --arch keras --max-minutes 30 --out runs/mnist
+  dcgan train --dataset celeba --data-root ../shared/data/celeba10k --image-size 64 --epochs 25
+  dcgan train --resume runs/mnist --max-steps 20000
+  dcgan sample runs/mnist --seeds 0-63 --out grid.png
+  dcgan sample checkpoints/celeba-64 --seeds 3,7,42 --out faces.npy
+  dcgan export runs/mnist --out mnist.safetensors --fp16
+  torchrun --nproc_per_node=2 -m dcgan train --dataset cifar10 --data-root data --image-size 32
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoints, rundir
+from .config import ARCHITECTURES, DataConfig, ModelConfig, RunConfig, TrainConfig
+from .datasets import DATASETS, default_data_root
+from .errors import DCGANError
+
+log = logging.getLogger("dcgan")
+
+
+def _add_train_parser(sub) -> None:
+    m, d, t = ModelConfig(), DataConfig(), TrainConfig()
+    p = sub.add_parser("train", help="train a DCGAN", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Train a DCGAN; writes a run directory (config.json, metrics.jsonl, samples/, state.pt, generator.safetensors).")
+    # data
+    p.add_argument("--dataset", choices=sorted(DATASETS), default=d.dataset, help="data set to train on")
+    p.add_argument("--data-root", metavar="DIR", default=str(default_data_root()), help="folder holding the data set")
+    p.add_argument("--download", action="store_true", help="let torchvision download mnist/fashion-mnist/cifar10 if missing")
+    p.add_argument("--max-images", type=int, metavar="N", default=None, help="use only the first N images")
+    # model
+    p.add_argument("--arch", choices=ARCHITECTURES, default=m.arch, help="dcgan: the paper's nets; keras: the 28x28 Keras-GAN seed nets")
+    p.add_argument("--image-size", type=int, metavar="PX", default=None, help="image side (dcgan: power of two 16-256; keras: 28) [default: 32 for mnist/fashion-mnist/cifar10 with dcgan, 28 with keras, 64 otherwise]")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=None, help="[default: 1 for mnist/fashion-mnist, 3 otherwise]")
+    p.add_argument("--z-dim", type=int, metavar="N", default=m.z_dim, help="latent size")
+    p.add_argument("--ngf", type=int, metavar="N", default=m.ngf, help="generator width")
+    p.add_argument("--ndf", type=int, metavar="N", default=m.ndf, help="discriminator width")
+    # optimisation and stopping
+    p.add_argument("--batch-size", type=int, metavar="N", default=t.batch_size, help="images per step per process")
+    p.add_argument("--lr", type=float, default=t.lr, help="Adam learning rate")
+    p.add_argument("--beta1", type=float, default=t.beta1, help="Adam beta1")
+    p.add_argument("--epochs", type=float, default=None, help="stop after this many epochs")
+    p.add_argument("--max-steps", type=int, metavar="N", default=None, help="stop after N generator updates")
+    p.add_argument("--max-minutes", type=float, metavar="MIN", default=None, help="stop after this much wall-clock time")
+    p.add_argument("--ema-decay", type=float, default=t.ema_decay, help="EMA decay of G's weights (0: off)")
+    p.add_argument("--seed", type=int, default=t.seed, help="seeds weights, data order and noise")
+    # hardware
+    p.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--bf16", choices=("auto", "on", "off"), default=t.bf16, help="bf16 autocast (auto: on CUDA and AVX512-BF16 CPUs)")
+    p.add_argument("--channels-last", choices=("auto", "on", "off"), default=t.channels_last, help="channels_last memory format (auto: with bf16)")
+    p.add_argument("--compile", action="store_true", help="torch.compile G and D")
+    # outputs
+    p.add_argument("--out", metavar="RUN_DIR", default=None, help="run directory [default: runs/NNNNN-<dataset>-<size>]")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue this run exactly (its saved options; stopping rules may be changed)")
+    p.add_argument("--log-every", type=int, metavar="N", default=t.log_every, help="steps between metrics.jsonl lines")
+    p.add_argument("--sample-every", type=int, metavar="N", default=t.sample_every, help="steps between preview grids")
+    p.add_argument("--checkpoint-every", type=int, metavar="N", default=t.checkpoint_every, help="steps between checkpoints")
+    p.add_argument("--eval-every", type=int, metavar="N", default=t.eval_every, help="steps between quality metrics (0: off)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved options as JSON and exit")
+    p.set_defaults(func=cmd_train)
+
+
+def _train_config(args) -> RunConfig:
+    small = args.dataset in ("mnist", "fashion-mnist", "cifar10")
+    image_size = args.image_size or (28 if args.arch == "keras" else 32 if small else 64)
+    channels = args.channels or (1 if args.dataset in ("mnist", "fashion-mnist") else 3)
+    return RunConfig(
+        model=ModelConfig.from_dict(dict(arch=args.arch, image_size=image_size, channels=channels, z_dim=args.z_dim, ngf=args.ngf, ndf=args.ndf)),
+        data=DataConfig.from_dict(dict(dataset=args.dataset, root=args.data_root, download=args.download, max_images=args.max_images)),
+        train=TrainConfig.from_dict({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}),
+    )
+
+
+STOP_OVERRIDES = ("epochs", "max_steps", "max_minutes")
+
+
+def cmd_train(args) -> int:
+    from .trainer import fit, resume_config
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        cfg = resume_config(run_dir, {k: getattr(args, k) for k in STOP_OVERRIDES if getattr(args, k) is not None})
+    else:
+        cfg = _train_config(args)
+        run_dir = Path(args.out) if args.out else rundir.next_run_dir(Path("runs"), f"{args.dataset}-{cfg.model.image_size}")
+    if args.dry_run:
+        print(json.dumps({"run_dir": str(run_dir), **cfg.to_dict()}, indent=2))
+        return 0
+    if not (cfg.train.epochs or cfg.train.max_steps or cfg.train.max_minutes):
+        raise DCGANError("give a stopping rule: --epochs, --max-steps or --max-minutes")
+    if not args.resume and (run_dir / checkpoints.STATE_FILE).exists():
+        raise DCGANError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it or pick another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = fit(cfg, run_dir, resume=bool(args.resume))
+    print(f"{run_dir}: step {record.get('step')}, {record.get('images_seen')} images seen, {record.get('img_per_s')} img/s")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .images import make_grid, save_png, to_uint8
+    from .latent import latents_from_seeds, parse_seeds, truncate
+
+    G, meta = checkpoints.load_generator(args.checkpoint)
+    seeds = parse_seeds(args.seeds)
+    z = truncate(latents_from_seeds(seeds, meta.model.z_dim), args.truncation)
+    with torch.no_grad():
+        x = G(z)
+    out = Path(args.out)
+    if out.suffix == ".npy":
+        np.save(out, to_uint8(x))
+    else:
+        save_png(make_grid(x, nrow=args.nrow), out)
+    print(f"{out}: {len(seeds)} samples from {meta.path}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .models import build_generator, recalibrate_batchnorm
+
+    state = checkpoints.load_state(Path(args.run_dir))
+    cfg = RunConfig.from_dict(state["config"])
+    G = build_generator(cfg.model)
+    G.load_state_dict(state["G_ema" if not args.raw else "G"])
+    recalibrate_batchnorm(G, cfg.model.z_dim)
+    out = Path(args.out) if args.out else Path(args.run_dir) / checkpoints.GENERATOR_FILE
+    info = {"dataset": cfg.data.dataset, "step": state["step"], "images_seen": state["step"] * cfg.train.batch_size}
+    checkpoints.save_generator(G, out, model=cfg.model, info=info, dtype=torch.float16 if args.fp16 else torch.float32)
+    print(f"{out}: generator of step {state['step']} ({'raw G' if args.raw else 'EMA'})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dcgan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(sub)
+    p = sub.add_parser("sample", help="images for seeds", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Generate images for a seed list; seed N is torch.randn(z_dim) from torch.Generator().manual_seed(N).")
+    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+    p.add_argument("--seeds", default="0-63", help="seed list such as 0-63 or 3,7,42")
+    p.add_argument("--truncation", type=float, default=1.0, help="scale latents toward 0 (1: none)")
+    p.add_argument("--nrow", type=int, default=None, help="images per grid row [default: ~square]")
+    p.add_argument("--out", default="samples.png", help="grid .png, or .npy for uint8 N x H x W x C")
+    p.set_defaults(func=cmd_sample)
+    p = sub.add_parser("export", help="state.pt -> generator.safetensors", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", help="run directory holding state.pt")
+    p.add_argument("--out", default=None, help="output .safetensors [default: RUN_DIR/generator.safetensors]")
+    p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
+    p.add_argument("--raw", action="store_true", help="export the raw G instead of its EMA")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except DCGANError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,151 @@
+"""Plain dataclasses for model, data and training options; `from_dict` rejects unknown keys and wrong types."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from .errors import ConfigError
+
+ARCHITECTURES = ("dcgan", "keras")  # dcgan: the paper's all-conv nets; keras: the 28x28 Keras-GAN seed nets
+
+
+def _from_dict(cls, values: dict[str, Any]):
+    """Build dataclass `cls` from a dict, refusing unknown keys and values of the wrong type."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{cls.__name__}: expected a mapping, got {type(values).__name__}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown option(s) {unknown}; valid options are {sorted(known)}")
+    converted = {}
+    for name, value in values.items():
+        allowed = typing.get_args(hints[name]) or (hints[name],)
+        if value is None and type(None) in allowed:
+            converted[name] = None
+        elif isinstance(value, bool) != (bool in allowed):
+            raise ConfigError(f"{cls.__name__}.{name}: {value!r} is not of type {hints[name]}")
+        elif float in allowed and isinstance(value, (int, float)):
+            converted[name] = float(value)
+        elif any(t is not type(None) and isinstance(value, t) for t in allowed):
+            converted[name] = value
+        else:
+            raise ConfigError(f"{cls.__name__}.{name}: {value!r} is not of type {hints[name]}")
+    cfg = cls(**converted)
+    cfg.validate()
+    return cfg
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "dcgan"      # "dcgan" (paper, any power-of-two size 16-256) or "keras" (28x28 seed nets)
+    image_size: int = 64     # output side in pixels; keras requires 28
+    channels: int = 3        # 1 (grey) or 3 (RGB)
+    z_dim: int = 100         # latent size; the paper uses 100
+    ngf: int = 64            # generator width: channels of G's last hidden layer
+    ndf: int = 64            # discriminator width: channels of D's first layer
+
+    def validate(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(f"arch: {self.arch!r} is not one of {ARCHITECTURES}")
+        if self.arch == "dcgan":
+            if not (16 <= self.image_size <= 256 and math.log2(self.image_size).is_integer()):
+                raise ConfigError(f"image_size: {self.image_size} must be a power of two from 16 to 256 for arch 'dcgan'")
+        elif self.image_size != 28:
+            raise ConfigError(f"image_size: {self.image_size}; arch 'keras' is built for 28x28 images")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"channels: {self.channels} must be 1 or 3")
+        for name in ("z_dim", "ngf", "ndf"):
+            value = getattr(self, name)
+            if not 1 <= value <= 4096:
+                raise ConfigError(f"{name}: {value} must be between 1 and 4096")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        return _from_dict(cls, values)
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "mnist"        # mnist, fashion-mnist, cifar10, celeba, folder, fake
+    root: str = ""                # folder holding the data set (for "folder": the image folder itself)
+    download: bool = False        # let torchvision download mnist/fashion-mnist/cifar10 when missing
+    max_images: int | None = None  # use only the first N images (None: all)
+    cache_dir: str = ""           # where decoded uint8 tensors are cached ("" : the user cache folder)
+
+    def validate(self) -> None:
+        if self.max_images is not None and self.max_images < 1:
+            raise ConfigError(f"max_images: {self.max_images} must be at least 1")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DataConfig":
+        return _from_dict(cls, values)
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 128          # images per step per process (the paper: 128)
+    lr: float = 2e-4               # Adam learning rate for G and D (the paper: 0.0002)
+    beta1: float = 0.5             # Adam beta1 (the paper: 0.5, to stabilise training)
+    beta2: float = 0.999           # Adam beta2
+    epochs: float | None = None    # stop after this many passes over the data (fractions allowed)
+    max_steps: int | None = None   # stop after this many generator updates
+    max_minutes: float | None = None  # stop after this much wall-clock time (for CPU users)
+    ema_decay: float = 0.999       # EMA of G's weights (ramped up over the first steps); 0 disables
+    seed: int = 0                  # seeds weights, data order and noise
+    device: str = "auto"           # auto, cpu, cuda, cuda:N, mps
+    bf16: str = "auto"             # auto (on where the hardware has fast bf16), on, off
+    channels_last: str = "auto"    # auto (on with bf16), on, off
+    compile: bool = False          # torch.compile G and D (slow start, faster steady state on GPUs)
+    log_every: int = 50            # steps between metrics.jsonl lines (the only host syncs)
+    sample_every: int = 500        # steps between fixed-noise preview grids
+    checkpoint_every: int = 1000   # steps between state.pt + generator.safetensors saves
+    eval_every: int = 0            # steps between quality metrics in metrics.jsonl (0: off)
+    num_fixed: int = 64            # images in each preview grid
+
+    def validate(self) -> None:
+        for name in ("batch_size", "log_every", "sample_every", "checkpoint_every", "num_fixed"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: {getattr(self, name)} must be at least 1")
+        if self.eval_every < 0:
+            raise ConfigError(f"eval_every: {self.eval_every} must be 0 (off) or positive")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay: {self.ema_decay} must be in [0, 1)")
+        for name in ("bf16", "channels_last"):
+            if getattr(self, name) not in ("auto", "on", "off"):
+                raise ConfigError(f"{name}: {getattr(self, name)!r} must be auto, on or off")
+        if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ConfigError("lr must be positive and betas in [0, 1)")
+        for name in ("epochs", "max_steps", "max_minutes"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name}: {value} must be positive")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        return _from_dict(cls, values)
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; saved as config.json and inside state.pt."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+        unknown = sorted(set(values) - {"model", "data", "train"})
+        if unknown:
+            raise ConfigError(f"RunConfig: unknown section(s) {unknown}")
+        return cls(
+            model=ModelConfig.from_dict(values.get("model", {})),
+            data=DataConfig.from_dict(values.get("data", {})),
+            train=TrainConfig.from_dict(values.get("train", {})),
+        )

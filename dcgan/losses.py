@@ -1,0 +1,18 @@
+"""The paper's GAN losses on logits (BCE-with-logits is numerically safe under bf16/fp16 autocast)."""
+import torch
+import torch.nn.functional as F
+
+
+def d_loss_real(logits_real: torch.Tensor) -> torch.Tensor:
+    """D's loss on real images: -log D(x)."""
+    return F.binary_cross_entropy_with_logits(logits_real.float(), torch.ones_like(logits_real, dtype=torch.float32))
+
+
+def d_loss_fake(logits_fake: torch.Tensor) -> torch.Tensor:
+    """D's loss on generated images: -log(1 - D(G(z)))."""
+    return F.binary_cross_entropy_with_logits(logits_fake.float(), torch.zeros_like(logits_fake, dtype=torch.float32))
+
+
+def g_loss(logits_fake: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss: -log D(G(z)) (section 3 of Goodfellow et al.; what the paper trains with)."""
+    return F.binary_cross_entropy_with_logits(logits_fake.float(), torch.ones_like(logits_fake, dtype=torch.float32))

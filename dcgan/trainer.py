@@ -1,0 +1,349 @@
+"""The training loop: a pure `train_step`, EMA, previews, checkpoints, exact resume, DDP under torchrun.
+
+Fast paths (each measured in bench/train_speed.py): bf16 autocast, channels_last, D frozen during the G step,
+no host synchronisation except at log steps, fused Adam, optional torch.compile.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from . import datasets, rundir
+from .checkpoints import GENERATOR_FILE, STATE_FILE, load_state, save_generator, save_state
+from .config import RunConfig
+from .errors import ConfigError, DCGANError
+from .images import make_grid, save_png
+from .latent import latents_from_seeds
+from .losses import d_loss_fake, d_loss_real, g_loss
+from .models import build_discriminator, build_generator, recalibrate_batchnorm
+
+log = logging.getLogger(__name__)
+
+STAT_NAMES = ("lossD", "lossG", "D_x", "D_G_z", "diversity")  # D_G_z: D(G(z)) before the D update
+
+
+class TrainingDiverged(DCGANError):
+    """Losses became NaN/inf; the last good checkpoint is kept."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# hardware
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Fast bf16 math: CUDA GPUs that have it, and CPUs with AVX512-BF16 / AMX (oneDNN)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported())
+    return False
+
+
+def _resolve(setting: str, auto: bool) -> bool:
+    return auto if setting == "auto" else setting == "on"
+
+
+@dataclass
+class Hardware:
+    device: torch.device
+    bf16: bool
+    channels_last: bool
+    rank: int = 0
+    world_size: int = 1
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+def setup_hardware(cfg: RunConfig) -> Hardware:
+    """Pick the device and fast paths; join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    device = pick_device(cfg.train.device)
+    rank, world = 0, int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1:
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        rank = dist.get_rank()
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+    bf16 = _resolve(cfg.train.bf16, bf16_supported(device))
+    return Hardware(device, bf16, _resolve(cfg.train.channels_last, bf16 and device.type in ("cpu", "cuda")), rank, world)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# models and one step
+
+@dataclass
+class GAN:
+    G: nn.Module        # what the optimizer steps (DDP-wrapped under torchrun)
+    D: nn.Module
+    G_ema: nn.Module    # exponential moving average of G's weights: the generator we ship
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+
+    @property
+    def D_core(self) -> nn.Module:
+        return getattr(self.D, "module", self.D)
+
+    @property
+    def G_core(self) -> nn.Module:
+        return getattr(self.G, "module", self.G)
+
+
+def _adam(params, cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
+    kwargs = dict(lr=cfg.train.lr, betas=(cfg.train.beta1, cfg.train.beta2))
+    if device.type in ("cpu", "cuda"):
+        return torch.optim.Adam(params, fused=True, **kwargs)
+    return torch.optim.Adam(params, foreach=True, **kwargs)
+
+
+def build_gan(cfg: RunConfig, hw: Hardware) -> GAN:
+    torch.manual_seed(cfg.train.seed)
+    G = build_generator(cfg.model).to(hw.device, memory_format=hw.memory_format)
+    D = build_discriminator(cfg.model).to(hw.device, memory_format=hw.memory_format)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_G, opt_D = _adam(G.parameters(), cfg, hw.device), _adam(D.parameters(), cfg, hw.device)
+    if hw.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [hw.device.index] if hw.device.type == "cuda" else None
+        G, D = DDP(G, device_ids=ids), DDP(D, device_ids=ids)
+    if cfg.train.compile:
+        G, D = torch.compile(G), torch.compile(D)
+    return GAN(G, D, G_ema, opt_G, opt_D)
+
+
+def train_step(gan: GAN, x_real: torch.Tensor, z: torch.Tensor, hw: Hardware) -> torch.Tensor:
+    """One D update then one G update on the same fakes; returns STAT_NAMES as a float tensor (not synced)."""
+    with hw.autocast():
+        fake = gan.G(z)
+    # D step; the real half does not all-reduce so DDP syncs D's gradients once
+    no_sync = gan.D.no_sync() if hasattr(gan.D, "no_sync") else contextlib.nullcontext()
+    with no_sync:
+        with hw.autocast():
+            logits_real = gan.D(x_real)
+            loss_real = d_loss_real(logits_real)
+        loss_real.backward()
+    with hw.autocast():
+        logits_fake = gan.D(fake.detach())
+        loss_fake = d_loss_fake(logits_fake)
+    loss_fake.backward()
+    gan.opt_D.step()
+    gan.opt_D.zero_grad(set_to_none=True)
+    # G step through the unwrapped D with its parameters frozen: no wasted weight gradients, no DDP sync for D
+    gan.D_core.requires_grad_(False)
+    with hw.autocast():
+        loss_G = g_loss(gan.D_core(fake))
+    loss_G.backward()
+    gan.D_core.requires_grad_(True)
+    gan.opt_G.step()
+    gan.opt_G.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        diversity = fake.float().std(0).mean()  # ~0 when every sample is the same image (mode collapse)
+        return torch.stack([loss_real + loss_fake, loss_G, torch.sigmoid(logits_real.float()).mean(),
+                            torch.sigmoid(logits_fake.float()).mean(), diversity]).detach()
+
+
+@torch.no_grad()
+def update_ema(G_ema: nn.Module, G: nn.Module, decay: float) -> None:
+    ema_params, params = list(G_ema.parameters()), list(G.parameters())
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+    for ema_buffer, buffer in zip(G_ema.buffers(), G.buffers()):
+        ema_buffer.copy_(buffer)
+
+
+def ema_decay_at(step: int, decay: float) -> float:
+    """Ramp the EMA decay up so early steps are not averaged with the random initial weights."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def preview(G_ema: nn.Module, fixed_z: torch.Tensor) -> torch.Tensor:
+    """Fixed-noise images from the EMA generator using batch statistics (momentum 0 leaves its buffers alone)."""
+    norms = [m for m in G_ema.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    G_ema.train()
+    x = G_ema(fixed_z).float()
+    G_ema.eval()
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return x
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the loop
+
+def _batch_indices(n: int, step: int, batch_size: int, hw: Hardware, seed: int) -> tuple[torch.Tensor, int]:
+    """Indices of this rank's batch for ``step``: each epoch is a fresh permutation (last partial batch dropped),
+    a pure function of (seed, step) so resuming needs no sampler state."""
+    per_step = batch_size * hw.world_size
+    steps_per_epoch = n // per_step
+    if steps_per_epoch == 0:
+        raise ConfigError(f"batch_size {batch_size} x {hw.world_size} process(es) is larger than the data set ({n} images)")
+    epoch, pos = divmod(step, steps_per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    start = pos * per_step + hw.rank * batch_size
+    return perm[start : start + batch_size], steps_per_epoch
+
+
+def _stop_step(cfg: RunConfig, steps_per_epoch: int) -> int | None:
+    limits = []
+    if cfg.train.max_steps:
+        limits.append(cfg.train.max_steps)
+    if cfg.train.epochs:
+        limits.append(max(1, math.ceil(cfg.train.epochs * steps_per_epoch)))
+    return min(limits) if limits else None
+
+
+def _rng_state(z_gen: torch.Generator, hw: Hardware) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "z": z_gen.get_state()}
+    if hw.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(hw.device)
+    return state
+
+
+def save_checkpoint(gan: GAN, cfg: RunConfig, run_dir: Path, step: int, z_gen: torch.Tensor, hw: Hardware, info: dict[str, Any]) -> None:
+    """state.pt (everything to resume exactly) and generator.safetensors (EMA G, BN recalibrated, eval mode)."""
+    state = {
+        "config": cfg.to_dict(), "step": step,
+        "G": gan.G_core.state_dict(), "D": gan.D_core.state_dict(), "G_ema": gan.G_ema.state_dict(),
+        "opt_G": gan.opt_G.state_dict(), "opt_D": gan.opt_D.state_dict(), "rng": _rng_state(z_gen, hw),
+    }
+    save_state(state, run_dir / STATE_FILE)
+    export = recalibrate_batchnorm(copy.deepcopy(gan.G_ema).float().to(memory_format=torch.contiguous_format), cfg.model.z_dim)
+    save_generator(export, run_dir / GENERATOR_FILE, model=cfg.model, info={**info, "step": step})
+
+
+def _load_checkpoint(gan: GAN, state: dict[str, Any], z_gen: torch.Generator, hw: Hardware) -> int:
+    gan.G_core.load_state_dict(state["G"])
+    gan.D_core.load_state_dict(state["D"])
+    gan.G_ema.load_state_dict(state["G_ema"])
+    gan.opt_G.load_state_dict(state["opt_G"])
+    gan.opt_D.load_state_dict(state["opt_D"])
+    torch.set_rng_state(state["rng"]["torch"])
+    z_gen.set_state(state["rng"]["z"])
+    if "cuda" in state["rng"] and hw.device.type == "cuda":
+        torch.cuda.set_rng_state(state["rng"]["cuda"], hw.device)
+    return int(state["step"])
+
+
+def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The run's saved config, with new stopping rules (or other train options) from ``overrides``."""
+    values = load_state(Path(run_dir) / STATE_FILE)["config"]
+    values["train"].update(overrides or {})
+    return RunConfig.from_dict(values)
+
+
+def _warnings(stats: dict[str, float], real_diversity: float) -> list[str]:
+    out = []
+    if stats["D_G_z"] < 0.02 and stats["D_x"] > 0.98:
+        out.append("D rejects every fake (D(G(z)) near 0): G may be failing to learn")
+    if stats["diversity"] < 0.15 * real_diversity:
+        out.append("samples in a batch look alike: mode collapse suspected")
+    return out
+
+
+def fit(cfg: RunConfig, run_dir: Path, *, resume: bool = False, on_log: Callable[[dict[str, Any]], None] | None = None,
+        progress: bool = True) -> dict[str, Any]:
+    """Train until a stopping rule fires; rank 0 writes the run directory. Returns the last metrics record."""
+    run_dir = Path(run_dir)
+    hw = setup_hardware(cfg)
+    is_main = hw.rank == 0
+    data = datasets.build(cfg.data, cfg.model.image_size, cfg.model.channels)
+    images = data.images.to(hw.device)
+    real_diversity = float(datasets.batch_to_float(data.images[:512]).std(0).mean())
+    gan = build_gan(cfg, hw)
+    torch.manual_seed(cfg.train.seed + hw.rank)
+    z_gen = torch.Generator(device=hw.device).manual_seed(cfg.train.seed * 7919 + hw.rank)
+    fixed_z = latents_from_seeds(list(range(cfg.train.num_fixed)), cfg.model.z_dim).to(hw.device)
+    step = _load_checkpoint(gan, load_state(run_dir / STATE_FILE), z_gen, hw) if resume else 0
+    metrics_path = run_dir / rundir.METRICS_FILE
+    if is_main:
+        (run_dir / rundir.SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
+        (run_dir / rundir.CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
+        rundir.truncate_jsonl_after(metrics_path, step) if resume else metrics_path.write_text("")
+
+    _, steps_per_epoch = _batch_indices(len(images), 0, cfg.train.batch_size, hw, cfg.train.seed)
+    stop_step = _stop_step(cfg, steps_per_epoch)
+    deadline = time.monotonic() + cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
+    info = {"dataset": cfg.data.dataset, "label_names": data.label_names, "world_size": hw.world_size}
+    bar = None
+    if is_main and progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=stop_step, initial=step, unit="step", dynamic_ncols=True, disable=None)
+    stats_sum = torch.zeros(len(STAT_NAMES), device=hw.device)
+    window_start, window_steps, record = time.monotonic(), 0, {}
+    stopping = False
+    while not stopping:
+        idx, _ = _batch_indices(len(images), step, cfg.train.batch_size, hw, cfg.train.seed)
+        x_real = datasets.batch_to_float(images[idx.to(hw.device)]).contiguous(memory_format=hw.memory_format)
+        z = torch.randn(len(idx), cfg.model.z_dim, device=hw.device, generator=z_gen)
+        stats_sum += train_step(gan, x_real, z, hw)
+        update_ema(gan.G_ema, gan.G_core, ema_decay_at(step, cfg.train.ema_decay) if cfg.train.ema_decay else 0.0)
+        step += 1
+        window_steps += 1
+        if bar is not None:
+            bar.update(1)
+        stopping = stop_step is not None and step >= stop_step
+        if step % cfg.train.log_every == 0 or stopping:
+            stats = (stats_sum / window_steps).tolist()  # the one host sync, every log_every steps
+            if deadline is not None:
+                out_of_time = torch.tensor(float(time.monotonic() > deadline))
+                if hw.world_size > 1:
+                    dist.all_reduce(out_of_time, op=dist.ReduceOp.MAX)  # every rank stops at the same step
+                stopping = stopping or bool(out_of_time)
+            elapsed = time.monotonic() - window_start
+            record = {"step": step, "epoch": step / steps_per_epoch, **{k: round(v, 5) for k, v in zip(STAT_NAMES, stats)},
+                      "img_per_s": round(window_steps * cfg.train.batch_size * hw.world_size / max(elapsed, 1e-9), 1),
+                      "images_seen": step * cfg.train.batch_size * hw.world_size, "time": round(time.time(), 3)}
+            if not all(math.isfinite(v) for v in stats):
+                raise TrainingDiverged(f"step {step}: losses became NaN/inf ({record}); "
+                                       f"the last good checkpoint in {run_dir} is kept; try a lower --lr")
+            warnings = _warnings(dict(zip(STAT_NAMES, stats)), real_diversity)
+            if warnings:
+                record["warnings"] = warnings
+            if is_main:
+                rundir.append_jsonl(metrics_path, record)
+                if bar is not None:
+                    bar.set_postfix(lossD=f"{stats[0]:.3f}", lossG=f"{stats[1]:.3f}", img_s=f"{record['img_per_s']:.0f}",
+                                    warn="; ".join(warnings) or None)
+                if on_log:
+                    on_log(record)
+            stats_sum.zero_()
+            window_start, window_steps = time.monotonic(), 0
+        if is_main and (step % cfg.train.sample_every == 0 or stopping):
+            save_png(make_grid(preview(gan.G_ema, fixed_z)), rundir.sample_path(run_dir, step))
+        if is_main and (step % cfg.train.checkpoint_every == 0 or stopping):
+            save_checkpoint(gan, cfg, run_dir, step, z_gen, hw, {**info, "images_seen": step * cfg.train.batch_size * hw.world_size})
+    if bar is not None:
+        bar.close()
+    if hw.world_size > 1:
+        dist.barrier()
+    return record
