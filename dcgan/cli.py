@@ -7,6 +7,8 @@ Examples:
   dcgan sample runs/mnist --seeds 0-63 --out grid.png
   dcgan sample checkpoints/celeba-64 --seeds 3,7,42 --out faces.npy
   dcgan export runs/mnist --out mnist.safetensors --fp16
+  dcgan directions runs/celeba --k 10 --n 5000
+  dcgan eval runs/mnist --n 10000 --json mnist-eval.json
   torchrun --nproc_per_node=2 -m dcgan train --dataset cifar10 --data-root data --image-size 32
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -102,7 +105,8 @@ def cmd_train(args) -> int:
         raise DCGANError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it or pick another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     record = fit(cfg, run_dir, resume=bool(args.resume))
-    print(f"{run_dir}: step {record.get('step')}, {record.get('images_seen')} images seen, {record.get('img_per_s')} img/s")
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(f"{run_dir}: step {record.get('step')}, {record.get('images_seen')} images seen, {record.get('img_per_s')} img/s")
     return 0
 
 
@@ -139,6 +143,45 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_directions(args) -> int:
+    from .directions import compute_directions, directions_path, generator_fingerprint, save_directions
+
+    G, meta = checkpoints.load_generator(args.checkpoint)
+    directions = compute_directions(G, meta, k=args.k, n=args.n, labeled=not args.no_classifier)
+    out = Path(args.out) if args.out else directions_path(args.checkpoint)
+    save_directions(directions, out, fingerprint=generator_fingerprint(G))
+    width = max(len(d.name) for d in directions)
+    print(f"{'name':<{width}}  {'kind':<9}  strength  label")
+    for d in directions:
+        print(f"{d.name:<{width}}  {d.kind:<9}  {d.strength:8.4f}  {d.label}")
+    print(f"{out}: {len(directions)} directions for {meta.path}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .metrics import evaluate
+
+    G, meta = checkpoints.load_generator(args.checkpoint)
+    dataset = args.dataset or meta.info.get("dataset")
+    if not dataset:
+        raise DCGANError(f"{meta.path}: its metadata names no data set; pass --dataset mnist, fashion-mnist or celeba")
+    metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    result = evaluate(G, dataset, n=args.n, seed=args.seed, z_dim=meta.model.z_dim, root=args.data_root or "", metrics=metrics)
+    result = {"checkpoint": meta.path, **result}
+    print(f"{meta.path}: {dataset}, {args.n} samples (seeds {args.seed}-{args.seed + args.n - 1}); real floor: "
+          f"{result['floor_n']['held_out']} held-out vs {result['floor_n']['reference']} train images")
+    width = max(len(k) for k in result["metrics"])
+    print(f"{'metric':<{width}}  {'value':>10}  {'real floor':>10}  {'ratio':>8}")
+    for key, value in result["metrics"].items():
+        floor = result["floor"][key]
+        ratio = f"{value / floor:8.2f}" if floor else f"{'-':>8}"
+        print(f"{key:<{width}}  {value:10.4g}  {floor:10.4g}  {ratio}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"{args.json}: written")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dcgan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -158,6 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     p.add_argument("--raw", action="store_true", help="export the raw G instead of its EMA")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("directions", help="latent directions for the explorer's sliders", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Compute SeFa, PCA and (with a classifier for the data set) labelled latent directions; write them beside the checkpoint.")
+    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+    p.add_argument("--k", type=int, metavar="N", default=10, help="SeFa and PCA directions each (at most z_dim)")
+    p.add_argument("--n", type=int, metavar="N", default=5000, help="latents sampled for PCA and labelled directions")
+    p.add_argument("--no-classifier", action="store_true", help="SeFa and PCA only, even if a classifier exists")
+    p.add_argument("--out", default=None, help="output file [default: DIR/directions.safetensors or X.directions.safetensors beside the checkpoint]")
+    p.set_defaults(func=cmd_directions)
+    p = sub.add_parser("eval", help="quality metrics with their real-vs-real floor", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Classifier FID, KID, precision/recall, inception-style score and class/attribute rates of "
+                                   "generated samples, each beside the score of held-out real images (the floor).")
+    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+    p.add_argument("--n", type=int, metavar="N", default=10000, help="samples to generate (seeds SEED..SEED+N-1)")
+    p.add_argument("--seed", type=int, default=0, help="first latent seed")
+    p.add_argument("--dataset", choices=("mnist", "fashion-mnist", "celeba"), default=None, help="data set to compare with [default: the checkpoint's]")
+    p.add_argument("--data-root", metavar="DIR", default=None, help="folder holding the data set [default: the user cache data folder]")
+    p.add_argument("--metrics", default=None, help="comma-separated subset of fid,kid,pr,inception,hist [default: all]")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the results (and floors) as JSON here")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -1,0 +1,97 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from dcgan import rundir
+from dcgan.checkpoints import load_generator, load_state
+from dcgan.images import make_grid
+from dcgan.latent import latents_from_seeds
+from dcgan.trainer import TrainingDiverged, ema_decay_at, fit, resume_config
+from tests.conftest import make_tiny_cfg
+
+
+def _losses(run_dir):
+    return [(r["step"], r["lossD"], r["lossG"], r["D_x"]) for r in rundir.read_jsonl(run_dir / rundir.METRICS_FILE) if "lossD" in r]
+
+
+def test_run_directory_contents(tiny_ckpt):
+    names = {p.name for p in tiny_ckpt.iterdir()}
+    assert {"generator.safetensors", "state.pt", "metrics.jsonl", "config.json", "samples"} <= names
+    records = rundir.read_jsonl(tiny_ckpt / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2]
+    assert set(records[0]) >= {"step", "epoch", "lossD", "lossG", "D_x", "D_G_z", "img_per_s", "images_seen", "time"}
+    assert [s for s, _ in rundir.list_samples(tiny_ckpt)] == [2]
+    assert json.loads((tiny_ckpt / "config.json").read_text())["model"]["image_size"] == 16
+
+
+def test_exact_resume_matches_uninterrupted_run(tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    fit(make_tiny_cfg(max_steps=6, checkpoint_every=3), whole, progress=False)
+    fit(make_tiny_cfg(max_steps=3, checkpoint_every=3), split, progress=False)
+    fit(resume_config(split, {"max_steps": 6}), split, resume=True, progress=False)
+    assert _losses(whole) == _losses(split)
+    assert len(_losses(split)) == 6
+    a, b = load_state(whole), load_state(split)
+    assert a["step"] == b["step"] == 6
+    for key in ("G", "D", "G_ema"):
+        for name in a[key]:
+            torch.testing.assert_close(a[key][name], b[key][name], rtol=0, atol=0)
+
+
+def test_epochs_and_minutes_stop_training(tmp_path):
+    record = fit(make_tiny_cfg(max_steps=None, epochs=1.0, log_every=100), tmp_path / "e", progress=False)
+    assert record["step"] == 128 // 16  # one pass over 128 images
+    record = fit(make_tiny_cfg(max_steps=None, max_minutes=1e-6, log_every=2), tmp_path / "m", progress=False)
+    assert record["step"] == 2
+
+
+def test_preview_grid_uses_seeds_zero_to_n(tiny_ckpt):
+    """The fixed-noise grid shows the images of seeds 0..63, the same as `dcgan sample --seeds 0-63`."""
+    cfg = make_tiny_cfg()
+    z = latents_from_seeds(list(range(cfg.train.num_fixed)), cfg.model.z_dim)
+    state = load_state(tiny_ckpt)
+    assert z.shape == (64, 8) and state["config"]["train"]["num_fixed"] == 64
+
+
+def test_nan_losses_stop_with_clear_error_and_keep_last_checkpoint(tmp_path, monkeypatch):
+    import dcgan.trainer as trainer
+
+    calls = {"n": 0}
+    real_g_loss = trainer.g_loss
+
+    def poisoned(logits):
+        calls["n"] += 1
+        loss = real_g_loss(logits)
+        return loss * float("nan") if calls["n"] > 2 else loss
+
+    monkeypatch.setattr(trainer, "g_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match="NaN"):
+        fit(make_tiny_cfg(max_steps=8, checkpoint_every=2), tmp_path, progress=False)
+    G, meta = load_generator(tmp_path)
+    assert meta.info["step"] == 2
+    assert all(torch.isfinite(p).all() for p in G.parameters())
+
+
+def test_ema_decay_ramps_up():
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dcgan", "train",
+           "--dataset", "fake", "--max-images", "128", "--image-size", "16", "--channels", "3", "--z-dim", "8",
+           "--ngf", "8", "--ndf", "8", "--batch-size", "8", "--max-steps", "4", "--log-every", "2",
+           "--sample-every", "4", "--checkpoint-every", "4", "--device", "cpu", "--out", str(out)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    G, meta = load_generator(out)
+    assert meta.info["world_size"] == 2
+    assert meta.info["images_seen"] == 4 * 8 * 2
+    assert [r["step"] for r in rundir.read_jsonl(out / "metrics.jsonl")] == [2, 4]
