@@ -11,6 +11,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,6 +262,25 @@ def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> Run
     return RunConfig.from_dict(values)
 
 
+@contextlib.contextmanager
+def stop_on_signals():
+    """SIGTERM/SIGINT set ``flag["stop"]``: the loop then checkpoints and ends cleanly instead of dying mid-step."""
+    flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag  # signal handlers can only be installed from the main thread
+        return
+
+    def request_stop(signum, frame):
+        flag["stop"] = True
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield flag
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _warnings(stats: dict[str, float], real_diversity: float) -> list[str]:
     out = []
     if stats["D_G_z"] < 0.02 and stats["D_x"] > 0.98:
@@ -269,9 +290,48 @@ def _warnings(stats: dict[str, float], real_diversity: float) -> list[str]:
     return out
 
 
+EVAL_N = 2000  # samples per in-training evaluation: seconds on a CPU, enough to see a class histogram collapse
+
+
+def _eval_classifier(cfg: RunConfig) -> nn.Module | None:
+    """The shipped classifier for the run's data set, or None (in-training metrics then stay off)."""
+    from .classifiers import load_classifier
+    from .errors import CheckpointError
+
+    try:
+        return load_classifier(cfg.data.dataset)
+    except CheckpointError as exc:
+        log.warning("eval_every is set, but no quality metrics will be logged: %s", exc)
+        return None
+
+
+def _evaluate_ema(gan: GAN, cfg: RunConfig, classifier: nn.Module, step: int) -> dict[str, Any]:
+    """Metrics of a BN-recalibrated copy of the EMA generator (as exported), as a metrics.jsonl record.
+
+    Latents come from seeds 0..EVAL_N-1, so neither the global RNG nor the z generator moves: resume stays exact.
+    """
+    from .metrics import collapse_warnings, evaluate
+
+    G = recalibrate_batchnorm(copy.deepcopy(gan.G_ema).float().to(memory_format=torch.contiguous_format), cfg.model.z_dim)
+    result = evaluate(G, cfg.data.dataset, n=EVAL_N, z_dim=cfg.model.z_dim, root=cfg.data.root, classifier=classifier)
+    record = {"step": step, "eval": {"n": EVAL_N, "metrics": result["metrics"], "floor": result["floor"]}}
+    log.info("step %d: %s", step, ", ".join(f"{k} {result['metrics'][k]:.4g} (floor {result['floor'][k]:.4g})"
+                                             for k in ("fid", "precision", "recall") if k in result["metrics"]))
+    warnings = collapse_warnings(result)
+    if warnings:
+        record["warnings"] = warnings
+        log.warning("step %d: %s", step, "; ".join(warnings))
+    return record
+
+
 def fit(cfg: RunConfig, run_dir: Path, *, resume: bool = False, on_log: Callable[[dict[str, Any]], None] | None = None,
         progress: bool = True) -> dict[str, Any]:
-    """Train until a stopping rule fires; rank 0 writes the run directory. Returns the last metrics record."""
+    """Train until a stopping rule or SIGTERM/SIGINT; rank 0 writes the run directory. Returns the last metrics record."""
+    with stop_on_signals() as stop_request:
+        return _train(cfg, Path(run_dir), resume, on_log, progress, stop_request)
+
+
+def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, stop_request: dict[str, bool]) -> dict[str, Any]:
     run_dir = Path(run_dir)
     hw = setup_hardware(cfg)
     is_main = hw.rank == 0
@@ -293,6 +353,7 @@ def fit(cfg: RunConfig, run_dir: Path, *, resume: bool = False, on_log: Callable
     stop_step = _stop_step(cfg, steps_per_epoch)
     deadline = time.monotonic() + cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
     info = {"dataset": cfg.data.dataset, "label_names": data.label_names, "world_size": hw.world_size}
+    classifier = _eval_classifier(cfg) if is_main and cfg.train.eval_every else None
     bar = None
     if is_main and progress:
         from tqdm import tqdm
@@ -311,14 +372,14 @@ def fit(cfg: RunConfig, run_dir: Path, *, resume: bool = False, on_log: Callable
         window_steps += 1
         if bar is not None:
             bar.update(1)
-        stopping = stop_step is not None and step >= stop_step
+        stopping = (stop_step is not None and step >= stop_step) or (stop_request["stop"] and hw.world_size == 1)
         if step % cfg.train.log_every == 0 or stopping:
             stats = (stats_sum / window_steps).tolist()  # the one host sync, every log_every steps
-            if deadline is not None:
-                out_of_time = torch.tensor(float(time.monotonic() > deadline))
+            if deadline is not None or hw.world_size > 1:
+                must_stop = torch.tensor(float(stop_request["stop"] or (deadline is not None and time.monotonic() > deadline)))
                 if hw.world_size > 1:
-                    dist.all_reduce(out_of_time, op=dist.ReduceOp.MAX)  # every rank stops at the same step
-                stopping = stopping or bool(out_of_time)
+                    dist.all_reduce(must_stop, op=dist.ReduceOp.MAX)  # every rank stops at the same step
+                stopping = stopping or bool(must_stop)
             elapsed = time.monotonic() - window_start
             record = {"step": step, "epoch": step / steps_per_epoch, **{k: round(v, 5) for k, v in zip(STAT_NAMES, stats)},
                       "img_per_s": round(window_steps * cfg.train.batch_size * hw.world_size / max(elapsed, 1e-9), 1),
@@ -331,6 +392,9 @@ def fit(cfg: RunConfig, run_dir: Path, *, resume: bool = False, on_log: Callable
                 record["warnings"] = warnings
             if is_main:
                 rundir.append_jsonl(metrics_path, record)
+                if bar is None or bar.disable:  # no live bar (a log file, a subprocess): say it in the log instead
+                    log.info("step %d epoch %.2f lossD %.3f lossG %.3f D(x) %.3f D(G(z)) %.3f %.0f img/s%s", step, record["epoch"],
+                             *stats[:4], record["img_per_s"], "".join(f" WARNING: {w}" for w in warnings))
                 if bar is not None:
                     bar.set_postfix(lossD=f"{stats[0]:.3f}", lossG=f"{stats[1]:.3f}", img_s=f"{record['img_per_s']:.0f}",
                                     warn="; ".join(warnings) or None)
@@ -342,6 +406,11 @@ def fit(cfg: RunConfig, run_dir: Path, *, resume: bool = False, on_log: Callable
             save_png(make_grid(preview(gan.G_ema, fixed_z)), rundir.sample_path(run_dir, step))
         if is_main and (step % cfg.train.checkpoint_every == 0 or stopping):
             save_checkpoint(gan, cfg, run_dir, step, z_gen, hw, {**info, "images_seen": step * cfg.train.batch_size * hw.world_size})
+        if classifier is not None and step % cfg.train.eval_every == 0:
+            eval_record = _evaluate_ema(gan, cfg, classifier, step)
+            rundir.append_jsonl(metrics_path, eval_record)
+            if bar is not None and "warnings" in eval_record:
+                bar.set_postfix_str("; ".join(eval_record["warnings"]))
     if bar is not None:
         bar.close()
     if hw.world_size > 1:

@@ -95,3 +95,26 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert meta.info["world_size"] == 2
     assert meta.info["images_seen"] == 4 * 8 * 2
     assert [r["step"] for r in rundir.read_jsonl(out / "metrics.jsonl")] == [2, 4]
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_exits_cleanly(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "dcgan", "train", "--dataset", "fake", "--max-images", "128", "--image-size", "16",
+           "--z-dim", "8", "--ngf", "8", "--ndf", "8", "--batch-size", "16", "--max-steps", "1000000", "--log-every", "5",
+           "--checkpoint-every", "1000000", "--sample-every", "1000000", "--out", str(out)]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not rundir.read_jsonl(out / "metrics.jsonl") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-2000:]
+    last_logged = rundir.read_jsonl(out / "metrics.jsonl")[-1]["step"]
+    state = load_state(out)
+    assert state["step"] >= last_logged
+    G, meta = load_generator(out)
+    assert meta.info["step"] == state["step"]
