@@ -89,8 +89,13 @@ def test_torchrun_two_processes_gloo(tmp_path):
            "--dataset", "fake", "--max-images", "128", "--image-size", "16", "--channels", "3", "--z-dim", "8",
            "--ngf", "8", "--ndf", "8", "--batch-size", "8", "--max-steps", "4", "--log-every", "2",
            "--sample-every", "4", "--checkpoint-every", "4", "--device", "cpu", "--out", str(out)]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)  # never leave worker processes behind if torchrun hangs
+    assert proc.returncode == 0, stderr[-3000:]
     G, meta = load_generator(out)
     assert meta.info["world_size"] == 2
     assert meta.info["images_seen"] == 4 * 8 * 2
