@@ -9,6 +9,7 @@ from typing import Any
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_DIR = "samples"
+STATUS_FILE = "status.json"
 
 
 def next_run_dir(root: Path, desc: str) -> Path:
@@ -61,3 +62,19 @@ def truncate_jsonl_after(path: Path, step: int) -> None:
     if path.exists():
         kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
         path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+def write_status(run_dir: Path, **fields: Any) -> None:
+    """Atomically record the run's state (running / finished / stopped / failed) for watchers such as the app."""
+    from .checkpoints import atomic_write_bytes
+
+    atomic_write_bytes(json.dumps(fields).encode(), Path(run_dir) / STATUS_FILE)
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """The run's status.json, or {} when missing or unreadable (a run being set up)."""
+    try:
+        status = json.loads((Path(run_dir) / STATUS_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return status if isinstance(status, dict) else {}

@@ -262,7 +262,7 @@ def test_labeled_class_names(generator):
 
     class DigitClassifier(BrightnessClassifier):
         kind = "classes"
-        label_names = ["0", "1"]
+        label_names = ["0 - zero", "1 - one"]  # torchvision's MNIST class names
 
         def predict_proba(self, x):
             bright = super().predict_proba(x)[:, 0]
@@ -271,6 +271,22 @@ def test_labeled_class_names(generator):
     found = dirs.labeled_directions(G, DigitClassifier(G, meta.model.z_dim), n=400)
     assert [(d.name, d.kind) for d in found] == [("digit-0", "class"), ("digit-1", "class")]
     assert float(found[0].vector @ found[1].vector) < -0.9  # one-vs-rest of two classes: opposite boundaries
+
+
+def test_labeled_directions_with_real_mnist_classifier():
+    """On the trained MNIST generator with the shipped classifier, "digit-7" makes sevens more likely."""
+    classifiers = pytest.importorskip("dcgan.classifiers")
+    if not (REAL_GENERATOR.is_file() and classifiers.has_classifier("mnist")):
+        pytest.skip("needs runs/mnist-32/generator.safetensors and the shipped mnist classifier")
+    G, meta = load_generator(REAL_GENERATOR)
+    classifier = classifiers.load_classifier("mnist")
+    found = dirs.labeled_directions(G, classifier, n=1000, names=["digit-7", "1 - one"])
+    assert [(d.name, d.kind) for d in found] == [("digit-7", "class"), ("digit-1", "class")]
+    z = torch.randn(64, meta.model.z_dim, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        before = classifier.predict_proba(G(z))
+        after = classifier.predict_proba(G(dirs.apply_directions(z, found, {"digit-7": 3.0})))
+    assert float(after[:, 7].mean()) > float(before[:, 7].mean()) + 0.2
 
 
 def test_pick_exemplar_seeds_satisfy_stand_in(generator):

@@ -1,0 +1,489 @@
+"""Latent directions for sliders and arithmetic presets: SeFa, GANSpace-style PCA and InterFaceGAN boundaries.
+
+A direction is a unit vector in z; ``z + amount * vector`` moves an image along it. Directions are cached in a
+safetensors file beside their checkpoint, tagged with a fingerprint of the generator's weights.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import numbers
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from .checkpoints import GENERATOR_FILE, GeneratorInfo, _read_header, atomic_write_bytes
+from .errors import CheckpointError, ConfigError, LatentError
+from .latent import latent_from_seed
+from .models import DCGANGenerator, KerasGenerator
+
+log = logging.getLogger(__name__)
+
+KINDS = ("sefa", "pca", "class", "attribute", "concept")
+MAX_AMOUNT = 10.0                    # slider limit; |amount| beyond this leaves the latent distribution entirely
+DIRECTIONS_FILE = "directions.safetensors"
+DIRECTIONS_SUFFIX = ".directions.safetensors"  # x.safetensors -> x.directions.safetensors (registries skip these)
+DIRECTIONS_FORMAT_VERSION = 1
+MAX_DIRECTIONS_BYTES = 64 * 2**20
+BATCH = 256                          # latents per generator/classifier forward pass
+
+# name -> (want_A, want_B, want_C) for the paper's A - B + C; CelebA attribute names as in list_attr_celeba.txt
+ARITHMETIC_PRESETS: dict[str, tuple[dict[str, bool], dict[str, bool], dict[str, bool]]] = {
+    "smiling woman - neutral woman + neutral man": (
+        {"Smiling": True, "Male": False}, {"Smiling": False, "Male": False}, {"Smiling": False, "Male": True}),
+    "man with glasses - man without glasses + woman without glasses": (
+        {"Male": True, "Eyeglasses": True}, {"Male": True, "Eyeglasses": False}, {"Male": False, "Eyeglasses": False}),
+    "blond woman - black-haired woman + black-haired man": (
+        {"Blond_Hair": True, "Male": False}, {"Black_Hair": True, "Male": False}, {"Black_Hair": True, "Male": True}),
+}
+
+
+@dataclass
+class Direction:
+    name: str             # unique key for amounts: "sefa-0", "pca-3", "Smiling", "digit-7", a user concept name
+    vector: torch.Tensor  # float32 [z_dim], unit norm, on the CPU
+    strength: float       # sefa: singular value share; pca: variance share; class/attribute: held-out balanced accuracy
+    kind: str             # one of KINDS
+    label: str = ""       # slider caption, e.g. "SeFa 1 (12.3%)"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+
+def _unit(v: torch.Tensor, what: str) -> torch.Tensor:
+    v = v.detach().double().cpu()
+    norm = float(v.norm())
+    if not math.isfinite(norm) or norm < 1e-8:
+        raise LatentError(f"{what}: direction has zero or non-finite length")
+    return (v / norm).float()
+
+
+def _canonical_sign(v: torch.Tensor) -> torch.Tensor:
+    """Eigen/singular vectors have no sign; make the largest-magnitude entry positive so results are reproducible."""
+    return v if v[v.abs().argmax()] >= 0 else -v
+
+
+def _core(G: nn.Module) -> nn.Module:
+    return getattr(G, "_orig_mod", G)  # torch.compile wrapper
+
+
+def _first_layer(G: nn.Module) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """(W [out_features, z_dim] of G's linear map from z, z [N, z_dim] -> flattened output of G's first block)."""
+    core = _core(G)
+    if isinstance(core, DCGANGenerator):
+        weight = core.main[0].weight  # ConvTranspose2d weight [z_dim, C, 4, 4]: z as a 1x1 image -> C x 4 x 4
+        return weight.detach().flatten(1).T, lambda z: core.main[:3](z[:, :, None, None]).flatten(1)  # after BN+ReLU
+    if isinstance(core, KerasGenerator):
+        return core.project[0].weight.detach(), core.project  # Linear weight [width * 49, z_dim]; Linear+ReLU
+    raise LatentError(f"{type(core).__name__}: directions need a DCGANGenerator or KerasGenerator")
+
+
+def infer_z_dim(G: nn.Module) -> int:
+    return _first_layer(G)[0].shape[1]
+
+
+@contextlib.contextmanager
+def _eval_mode(G: nn.Module) -> Iterator[None]:
+    """Eval mode (BatchNorm running stats, never updated) for the duration, then G's previous mode."""
+    was_training = G.training
+    G.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        G.train(was_training)
+
+
+def _device_dtype(G: nn.Module) -> tuple[torch.device, torch.dtype]:
+    p = next(G.parameters())
+    return p.device, p.dtype
+
+
+def _sample_z(n: int, z_dim: int, seed: int) -> torch.Tensor:
+    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def _check_k(k: int, z_dim: int) -> None:
+    if not 1 <= k <= z_dim:
+        raise ConfigError(f"k: {k} directions; choose 1 to z_dim={z_dim}")
+
+
+def generator_fingerprint(G: nn.Module) -> str:
+    """SHA-256 of G's weights and buffers: tells a directions file which generator it belongs to."""
+    digest = hashlib.sha256()
+    for name, tensor in _core(G).state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# unsupervised directions
+
+def sefa_directions(G: nn.Module, k: int = 10) -> list[Direction]:
+    """Closed-form factorisation (Shen & Zhou 2021): top-k eigenvectors of W^T W for G's first layer W."""
+    W, _ = _first_layer(G)
+    _check_k(k, W.shape[1])
+    eigenvalues, eigenvectors = torch.linalg.eigh(W.double().cpu().T @ W.double().cpu())  # ascending
+    eigenvalues, eigenvectors = eigenvalues.flip(0).clamp_min(0), eigenvectors.flip(1)
+    singular = eigenvalues.sqrt()
+    share = singular / singular.sum()
+    return [Direction(f"sefa-{i}", _unit(_canonical_sign(eigenvectors[:, i]), f"sefa-{i}"), float(share[i]), "sefa",
+                      f"SeFa {i + 1} ({100 * float(share[i]):.1f}%)") for i in range(k)]
+
+
+def _top_components(y: torch.Tensor, k: int, seed: int, iterations: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Randomised SVD of centred y [n, d]: (coordinates [n, k], singular values [k]); seeded, so reproducible."""
+    q = min(k + 10, *y.shape)
+    omega = torch.randn(y.shape[1], q, generator=torch.Generator().manual_seed(seed), dtype=y.dtype)
+    basis = torch.linalg.qr(y @ omega).Q
+    for _ in range(iterations):  # power iterations sharpen the subspace when the spectrum decays slowly
+        basis = torch.linalg.qr(y @ torch.linalg.qr(y.T @ basis).Q).Q
+    u, s, _ = torch.linalg.svd(basis.T @ y, full_matrices=False)
+    return (basis @ u[:, :k]) * s[:k], s[:k]
+
+
+def pca_directions(G: nn.Module, k: int = 10, n: int = 5000, seed: int = 0) -> list[Direction]:
+    """GANSpace-style: PCA of the first block's activations for n latents, regressed back to unit z directions.
+
+    GANSpace's recipe for models whose latent is the input: with PCA coordinates X [n, k] of the activations,
+    solve min_U ||X U - Z||^2; row i of U is the z direction that moves activations along component i.
+    """
+    W, features = _first_layer(G)
+    z_dim = W.shape[1]
+    _check_k(k, z_dim)
+    if n < max(10, 2 * k):
+        raise ConfigError(f"n: {n} latents is too few for {k} PCA directions; use at least {max(10, 2 * k)}")
+    device, dtype = _device_dtype(G)
+    z = _sample_z(n, z_dim, seed)
+    with _eval_mode(G):
+        y = torch.cat([features(zb.to(device, dtype)).float().cpu() for zb in z.split(BATCH)])
+    y -= y.mean(0)
+    total = float(y.square().sum())
+    coords, singular = _top_components(y, min(k, y.shape[1]), seed)
+    del y
+    u = torch.linalg.lstsq(coords.double(), z.double()).solution  # [k, z_dim]
+    share = singular.double().square() / max(total, 1e-30)
+    return [Direction(f"pca-{i}", _unit(_canonical_sign(u[i]), f"pca-{i}"), float(share[i]), "pca",
+                      f"PCA {i + 1} ({100 * float(share[i]):.1f}%)") for i in range(len(share))]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# labelled directions (InterFaceGAN)
+
+def rate_latents(G: nn.Module, classifier: Any, z: torch.Tensor) -> torch.Tensor:
+    """classifier.predict_proba of G(z) for z [N, z_dim]: float32 [N, K] on the CPU."""
+    device, dtype = _device_dtype(G)
+    with _eval_mode(G):
+        return torch.cat([torch.as_tensor(classifier.predict_proba(G(zb.to(device, dtype)))).float().cpu() for zb in z.split(BATCH)])
+
+
+def _direction_name(label_name: str, kind: str) -> str:
+    """"digit-7" for MNIST's class "7 - seven" (or "7"); other labels as they are ("Sneaker", "Smiling")."""
+    first = label_name.split(" ", 1)[0]
+    return f"digit-{first}" if kind == "class" and first.isdigit() else label_name
+
+
+def _label_index(classifier: Any, names: list[str]) -> list[int]:
+    """Columns of predict_proba for label names (or their direction names, such as "digit-7")."""
+    kind = "attribute" if classifier.kind == "attributes" else "class"
+    lookup = {}
+    for i, label in enumerate(classifier.label_names):
+        lookup[label] = lookup[_direction_name(label, kind)] = i
+    unknown = [name for name in names if name not in lookup]
+    if unknown:
+        raise LatentError(f"labels {unknown} are not among the classifier's {list(classifier.label_names)}")
+    return [lookup[name] for name in names]
+
+
+def _fit_boundaries(z: torch.Tensor, p: torch.Tensor, l2: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Independent L2-regularised logistic regressions z -> p[:, j] (soft targets): (weights [D, K], bias [K]).
+
+    Positives are weighted by negative/positive mass, as if the classes were balanced (InterFaceGAN trains on
+    equal numbers of each), so that the boundary through logit 0 suits rare labels too.
+    """
+    z, p = z.double(), p.double().clamp(0, 1)
+    pos_weight = (1 - p).sum(0).clamp_min(1e-3) / p.sum(0).clamp_min(1e-3)
+    weight = torch.zeros(z.shape[1], p.shape[1], dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(p.shape[1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=200, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = nn.functional.binary_cross_entropy_with_logits(z @ weight + bias, p, pos_weight=pos_weight, reduction="none").mean(0).sum()
+        loss = loss + 0.5 * l2 * weight.square().sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return weight.detach(), bias.detach()
+
+
+def _balanced_accuracy(truth: torch.Tensor, pred: torch.Tensor) -> float:
+    rates = [float((pred[truth == c] == c).double().mean()) for c in (False, True) if (truth == c).any()]
+    return sum(rates) / len(rates)
+
+
+def labeled_directions(G: nn.Module, classifier: Any, n: int = 5000, seed: int = 0, names: list[str] | None = None,
+                       *, min_examples: int = 5) -> list[Direction]:
+    """InterFaceGAN: a linear boundary in z per label of ``classifier`` on n generated images; its normal is the direction.
+
+    Classes get one-vs-rest boundaries ("digit-7", "Sneaker"), attributes one each ("Smiling"). Strength is the
+    boundary's balanced accuracy on a held-out fifth of the latents (0.5: chance). Labels with fewer than
+    ``min_examples`` generated images on either side are skipped with a warning.
+    """
+    z_dim = infer_z_dim(G)
+    if n < 20:
+        raise ConfigError(f"n: {n} latents is too few for labelled directions; use at least 20")
+    kind = "attribute" if classifier.kind == "attributes" else "class"
+    columns = _label_index(classifier, list(names) if names is not None else list(classifier.label_names))
+    z = _sample_z(n, z_dim, seed)
+    p = rate_latents(G, classifier, z)[:, columns]
+    n_val = max(1, n // 5)
+    weight, bias = _fit_boundaries(z[:-n_val], p[:-n_val])
+    pred = (z[-n_val:].double() @ weight + bias) > 0
+    out = []
+    for j, col in enumerate(columns):
+        label_name = classifier.label_names[col]
+        positives = int((p[:, j] > 0.5).sum())
+        if min(positives, n - positives) < min_examples:
+            log.warning("%s: %d of %d generated images have it; too few on one side for a boundary, skipped", label_name, positives, n)
+            continue
+        accuracy = _balanced_accuracy(p[-n_val:, j] > 0.5, pred[:, j])
+        name = _direction_name(label_name, kind)
+        caption = name.replace("-", " ") if name != label_name else label_name.replace("_", " ")
+        out.append(Direction(name, _unit(weight[:, j], name), accuracy, kind, f"{caption} (acc {100 * accuracy:.0f}%)"))
+    return out
+
+
+def concept_direction(name: str, positive_z: torch.Tensor, negative_z: torch.Tensor, label: str = "") -> Direction:
+    """A user concept: unit vector from the mean of negative_z [n, z_dim] to the mean of positive_z [m, z_dim]."""
+    if positive_z.ndim != 2 or negative_z.ndim != 2 or not len(positive_z) or not len(negative_z):
+        raise LatentError(f"concept {name!r}: needs latents shaped [n, z_dim] on both sides")
+    return Direction(name, _unit(positive_z.mean(0) - negative_z.mean(0), name), 1.0, "concept", label or name)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# using directions
+
+def condition(direction: Direction, keep_fixed: list[Direction]) -> Direction:
+    """InterFaceGAN conditional manipulation: remove the components along ``keep_fixed`` and renormalise.
+
+    The result keeps the name (it is the same slider, made to leave the fixed attributes alone); a fixed direction
+    of the same name as ``direction`` is ignored, so callers may pass every ticked attribute.
+    """
+    keep_fixed = [d for d in keep_fixed if d.name != direction.name]
+    basis: list[torch.Tensor] = []
+    for other in keep_fixed:  # Gram-Schmidt, skipping fixed directions that depend on earlier ones
+        v = other.vector.double()
+        for b in basis:
+            v = v - (v @ b) * b
+        if float(v.norm()) > 1e-6:
+            basis.append(v / v.norm())
+    v = direction.vector.double()
+    for b in basis:
+        v = v - (v @ b) * b
+    if float(v.norm()) < 1e-6:
+        raise LatentError(f"{direction.name}: lies within the span of {[d.name for d in keep_fixed]}; nothing left after conditioning")
+    fixed = ", ".join(d.name for d in keep_fixed)
+    label = f"{direction.label or direction.name} (fixed: {fixed})" if fixed else direction.label
+    return Direction(direction.name, (v / v.norm()).float(), direction.strength, direction.kind, label)
+
+
+def apply_directions(z: torch.Tensor, directions: list[Direction], amounts: dict[str, float]) -> torch.Tensor:
+    """z [N, z_dim] or [z_dim] plus sum(amount * vector), amounts by direction name, each within ±MAX_AMOUNT."""
+    by_name: dict[str, Direction] = {}
+    for d in directions:
+        by_name.setdefault(d.name, d)
+    delta = torch.zeros(z.shape[-1], dtype=torch.float32)
+    for name, amount in amounts.items():
+        if name not in by_name:
+            raise LatentError(f"direction {name!r} is unknown; known: {sorted(by_name)}")
+        if isinstance(amount, bool) or not isinstance(amount, numbers.Real) or not math.isfinite(amount):
+            raise LatentError(f"direction {name!r}: amount {amount!r} must be a finite number")
+        if abs(amount) > MAX_AMOUNT:
+            raise LatentError(f"direction {name!r}: amount {amount} is beyond ±{MAX_AMOUNT}")
+        vector = by_name[name].vector
+        if vector.shape != (z.shape[-1],):
+            raise LatentError(f"direction {name!r} has {vector.numel()} dims; the latent has {z.shape[-1]}")
+        delta = delta + float(amount) * vector.float().cpu()
+    return z + delta.to(z.device, z.dtype)
+
+
+def _pick(proba: torch.Tensor, columns: list[int], want: list[bool], seeds: list[int], count: int) -> list[int]:
+    p = proba[:, columns].double().clamp(1e-6, 1 - 1e-6)
+    wanted = torch.tensor(want)
+    score = torch.where(wanted, p.log(), (1 - p).log()).sum(1)  # joint log-confidence, labels taken as independent
+    return [seeds[i] for i in score.topk(min(count, len(seeds))).indices.tolist()]
+
+
+def _check_pick(want: dict[str, bool], count: int, search: int) -> None:
+    if not want:
+        raise LatentError("exemplar search needs at least one attribute in `want`")
+    if count < 1 or search < count:
+        raise LatentError(f"count {count} and search {search}: need 1 <= count <= search")
+
+
+def pick_exemplar_seeds(G: nn.Module, classifier: Any, want: dict[str, bool], count: int = 3, search: int = 2000,
+                        seed_start: int = 0, z_dim: int | None = None) -> list[int]:
+    """Seeds among seed_start .. seed_start+search-1 whose images most confidently have/lack each label in ``want``."""
+    return pick_preset_seeds(G, classifier, (want,), count=count, search=search, seed_start=seed_start, z_dim=z_dim)[0]
+
+
+def pick_preset_seeds(G: nn.Module, classifier: Any, wants: tuple[dict[str, bool], ...] | str, *, count: int = 3,
+                      search: int = 2000, seed_start: int = 0, z_dim: int | None = None) -> list[list[int]]:
+    """``pick_exemplar_seeds`` for several groups (or an ARITHMETIC_PRESETS name), rating the searched seeds once."""
+    if isinstance(wants, str):
+        if wants not in ARITHMETIC_PRESETS:
+            raise LatentError(f"preset {wants!r} is not one of {sorted(ARITHMETIC_PRESETS)}")
+        wants = ARITHMETIC_PRESETS[wants]
+    for want in wants:
+        _check_pick(want, count, search)
+    columns = [_label_index(classifier, list(want)) for want in wants]
+    z_dim = z_dim or infer_z_dim(G)
+    seeds = list(range(seed_start, seed_start + search))
+    proba = rate_latents(G, classifier, torch.stack([latent_from_seed(s, z_dim) for s in seeds]))
+    return [_pick(proba, cols, list(want.values()), seeds, count) for cols, want in zip(columns, wants)]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# files
+
+def directions_path(checkpoint_path: Path | str) -> Path:
+    """The directions file of a checkpoint: <dir>/directions.safetensors for a run dir (or its generator file),
+    x.directions.safetensors for any other x.safetensors."""
+    path = Path(checkpoint_path)
+    if path.is_dir():
+        return path / DIRECTIONS_FILE
+    if path.name == GENERATOR_FILE:
+        return path.parent / DIRECTIONS_FILE
+    return path.with_name(path.name.removesuffix(".safetensors") + DIRECTIONS_SUFFIX)
+
+
+def save_directions(directions: list[Direction], path: Path | str, *, fingerprint: str = "") -> None:
+    """Write a directions file atomically: vectors [K, z_dim] float32, names/strengths/kinds/labels as JSON metadata."""
+    if not directions:
+        raise LatentError("no directions to save")
+    names = [d.name for d in directions]
+    if len(set(names)) != len(names):
+        raise LatentError(f"direction names must be unique: {names}")
+    if len({d.vector.numel() for d in directions}) != 1:
+        raise LatentError("directions have different lengths")
+    bad_kinds = sorted({d.kind for d in directions} - set(KINDS))
+    if bad_kinds:
+        raise LatentError(f"direction kinds {bad_kinds} are not among {KINDS}")
+    vectors = torch.stack([d.vector.detach().float().cpu().flatten() for d in directions]).contiguous()
+    entries = [{"name": d.name, "strength": float(d.strength), "kind": d.kind, "label": d.label} for d in directions]
+    metadata = {"format_version": str(DIRECTIONS_FORMAT_VERSION), "content": "dcgan-directions",
+                "directions": json.dumps(entries), "generator_fingerprint": fingerprint}
+    atomic_write_bytes(st_save({"vectors": vectors}, metadata=metadata), Path(path))
+
+
+def load_directions(path: Path | str, *, fingerprint: str | None = None) -> list[Direction]:
+    """Read and validate a directions file; CheckpointError if it is damaged, foreign, or (given ``fingerprint``)
+    computed for a different generator."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such directions file")
+    if path.stat().st_size > MAX_DIRECTIONS_BYTES:
+        raise CheckpointError(f"{path}: larger than the {MAX_DIRECTIONS_BYTES // 2**20} MB limit for a directions file")
+    data = path.read_bytes()
+    metadata = _read_header(data, path).get("__metadata__") or {}
+    if metadata.get("content") != "dcgan-directions":
+        raise CheckpointError(f"{path}: not a directions file (no 'content: dcgan-directions' metadata)")
+    if metadata.get("format_version") != str(DIRECTIONS_FORMAT_VERSION):
+        raise CheckpointError(f"{path}: format_version {metadata.get('format_version')}, expected {DIRECTIONS_FORMAT_VERSION}")
+    if fingerprint is not None and metadata.get("generator_fingerprint") != fingerprint:
+        raise CheckpointError(f"{path}: computed for another generator (its weights changed); recompute with `dcgan directions`")
+    try:
+        vectors = st_load(data)["vectors"]
+        entries = json.loads(metadata["directions"])
+    except (SafetensorError, ValueError, RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: damaged directions file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(entries, list) or vectors.ndim != 2 or len(entries) != len(vectors) or vectors.dtype != torch.float32:
+        raise CheckpointError(f"{path}: metadata lists {len(entries) if isinstance(entries, list) else '?'} directions for vectors {tuple(vectors.shape)}")
+    out = []
+    for entry, vector in zip(entries, vectors):
+        ok = (isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry.get("kind") in KINDS
+              and isinstance(entry.get("label", ""), str) and isinstance(entry.get("strength"), (int, float))
+              and math.isfinite(entry["strength"]))
+        if not ok:
+            raise CheckpointError(f"{path}: bad direction entry {entry!r}")
+        if not torch.isfinite(vector).all() or abs(float(vector.norm()) - 1) > 1e-3:
+            raise CheckpointError(f"{path}: direction {entry['name']!r} is not a finite unit vector")
+        out.append(Direction(entry["name"], vector.clone(), float(entry["strength"]), entry["kind"], entry.get("label", "")))
+    if len({d.name for d in out}) != len(out):
+        raise CheckpointError(f"{path}: direction names repeat")
+    return out
+
+
+def _shipped_classifier(dataset: str | None, *, load: bool = True) -> Any:
+    """dcgan.classifiers' classifier for ``dataset`` (with load=False: whether one exists); None/False if none.
+
+    dcgan.classifiers is imported here, not at the top, so directions work in installs without it.
+    """
+    if not dataset:
+        return None if load else False
+    try:
+        from . import classifiers
+    except ModuleNotFoundError as exc:
+        log.info("no classifiers module (%s); no labelled directions", exc)
+        return None if load else False
+    if not load:
+        return classifiers.has_classifier(dataset)
+    try:
+        return classifiers.load_classifier(dataset)
+    except CheckpointError as exc:
+        log.info("no classifier for %s (%s); no labelled directions", dataset, exc)
+        return None
+
+
+def compute_directions(G: nn.Module, info: GeneratorInfo, *, k: int = 10, n: int = 5000, classifier: Any = None,
+                       labeled: bool = True) -> list[Direction]:
+    """SeFa and PCA directions, plus labelled ones (unless ``labeled`` is False) when ``classifier`` is given or
+    ``dcgan.classifiers`` has one for the checkpoint's data set. k is capped at z_dim."""
+    k = min(k, infer_z_dim(G))
+    directions = sefa_directions(G, k) + pca_directions(G, k, n)
+    if labeled and classifier is None:
+        classifier = _shipped_classifier(info.info.get("dataset") if isinstance(info.info, dict) else None)
+    if labeled and classifier is not None:
+        directions += labeled_directions(G, classifier, n)
+    return directions
+
+
+def load_or_compute_directions(checkpoint_path: Path | str, G: nn.Module, info: GeneratorInfo) -> list[Direction]:
+    """The directions file beside the checkpoint if it matches G; else compute them and try to save them there.
+
+    A cached file without labelled directions is recomputed once a classifier for the data set has appeared.
+    """
+    path = directions_path(checkpoint_path)
+    fingerprint = generator_fingerprint(G)
+    if path.exists():
+        try:
+            directions = load_directions(path, fingerprint=fingerprint)
+            labeled = any(d.kind in ("class", "attribute") for d in directions)
+            dataset = info.info.get("dataset") if isinstance(info.info, dict) else None
+            if any(d.vector.numel() != info.model.z_dim for d in directions):
+                log.warning("%s: directions do not match z_dim %d; recomputing", path, info.model.z_dim)
+            elif labeled or not _shipped_classifier(dataset, load=False):
+                return directions
+            else:
+                log.info("%s: a classifier for %s is now available; recomputing with labelled directions", path, dataset)
+        except CheckpointError as exc:
+            log.warning("%s; recomputing", exc)
+    directions = compute_directions(G, info)
+    try:
+        save_directions(directions, path, fingerprint=fingerprint)
+    except CheckpointError as exc:  # a read-only checkpoint folder only costs recomputation next time
+        log.info("directions not cached: %s", exc)
+    return directions
