@@ -327,8 +327,23 @@ def _evaluate_ema(gan: GAN, cfg: RunConfig, classifier: nn.Module, step: int) ->
 def fit(cfg: RunConfig, run_dir: Path, *, resume: bool = False, on_log: Callable[[dict[str, Any]], None] | None = None,
         progress: bool = True) -> dict[str, Any]:
     """Train until a stopping rule or SIGTERM/SIGINT; rank 0 writes the run directory. Returns the last metrics record."""
-    with stop_on_signals() as stop_request:
-        return _train(cfg, Path(run_dir), resume, on_log, progress, stop_request)
+    run_dir = Path(run_dir)
+    is_main = int(os.environ.get("RANK", 0)) == 0
+    started = {"pid": os.getpid(), "started": time.time(), "resumed": resume}
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        rundir.write_status(run_dir, state="running", **started)
+    try:
+        with stop_on_signals() as stop_request:
+            record = _train(cfg, run_dir, resume, on_log, progress, stop_request)
+    except BaseException as exc:
+        if is_main:
+            rundir.write_status(run_dir, state="failed", error=f"{type(exc).__name__}: {exc}", ended=time.time(), **started)
+        raise
+    if is_main:
+        rundir.write_status(run_dir, state="stopped" if stop_request["stop"] else "finished", step=record.get("step"),
+                            ended=time.time(), **started)
+    return record
 
 
 def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, stop_request: dict[str, bool]) -> dict[str, Any]:

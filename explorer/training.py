@@ -1,0 +1,299 @@
+"""Training runs started from the app, and a watcher for any run directory (the app's or one written from the CLI).
+
+Runs are `python -m dcgan train` subprocesses writing to `runs/<name>`: the UI and the trainer share files, never
+memory, so the web server stays responsive and a run survives a page reload. Nothing here imports gradio.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from dcgan import rundir
+from dcgan.checkpoints import GENERATOR_FILE, STATE_FILE
+from dcgan.config import ModelConfig
+from dcgan.errors import ConfigError, DCGANError
+from dcgan.images import save_gif
+
+LOG_FILE = "train.log"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
+MAX_TIMELAPSE_FRAMES = 120
+
+
+class TrainingError(DCGANError):
+    """A training request the app refuses (limits, unknown run, bad settings)."""
+
+
+@dataclass
+class TrainSettings:
+    """What the Train tab asks for; every field is checked by TrainingManager.check."""
+    dataset: str = "mnist"
+    arch: str = "dcgan"
+    image_size: int = 32
+    width: int = 32            # ngf = ndf
+    batch_size: int = 64
+    minutes: float | None = 5.0
+    epochs: float | None = None
+    max_steps: int | None = None
+    folder: str = ""           # only for dataset "folder", and only when the app allows folder paths
+    sample_every: int = 50
+    eval_every: int = 0
+
+
+@dataclass
+class TrainingLimits:
+    max_concurrent: int = 1       # training runs at once per app
+    max_minutes: float = 120.0    # cap on any run's wall-clock budget (lower it on a public Space)
+    allow_folders: bool = True    # False in public mode: users may not name folders on the server
+    max_batch_size: int = 512
+    max_image_size: int = 128
+
+
+DATA_CHECKS = {  # data set -> (folder under the data root, a file that must exist there)
+    "mnist": ("", "MNIST/raw/train-images-idx3-ubyte"),
+    "fashion-mnist": ("", "FashionMNIST/raw/train-images-idx3-ubyte"),
+    "cifar10": ("", "cifar-10-batches-py/data_batch_1"),
+    "celeba": ("celeba10k", "celeba10k/list_attr_celeba.txt"),
+}
+
+
+class TrainingManager:
+    def __init__(self, runs_dir: Path, data_root: Path, limits: TrainingLimits | None = None):
+        self.runs_dir = Path(runs_dir)
+        self.data_root = Path(data_root)
+        self.limits = limits or TrainingLimits()
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._attached: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    # -- what can be trained ---------------------------------------------------------------------------------
+
+    def available_datasets(self) -> list[str]:
+        """Data sets present offline under the data root (plus "folder" where folder paths are allowed)."""
+        found = [name for name, (_, marker) in DATA_CHECKS.items() if (self.data_root / marker).exists()]
+        return found + (["folder"] if self.limits.allow_folders else [])
+
+    def check(self, s: TrainSettings) -> list[str]:
+        """Validate settings against the data and the limits; returns the `dcgan train` arguments."""
+        if s.dataset not in self.available_datasets():
+            raise TrainingError(f"dataset {s.dataset!r} is not available here; choose from {self.available_datasets()}")
+        try:
+            ModelConfig(arch=s.arch, image_size=s.image_size, channels=3, ngf=s.width, ndf=s.width).validate()
+        except ConfigError as exc:
+            raise TrainingError(str(exc)) from exc
+        if s.image_size > self.limits.max_image_size:
+            raise TrainingError(f"image size {s.image_size} is above this app's limit of {self.limits.max_image_size}")
+        if not 1 <= s.batch_size <= self.limits.max_batch_size:
+            raise TrainingError(f"batch size {s.batch_size} must be between 1 and {self.limits.max_batch_size}")
+        if not (s.minutes or s.epochs or s.max_steps):
+            raise TrainingError("give a budget: minutes, epochs or steps")
+        minutes = min(s.minutes or self.limits.max_minutes, self.limits.max_minutes)
+        if not 0 < minutes <= self.limits.max_minutes or any(v is not None and not 0 < v < 1e7 for v in (s.epochs, s.max_steps)):
+            raise TrainingError("minutes, epochs and steps must be positive")
+        args = ["--dataset", s.dataset, "--arch", s.arch, "--image-size", str(s.image_size), "--ngf", str(s.width),
+                "--ndf", str(s.width), "--batch-size", str(s.batch_size), "--max-minutes", str(minutes),
+                "--sample-every", str(max(1, int(s.sample_every))), "--log-every", "10",
+                "--checkpoint-every", str(max(50, int(s.sample_every) * 4)), "--eval-every", str(max(0, int(s.eval_every)))]
+        if s.dataset == "folder":
+            folder = Path(s.folder).expanduser()
+            if not s.folder or not folder.is_dir():
+                raise TrainingError(f"folder {s.folder!r} is not a folder on this machine")
+            args += ["--data-root", str(folder.resolve())]
+        else:
+            args += ["--data-root", str(self.data_root / DATA_CHECKS[s.dataset][0])]
+        args += ["--epochs", str(s.epochs)] if s.epochs else []
+        args += ["--max-steps", str(int(s.max_steps))] if s.max_steps else []
+        return args
+
+    # -- start, stop, resume ------------------------------------------------------------------------------------
+
+    def _running(self) -> list[str]:
+        return [name for name, proc in self._procs.items() if proc.poll() is None]
+
+    def _launch(self, name: str, args: list[str]) -> None:
+        running = self._running()
+        if len(running) >= self.limits.max_concurrent:
+            raise TrainingError(f"{', '.join(running)} is still training and this app runs {self.limits.max_concurrent} "
+                                "run(s) at a time: stop it or wait for it to finish")
+        run_dir = self.runs_dir / name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))  # leave a core for the web server
+        with open(run_dir / LOG_FILE, "ab") as log_file:
+            self._procs[name] = subprocess.Popen([sys.executable, "-m", "dcgan", "train", *args], stdout=log_file,
+                                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def start(self, settings: TrainSettings) -> str:
+        """Start a run in a subprocess; returns its name (a folder under runs_dir)."""
+        args = self.check(settings)
+        with self._lock:
+            name = rundir.next_run_dir(self.runs_dir, f"{settings.dataset}-{settings.image_size}").name
+            self._launch(name, [*args, "--out", str(self.runs_dir / name)])
+        return name
+
+    def resume(self, name: str, minutes: float | None = None) -> str:
+        """Continue a stopped or finished run exactly where its last checkpoint left it."""
+        run_dir = self.run_dir(name, own=True)
+        if not (run_dir / STATE_FILE).exists():
+            raise TrainingError(f"{name} has no checkpoint to resume from yet")
+        minutes = min(minutes or self.limits.max_minutes, self.limits.max_minutes)
+        with self._lock:
+            if name in self._running():
+                raise TrainingError(f"{name} is already training")
+            self._launch(name, ["--resume", str(run_dir), "--max-minutes", str(minutes)])
+        return name
+
+    def stop(self, name: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Ask the trainer to checkpoint and exit (SIGTERM), wait for it, and return the final status."""
+        self.run_dir(name, own=True)
+        proc = self._procs.get(name)
+        if proc is None or proc.poll() is not None:
+            raise TrainingError(f"{name} is not training")
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the trainer ignored the request: the last checkpoint stays valid
+            proc.wait()
+        return self.status(name)
+
+    def close(self) -> None:
+        """Stop every run this manager started (used when the app shuts down)."""
+        for name in self._running():
+            self.stop(name)
+
+    # -- watching ------------------------------------------------------------------------------------------------
+
+    def attach(self, path: str | Path) -> str:
+        """Watch, read-only, a run directory written by `dcgan train` elsewhere (e.g. a GPU box's shared folder)."""
+        if not self.limits.allow_folders:
+            raise TrainingError("this app does not accept folder paths (public mode)")
+        run_dir = Path(path).expanduser().resolve()
+        if not (run_dir / rundir.CONFIG_FILE).exists() and not (run_dir / rundir.METRICS_FILE).exists():
+            raise TrainingError(f"{run_dir} is not a run directory (no config.json or metrics.jsonl)")
+        name = f"attached-{run_dir.name}"
+        self._attached[name] = run_dir
+        return name
+
+    def run_dir(self, name: str, *, own: bool = False) -> Path:
+        """The folder of a run by name; names are never paths, so nothing outside runs_dir can be reached."""
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+            raise TrainingError(f"{name!r} is not a run name")
+        if name in self._attached:
+            if own:
+                raise TrainingError(f"{name} is attached read-only; start, stop and resume it where it was started")
+            return self._attached[name]
+        run_dir = self.runs_dir / name
+        if not run_dir.is_dir():
+            raise TrainingError(f"no run named {name!r}")
+        return run_dir
+
+    def list_runs(self) -> list[str]:
+        own = sorted(p.name for p in self.runs_dir.glob("*") if p.is_dir() and NAME_PATTERN.fullmatch(p.name)) if self.runs_dir.is_dir() else []
+        return own + sorted(self._attached)
+
+    def status(self, name: str) -> dict[str, Any]:
+        run_dir = self.run_dir(name)
+        status = watch_run(run_dir)
+        proc = self._procs.get(name)
+        if proc is not None:
+            code = proc.poll()
+            if code is None:
+                status["state"] = "running"
+            elif code != 0 or status["state"] == "running":
+                status.update(state="failed", exit_code=code, log_tail=log_tail(run_dir))
+        status["name"] = name
+        return status
+
+
+def _pid_alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, TypeError):
+        return False
+    return True
+
+
+def log_tail(run_dir: Path, lines: int = 20) -> str:
+    try:
+        text = (Path(run_dir) / LOG_FILE).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.replace("\r", "\n").splitlines()[-lines:])
+
+
+def _eta_seconds(config: dict[str, Any], status: dict[str, Any], last: dict[str, Any]) -> float | None:
+    train = config.get("train", {})
+    etas = []
+    if last and last.get("img_per_s") and last.get("epoch"):
+        steps_per_epoch = last["step"] / last["epoch"]
+        targets = [train.get("max_steps")] + [train["epochs"] * steps_per_epoch if train.get("epochs") else None]
+        targets = [t for t in targets if t]
+        if targets:
+            steps_per_s = last["img_per_s"] / max(1, train.get("batch_size", 1))
+            etas.append((min(targets) - last["step"]) / max(steps_per_s, 1e-9))
+    if train.get("max_minutes") and status.get("started"):
+        etas.append(status["started"] + train["max_minutes"] * 60 - time.time())
+    return max(0.0, min(etas)) if etas else None
+
+
+def watch_run(run_dir: Path) -> dict[str, Any]:
+    """Everything the Train tab shows about a run, from its files alone; tolerates files being written right now."""
+    run_dir = Path(run_dir)
+    records = rundir.read_jsonl(run_dir / rundir.METRICS_FILE)
+    losses = [r for r in records if "lossD" in r]
+    evals = [r for r in records if "eval" in r]
+    last = losses[-1] if losses else {}
+    samples = rundir.list_samples(run_dir)
+    file_status = rundir.read_status(run_dir)
+    try:
+        import json
+
+        config = json.loads((run_dir / rundir.CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        config = {}
+    state = file_status.get("state", "starting" if not losses else "unknown")
+    if state == "running" and file_status.get("pid") and not _pid_alive(file_status["pid"]):
+        state = "dead"
+    warnings = list(dict.fromkeys(w for r in records[-5:] for w in r.get("warnings", [])))
+    if state == "dead":
+        warnings.append(f"the training process ({file_status.get('pid')}) is gone without finishing; resume continues from the last checkpoint")
+    return {
+        "state": state, "run_dir": str(run_dir), "step": last.get("step", 0), "epoch": last.get("epoch", 0.0),
+        "img_per_s": last.get("img_per_s"), "images_seen": last.get("images_seen", 0),
+        "eta_s": _eta_seconds(config, file_status, last) if state in ("running", "starting") else None,
+        "latest_grid": str(samples[-1][1]) if samples else None, "samples": [(s, str(p)) for s, p in samples],
+        "losses": losses, "last_metrics": evals[-1]["eval"] if evals else None, "warnings": warnings,
+        "has_generator": (run_dir / GENERATOR_FILE).exists(), "error": file_status.get("error"),
+        "log_tail": log_tail(run_dir) if state in ("failed", "dead") else "",
+    }
+
+
+def timelapse_gif(run_dir: Path, out_path: Path, *, fps: float = 8.0) -> Path:
+    """A GIF of every preview grid saved so far (evenly thinned to MAX_TIMELAPSE_FRAMES)."""
+    samples = rundir.list_samples(run_dir)
+    if not samples:
+        raise TrainingError(f"{Path(run_dir).name} has no preview grids yet")
+    picks = np.unique(np.linspace(0, len(samples) - 1, min(len(samples), MAX_TIMELAPSE_FRAMES)).round().astype(int))
+    frames = []
+    for i in picks:
+        try:
+            with Image.open(samples[i][1]) as img:
+                frames.append(np.asarray(img.convert("RGB")))
+        except OSError:
+            continue  # a grid being written right now
+    if not frames:
+        raise TrainingError("no readable preview grids yet")
+    size = frames[-1].shape
+    save_gif(np.stack([f for f in frames if f.shape == size]), Path(out_path), fps=fps)
+    return Path(out_path)

@@ -1,0 +1,90 @@
+"""The Train tab's back end: settings checks, the run-directory watcher, and a real start/stop/resume cycle."""
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dcgan import rundir
+from dcgan.checkpoints import load_generator
+from explorer.training import TrainingError, TrainingLimits, TrainingManager, TrainSettings, timelapse_gif, watch_run
+from tests.conftest import SHARED_DATA, shared_data_or_skip
+
+
+def _manager(tmp_path, **limits):
+    return TrainingManager(tmp_path / "runs", SHARED_DATA, TrainingLimits(**limits))
+
+
+def test_settings_are_checked(tmp_path):
+    shared_data_or_skip("MNIST")
+    m = _manager(tmp_path, max_minutes=10, allow_folders=False)
+    assert "mnist" in m.available_datasets() and "folder" not in m.available_datasets()
+    args = m.check(TrainSettings(dataset="mnist", minutes=500))
+    assert args[args.index("--max-minutes") + 1] == "10"  # capped by the app's limit
+    for bad in (TrainSettings(dataset="imagenet"), TrainSettings(image_size=48), TrainSettings(batch_size=0),
+                TrainSettings(minutes=None), TrainSettings(dataset="folder", folder="/etc")):
+        with pytest.raises(TrainingError):
+            m.check(bad)
+    with pytest.raises(TrainingError, match="public mode"):
+        m.attach(tmp_path)
+
+
+def test_run_names_cannot_escape_runs_dir(tmp_path):
+    m = _manager(tmp_path)
+    (tmp_path / "runs").mkdir()
+    for bad in ("../etc", "/etc", "a/b", "", ".hidden", "x" * 200):
+        with pytest.raises(TrainingError):
+            m.run_dir(bad)
+    with pytest.raises(TrainingError, match="no run named"):
+        m.status("00042-nothing")
+
+
+def test_watcher_tolerates_half_written_files_and_dead_processes(tmp_path):
+    run = tmp_path / "run"
+    assert watch_run(run)["state"] == "starting"  # nothing there yet
+    (run / "samples").mkdir(parents=True)
+    (run / "config.json").write_text('{"train": {"max_steps": 100, "batch_si')  # being written
+    good = {"step": 10, "epoch": 0.5, "lossD": 1.0, "lossG": 2.0, "D_x": 0.5, "D_G_z": 0.4, "img_per_s": 100.0}
+    (run / "metrics.jsonl").write_text(json.dumps(good) + "\n" + '{"step": 20, "lossD": 0.')
+    (run / "samples" / "step-0000010.png").write_bytes(b"\x89PNG half")
+    rundir.write_status(run, state="running", pid=2**22 + 12345, started=time.time())  # no such process
+    status = watch_run(run)
+    assert status["state"] == "dead" and status["step"] == 10 and len(status["losses"]) == 1
+    assert any("gone" in w for w in status["warnings"])
+    with pytest.raises(TrainingError):
+        timelapse_gif(run, tmp_path / "t.gif")  # the only grid is unreadable
+
+
+def test_timelapse_gif_has_one_frame_per_grid(tmp_path):
+    import imageio.v3 as iio
+
+    (tmp_path / "samples").mkdir()
+    for step in (5, 10, 15):
+        Image.fromarray(np.full((20, 20, 3), step * 10, np.uint8)).save(rundir.sample_path(tmp_path, step))
+    gif = timelapse_gif(tmp_path, tmp_path / "t.gif")
+    assert iio.imread(gif, index=None).shape[0] == 3
+
+
+@pytest.mark.slow
+def test_start_watch_stop_resume_a_real_run(tmp_path):
+    shared_data_or_skip("MNIST")
+    m = _manager(tmp_path, max_concurrent=1)
+    name = m.start(TrainSettings(dataset="mnist", image_size=16, width=8, batch_size=32, minutes=5, sample_every=5))
+    with pytest.raises(TrainingError, match="at a time"):
+        m.start(TrainSettings(dataset="mnist", image_size=16, width=8, batch_size=32, minutes=5))
+    deadline = time.monotonic() + 240
+    while (not m.status(name)["latest_grid"] or not m.status(name)["losses"]) and time.monotonic() < deadline:
+        assert m.status(name)["state"] in ("starting", "running", "unknown"), m.status(name)
+        time.sleep(0.5)
+    status = m.stop(name)
+    assert status["state"] == "stopped", status
+    stopped_at = json.loads((tmp_path / "runs" / name / "status.json").read_text())["step"]
+    assert load_generator(tmp_path / "runs" / name)[1].info["step"] == stopped_at
+    m.resume(name, minutes=0.05)
+    while m.status(name)["state"] == "running" and time.monotonic() < deadline + 120:
+        time.sleep(0.5)
+    final = m.status(name)
+    assert final["state"] == "finished", final
+    assert final["step"] > stopped_at
+    assert load_generator(tmp_path / "runs" / name)[1].info["step"] == final["step"]
