@@ -1,0 +1,156 @@
+"""Turn a training run into a shipped generator: checkpoints/<name>/ with generator.safetensors (EMA, BN recalibrated,
+fp16), samples.png (seeds 0-63), metrics.json (`dcgan eval`, n samples, with real floors), directions.safetensors
+and a README.md model card whose front matter repeats the generator's metadata.
+
+Example:
+  python tools/ship_checkpoint.py runs/mnist-32 checkpoints/mnist --data-root ../shared/data \
+      --title "MNIST digits" --license cc-by-sa-3.0 --data-license "CC BY-SA 3.0 (LeCun, Cortes, Burges)" \
+      --command "dcgan train --dataset mnist --data-root ../shared/data --max-minutes 22 --out runs/mnist-32"
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from dcgan import rundir
+from dcgan.checkpoints import GENERATOR_FILE, load_generator, load_state, save_generator
+from dcgan.config import RunConfig
+from dcgan.directions import compute_directions, directions_path, generator_fingerprint, save_directions
+from dcgan.images import make_grid, save_png
+from dcgan.latent import latents_from_seeds
+from dcgan.metrics import evaluate
+from dcgan.models import build_generator, num_params, recalibrate_batchnorm
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def training_minutes(run_dir: Path) -> float:
+    """Compute time from the log: each record covers (images since the last record) / img_per_s seconds."""
+    records = [r for r in rundir.read_jsonl(run_dir / rundir.METRICS_FILE) if "img_per_s" in r]
+    seconds, previous = 0.0, 0
+    for r in records:
+        seconds += (r["images_seen"] - previous) / max(r["img_per_s"], 1e-9)
+        previous = r["images_seen"]
+    return seconds / 60
+
+
+def metric_rows(result: dict) -> str:
+    rows = []
+    for key, value in result["metrics"].items():
+        floor = result["floor"][key]
+        ratio = f"{value / floor:.2f}" if abs(floor) > 1e-6 else "—"
+        rows.append(f"| {key} | {value:.4g} | {floor:.4g} | {ratio} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", type=Path, help="training run directory (state.pt)")
+    p.add_argument("out_dir", type=Path, help="shipped folder, e.g. checkpoints/mnist")
+    p.add_argument("--data-root", default="", help="data root for the metrics' real images")
+    p.add_argument("--n", type=int, default=10000, help="samples for the metrics")
+    p.add_argument("--title", required=True, help="model card title")
+    p.add_argument("--license", required=True, help="license id for the card's front matter (the data's terms apply)")
+    p.add_argument("--data-license", required=True, help="the training data's license in words")
+    p.add_argument("--command", action="append", default=[], help="command line used (repeat for resumes)")
+    p.add_argument("--hardware", default=f"{cpu_name()}, 2 cores shared with other jobs, 1 torch thread, bf16 autocast",
+                   help="where it was trained")
+    p.add_argument("--notes", default="", help="extra paragraph for the card")
+    args = p.parse_args()
+
+    state = load_state(args.run_dir)
+    cfg = RunConfig.from_dict(state["config"])
+    G = build_generator(cfg.model)
+    G.load_state_dict(state["G_ema"])
+    recalibrate_batchnorm(G, cfg.model.z_dim)
+    images_seen = state["step"] * cfg.train.batch_size
+    minutes = training_minutes(args.run_dir)
+    epochs = [r for r in rundir.read_jsonl(args.run_dir / rundir.METRICS_FILE) if "epoch" in r][-1]["epoch"]
+    source_info = load_generator(args.run_dir)[1].info
+    info = {"dataset": cfg.data.dataset, "step": state["step"], "images_seen": images_seen, "label_names": source_info.get("label_names"),
+            "training_minutes": round(minutes, 1), "hardware": args.hardware, "commands": args.command, "license": args.license}
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    gen_path = args.out_dir / GENERATOR_FILE
+    save_generator(G, gen_path, model=cfg.model, info=info, dtype=torch.float16)
+    G, meta = load_generator(gen_path)  # what users get: fp16 weights back in fp32
+
+    with torch.no_grad():
+        save_png(make_grid(G(latents_from_seeds(list(range(64)), cfg.model.z_dim)), nrow=8), args.out_dir / "samples.png")
+    result = evaluate(G, cfg.data.dataset, n=args.n, z_dim=cfg.model.z_dim, root=args.data_root)
+    (args.out_dir / "metrics.json").write_text(json.dumps(result, indent=1))
+    directions = compute_directions(G, meta)
+    save_directions(directions, directions_path(gen_path), fingerprint=generator_fingerprint(G))
+
+    m = cfg.model
+    commands = "\n".join(args.command) or "(not recorded)"
+    card = f"""---
+license: {args.license}
+library_name: dcgan-explorer
+dataset: {cfg.data.dataset}
+arch: {m.arch}
+image_size: {m.image_size}
+channels: {m.channels}
+z_dim: {m.z_dim}
+ngf: {m.ngf}
+ndf: {m.ndf}
+step: {state['step']}
+images_seen: {images_seen}
+---
+# {args.title}
+
+A DCGAN generator trained with this project's own CLI on real data; explore it with `python app.py`.
+
+![64 samples, seeds 0-63](samples.png)
+
+*Seeds 0-63: `dcgan sample {args.out_dir} --seeds 0-63 --out grid.png` reproduces this grid.*
+
+| | |
+|---|---|
+| data | `{cfg.data.dataset}`, {args.data_license} |
+| architecture | `{m.arch}` (the paper's all-convolutional DCGAN), {m.image_size}x{m.image_size}x{m.channels}, z_dim {m.z_dim}, ngf {m.ngf}, ndf {m.ndf}; G has {num_params(G):,} parameters |
+| training | batch {cfg.train.batch_size}, Adam lr {cfg.train.lr} betas ({cfg.train.beta1}, {cfg.train.beta2}), EMA {cfg.train.ema_decay} (shipped: EMA weights, BatchNorm recalibrated, eval mode, fp16 storage) |
+| length | {state['step']:,} generator steps, {images_seen:,} images seen ({epochs:.1f} epochs) |
+| time and hardware | {minutes:.0f} minutes of training on {args.hardware} |
+
+Command lines used (the run was resumed exactly with `--resume` where there are several):
+
+```
+{commands}
+```
+
+## Quality (`dcgan eval {args.out_dir} --n {args.n}`)
+
+Metrics on the features of the project's shipped {cfg.data.dataset} classifier, {args.n} samples (seeds 0-{args.n - 1}) against
+{result['floor_n']['reference']} training images. The real floor is the same metric for {result['floor_n']['held_out']} held-out
+real images: the best a generator that has not memorised its data can expect. For fid/kid lower is better; for the
+others, closer to the floor is better.
+
+| metric | generator | real floor | ratio |
+|---|---|---|---|
+{metric_rows(result)}
+
+{args.notes}
+
+## License
+
+The weights are derived from {cfg.data.dataset} and follow its terms: {args.data_license}.
+"""
+    (args.out_dir / "README.md").write_text(card)
+    print(f"{args.out_dir}: step {state['step']}, {gen_path.stat().st_size / 2**20:.1f} MB, fid {result['metrics'].get('fid', float('nan')):.3g} "
+          f"(floor {result['floor'].get('fid', float('nan')):.3g})")
+
+
+if __name__ == "__main__":
+    main()
