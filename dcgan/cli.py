@@ -174,7 +174,7 @@ def cmd_eval(args) -> int:
     print(f"{'metric':<{width}}  {'value':>10}  {'real floor':>10}  {'ratio':>8}")
     for key, value in result["metrics"].items():
         floor = result["floor"][key]
-        ratio = f"{value / floor:8.2f}" if floor else f"{'-':>8}"
+        ratio = f"{value / floor:8.2f}" if floor > 0 else f"{'-':>8}"  # KID's unbiased floor can dip below 0
         print(f"{key:<{width}}  {value:10.4g}  {floor:10.4g}  {ratio}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -230,4 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except DCGANError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unwritable folder, a full disk: the environment, not a bug
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2

@@ -360,6 +360,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
     step = _load_checkpoint(gan, load_state(run_dir / STATE_FILE), z_gen, hw) if resume else 0
     metrics_path = run_dir / rundir.METRICS_FILE
     if is_main:
+        for stale in run_dir.glob(".*.tmp"):  # temp files of a write that was killed midway; the real files are intact
+            stale.unlink(missing_ok=True)
         (run_dir / rundir.SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
         (run_dir / rundir.CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
         rundir.truncate_jsonl_after(metrics_path, step) if resume else metrics_path.write_text("")

@@ -1,0 +1,60 @@
+"""Faults: SIGKILL at random moments (checkpoint writes included), unwritable output folders."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dcgan import rundir
+from dcgan.checkpoints import load_generator, load_state
+from dcgan.cli import main
+
+TINY = ["--dataset", "fake", "--max-images", "256", "--image-size", "16", "--z-dim", "8", "--ngf", "8", "--ndf", "8",
+        "--batch-size", "16", "--log-every", "1", "--sample-every", "1", "--checkpoint-every", "1"]
+
+
+@pytest.mark.slow
+def test_sigkill_twenty_times_always_resumes_from_a_complete_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    rng = random.Random(0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    last_step = 0
+    for attempt in range(20):
+        args = ["--resume", str(run)] if (run / "state.pt").exists() else [*TINY, "--out", str(run)]
+        proc = subprocess.Popen([sys.executable, "-m", "dcgan", "train", *args, "--max-steps", "100000"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 90
+        while rundir.read_status(run).get("pid") != proc.pid and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.3, 2.5))  # checkpoints are written every step: many kills land inside a write
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+        if not (run / "state.pt").exists():
+            continue  # killed before the first checkpoint: the next attempt starts afresh
+        state = load_state(run)  # never a half-written file
+        G, meta = load_generator(run)
+        assert state["step"] >= last_step
+        assert 0 < meta.info["step"] <= state["step"]  # state.pt is written first, then the generator
+        last_step = state["step"]
+    assert last_step > 0
+    assert main(["train", "--resume", str(run), "--max-steps", str(last_step + 2)]) == 0
+    assert load_state(run)["step"] == last_step + 2
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_unwritable_output_folder_is_a_clear_error(tmp_path, capsys):
+    if os.geteuid() == 0:
+        target = "/proc/dcgan-run"  # root ignores permission bits; /proc refuses everyone
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = str(locked / "run")
+    assert main(["train", *TINY, "--max-steps", "2", "--out", target]) == 2
+    err = capsys.readouterr().err
+    assert "dcgan-run" in err or "run" in err
+    assert err.startswith("error:")
