@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.utils import make_grid as _tv_make_grid
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -17,6 +16,8 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 def make_grid(x: torch.Tensor, *, nrow: int | None = None, padding: int = 2) -> np.ndarray:
     """x [N, C, H, W] in [-1, 1] -> one uint8 image [H', W', C] (C is 3; grey is repeated), ~square by default."""
+    from torchvision.utils import make_grid as _tv_make_grid  # here, not at import: torchvision adds ~2 s to app start
+
     nrow = nrow or max(1, int(np.ceil(np.sqrt(len(x)))))
     grid = _tv_make_grid(x.detach().float().cpu(), nrow=nrow, padding=padding, value_range=(-1, 1), normalize=True, pad_value=1.0)
     return (grid * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
@@ -28,7 +29,14 @@ def to_pil(img: np.ndarray) -> Image.Image:
 
 
 def save_png(img: np.ndarray, path: Path) -> None:
-    to_pil(img).save(path, format="PNG")
+    """Write a PNG atomically: a watcher (or a full disk) never sees half an image."""
+    import io
+
+    from .checkpoints import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    to_pil(img).save(buffer, format="PNG")
+    atomic_write_bytes(buffer.getvalue(), Path(path))
 
 
 def enlarge(img: np.ndarray, factor: int) -> np.ndarray:

@@ -338,7 +338,8 @@ def fit(cfg: RunConfig, run_dir: Path, *, resume: bool = False, on_log: Callable
             record = _train(cfg, run_dir, resume, on_log, progress, stop_request)
     except BaseException as exc:
         if is_main:
-            rundir.write_status(run_dir, state="failed", error=f"{type(exc).__name__}: {exc}", ended=time.time(), **started)
+            with contextlib.suppress(OSError, DCGANError):  # on a full disk this write fails too; the error that matters is exc
+                rundir.write_status(run_dir, state="failed", error=f"{type(exc).__name__}: {exc}", ended=time.time(), **started)
         raise
     if is_main:
         rundir.write_status(run_dir, state="stopped" if stop_request["stop"] else "finished", step=record.get("step"),

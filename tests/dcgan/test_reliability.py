@@ -58,3 +58,23 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "dcgan-run" in err or "run" in err
     assert err.startswith("error:")
+
+
+@pytest.mark.slow
+def test_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path):
+    """RLIMIT_FSIZE makes every write past 64 kB fail with EFBIG, as a full disk fails with ENOSPC."""
+    import resource
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64_000, 64_000))
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "dcgan", "train", *TINY[:-6], "--ngf", "64", "--ndf", "64", "--max-steps", "3",
+           "--sample-every", "100", "--checkpoint-every", "1", "--out", str(run)]
+    result = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                            preexec_fn=limit_file_size, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error:" in result.stderr and "File too large" in result.stderr
+    assert not list(run.glob(".*.tmp"))
+    assert not (run / "state.pt").exists() and not (run / "generator.safetensors").exists()
