@@ -1,0 +1,86 @@
+"""Start the DCGAN explorer: `python app.py` serves the generators in checkpoints/ (plus any --checkpoints DIR).
+
+Examples:
+  python app.py                                   # http://127.0.0.1:7860, models from ./checkpoints
+  python app.py --port 8000 --checkpoints runs    # also every run directory under runs/
+  python app.py --checkpoints runs/mnist-32 --data-root ../shared/data   # with nearest-training-image checks
+  GRADIO_SERVER_PORT=8000 python app.py           # the port from the environment (as on Hugging Face Spaces)
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # where models come from
+    p.add_argument("--checkpoints", metavar="DIR", action="append", default=[],
+                   help="extra folder of generators (a run dir, or a folder of run dirs / .safetensors files); repeatable "
+                        f"[always scanned: {ROOT / 'checkpoints'}]")
+    p.add_argument("--data-root", metavar="DIR", action="append", default=[],
+                   help="where training data sets live, for the nearest-training-image check; repeatable "
+                        "[default: the root in each run's config.json]")
+    # server
+    p.add_argument("--host", default=None, help="interface to listen on [default: 127.0.0.1; 0.0.0.0 when SPACE_ID is set]")
+    p.add_argument("--port", type=int, metavar="N", default=None, help="port [default: $GRADIO_SERVER_PORT or 7860]")
+    p.add_argument("--device", default="cpu", help="torch device for the generators: cpu, cuda, cuda:N, mps [default: cpu]")
+    p.add_argument("--threads", type=int, metavar="N", default=None,
+                   help="torch CPU threads per request [default: CPU cores / --concurrency, at least 1; more threads than "
+                        "free cores makes every call wait on the slowest one]")
+    # load
+    p.add_argument("--concurrency", type=int, metavar="N", default=2, help="image requests computed at once; the rest wait in the queue [default: 2]")
+    p.add_argument("--queue-size", type=int, metavar="N", default=256, help="requests that may wait before new ones are refused [default: 256]")
+    p.add_argument("--cache-models", type=int, metavar="N", default=4, help="generators kept loaded (LRU) [default: 4]")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    return p
+
+
+def server_address(args: argparse.Namespace, environ: dict[str, str]) -> tuple[str, int]:
+    """(host, port): --host, else 0.0.0.0 on Hugging Face Spaces (SPACE_ID set), else 127.0.0.1; --port, else
+    $GRADIO_SERVER_PORT, else 7860."""
+    host = args.host or ("0.0.0.0" if environ.get("SPACE_ID") else "127.0.0.1")
+    return host, args.port or int(environ.get("GRADIO_SERVER_PORT", "7860"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("httpx", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    host, port = server_address(args, dict(os.environ))
+    if min(args.concurrency, args.queue_size, args.cache_models, 1 if args.threads is None else args.threads) < 1:
+        print("error: --concurrency, --queue-size, --cache-models and --threads must be at least 1", file=sys.stderr)
+        return 2
+
+    import torch
+
+    try:
+        torch.device(args.device)
+    except RuntimeError as exc:
+        print(f"error: --device {args.device!r}: {exc}", file=sys.stderr)
+        return 2
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or max(1, cores // args.concurrency))
+    from explorer.outputs import OutputDir
+    from explorer.registry import CheckpointRegistry
+    from explorer.ui import build_app, launch_options
+
+    registry = CheckpointRegistry([ROOT / "checkpoints", *args.checkpoints], capacity=args.cache_models, device=args.device,
+                                  data_roots=args.data_root)
+    logging.getLogger("explorer").info("models: %s", ", ".join(registry.names()) or "none")
+    out = OutputDir()
+    demo = build_app(registry, out=out, concurrency_limit=args.concurrency)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
+    # nothing is uploaded (max_file_size), and the only files served are those the app wrote (allowed_paths)
+    demo.launch(server_name=host, server_port=port, max_file_size="1mb", allowed_paths=[str(out.root)], **launch_options())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The public API (gradio_client): one endpoint per action, stable names, images at the model's native size.
+
+The UI's own events are private (they return display values); these endpoints return PNG/GIF/MP4 files and plain
+JSON. Type hints become the endpoint schemas, so this module must not use ``from __future__ import annotations``.
+Example: ``Client(url).predict("celeba-64", 42, {"sefa-0": 2.0}, api_name="/edit")`` -> path of a 64x64 PNG.
+"""
+from typing import Any, Optional
+
+import gradio as gr
+from gradio.data_classes import FileData
+
+from . import service
+from .outputs import OutputDir
+from .registry import CheckpointRegistry
+from .ui import MODEL_QUEUE, guard
+
+
+def register_api(registry: CheckpointRegistry, out: OutputDir, *, concurrency_limit: int) -> None:
+    """Add the endpoints to the Blocks being built (call inside ``with gr.Blocks()``)."""
+
+    def file(path) -> FileData:
+        return FileData(path=str(path))
+
+    def png(img, stem: str) -> FileData:
+        return file(out.png(img, stem))
+
+    def models() -> list[dict]:
+        """Every model: name, dataset, arch, image_size, channels, z_dim, training step."""
+        return service.models(registry)
+
+    def directions(model: str) -> list[str]:
+        """Direction names of a model, for /edit: sefa-0.., pca-0.., then classes/attributes (e.g. Smiling, digit-7)."""
+        return service.directions(registry, model)
+
+    def generate(model: str, seeds: str = "0-15", truncation: float = 1.0) -> tuple[FileData, dict]:
+        """Samples for a seed list ("0-15", "3,7,42" or "random"; at most 64) as one PNG grid of native-size tiles
+        without padding, and {"seeds", "columns", "rows", "tile_size"}: tile i is at row i // columns, column i % columns."""
+        samples = service.generate(registry, model, seeds, truncation)
+        columns = service.grid_columns(len(samples.seeds))
+        meta = {"seeds": samples.seeds, "columns": columns, "rows": -(-len(samples.seeds) // columns),
+                "tile_size": list(samples.images.shape[1:3])}
+        return png(samples.grid(columns), f"{model}-{service.format_seeds(samples.seeds)[:40]}"), meta
+
+    def edit(model: str, seed: int, amounts: Optional[dict[str, float]] = None, truncation: float = 1.0,
+             keep_fixed: Optional[list[str]] = None) -> FileData:
+        """The image of a seed moved along directions: amounts {direction name: amount}, |amount| <= 10 (unit
+        vectors in z). keep_fixed: direction names to hold still (each moved direction is made orthogonal to them)."""
+        return png(service.edit(registry, model, seed, amounts, truncation, keep_fixed), f"{model}-seed{seed}-edit")
+
+    def arithmetic(model: str, seeds_a: str, seeds_b: str, seeds_c: str, noise: float = 0.25, noise_seed: int = 0,
+                   truncation: float = 1.0) -> tuple[FileData, FileData, FileData]:
+        """Y = mean(A) - mean(B) + mean(C) over 1-8 seeds per group: (G(Y), the paper's 3x3 grid of G(Y) and 8 variants
+        Y + U(-noise, noise) drawn with noise_seed, the same arithmetic in pixel space)."""
+        result = service.arithmetic(registry, model, seeds_a, seeds_b, seeds_c, noise, noise_seed, truncation)
+        stem = f"{model}-arithmetic"
+        return png(result.centre, stem), png(result.grid, stem + "-grid"), png(result.pixel, stem + "-pixels")
+
+    def arithmetic_preset(model: str, preset: str, count: int = 3) -> dict[str, list[int]]:
+        """Exemplar seeds {"A", "B", "C"} for a named preset, picked by the attribute classifier (face models)."""
+        return service.arithmetic_preset(registry, model, preset, count)
+
+    def concept(model: str, seed: int, seeds_a: str, seeds_b: str, amount: float = 1.0, truncation: float = 1.0) -> FileData:
+        """A seed moved by amount along the unit concept vector mean(A) - mean(B) (e.g. A smiling, B neutral)."""
+        return png(service.concept(registry, model, seed, seeds_a, seeds_b, amount, truncation), f"{model}-seed{seed}-concept")
+
+    def interpolate(model: str, keyframes: str, frames: int = 16, method: str = "slerp", fps: float = 12.0,
+                    loop: str = "loop", truncation: float = 1.0) -> tuple[FileData, FileData]:
+        """A walk through keyframe seeds (2-32): frames per segment (1-120, at most 512 in all), method slerp|linear,
+        loop: "loop" (back to the first), "pingpong" or "once". Returns (GIF looping forever at native size, MP4
+        enlarged by nearest neighbour to >= 256 px)."""
+        result = service.interpolate(registry, model, keyframes, frames, method, fps, loop, truncation, out=out, strip=False)
+        return file(result.gif_path), file(result.mp4_path)
+
+    def nearest(model: str, seed: int, truncation: float = 1.0, k: int = 8) -> tuple[FileData, list[dict]]:
+        """The k (1-16) training images nearest to the seed's sample in pixel space: a PNG row (query first) and
+        [{"index", "distance"}] (RMS, grey levels). Needs the model's training data on the server."""
+        result = service.nearest(registry, model, seed, truncation, k)
+        return png(result.row(), f"{model}-seed{seed}-nearest"), [{"index": i, "distance": d} for i, d in zip(result.indices, result.distances)]
+
+    options: dict[str, Any] = {"concurrency_id": MODEL_QUEUE, "concurrency_limit": concurrency_limit}
+    for fn in (models, directions, generate, edit, arithmetic, arithmetic_preset, concept, interpolate, nearest):
+        gr.api(guard(fn), api_name=fn.__name__, **options)

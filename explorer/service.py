@@ -1,0 +1,453 @@
+"""Explorer actions as plain functions: (registry, model name, ...) -> uint8 images or file paths; no gradio here.
+
+Images are numpy uint8 at the model's native size: [H, W, 3] for colour, [H, W] for grey. Bad input raises a
+``dcgan.errors.DCGANError`` subclass whose message says what was wrong and what is allowed; every limit is below.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dcgan.errors import ConfigError, DCGANError, LatentError
+from dcgan.images import to_uint8
+from dcgan.latent import MAX_SEED, interpolate_path, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
+from dcgan.latent import arithmetic as latent_arithmetic
+from dcgan.latent import arithmetic_variants
+
+from .outputs import Mp4Writer, OutputDir, tile_grid, write_gif
+from .registry import CheckpointRegistry, LoadedModel
+from .validation import (  # noqa: F401 (the UI reaches them through service)
+    RANDOM_COUNT, RANDOM_SEED_MAX, check_choice, check_float, check_int, check_seed, concept_name, format_seeds, seed_list,
+)
+
+# ----------------------------------------------------------------------------------------------------------------
+# limits: every endpoint checks its inputs against these (docs/explorer.md lists them)
+
+MAX_GENERATE_SEEDS = 64        # images in one /generate call
+MAX_GROUP_SEEDS = 8            # exemplars in each of A, B, C
+MAX_NOISE = 1.0                # uniform noise of the arithmetic variants: U(-noise, noise), the paper's 0.25
+MAX_KEYFRAMES = 32             # seeds on one interpolation path
+MAX_FRAMES_PER_SEGMENT = 120   # frames between two keyframes
+MAX_TOTAL_FRAMES = 512         # frames in one GIF/MP4 (after loop / ping-pong)
+FPS_RANGE = (1.0, 60.0)
+MAX_AMOUNT_ENTRIES = 64        # directions named in one /edit call
+MAX_NEAREST = 16               # training images returned by /nearest
+MAX_PRESET_COUNT = MAX_GROUP_SEEDS
+PRESET_SEARCH = 1000           # seeds the classifier rates when picking preset exemplars
+LOOP_MODES = ("loop", "pingpong", "once")  # loop: back to the first keyframe; pingpong: forward then back; once: open path
+METHODS = ("slerp", "linear")
+WALK_POINTS = 9                # the paper's walk through 9 random points (section 6.1)
+JUMP_FACTOR = 3.0              # a frame change above this many times the median change is flagged as a sharp jump
+JUMP_FLOOR = 2.0               # ...and only if it is above this many grey levels (0-255) on average
+STRIP_COLUMNS = 17             # frames shown per keyframe-to-keyframe row of the PNG strip
+MP4_MIN_SIDE = 256             # video codecs smear tiny frames: the MP4 is enlarged (nearest) to at least this side
+BATCH = 64                     # latents per generator call
+IMAGE_CACHE = 2048             # rendered seed images kept per loaded model (~12 kB each at 64x64)
+STREAM_CHUNK = 16              # interpolation frames generated between hand-offs to the video encoder
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# rendering
+
+def render(model: LoadedModel, z: torch.Tensor) -> np.ndarray:
+    """z [N, z_dim] -> uint8 [N, H, W, C] (C = 1 or 3), in batches of BATCH."""
+    with torch.inference_mode():
+        return np.concatenate([to_uint8(model.G(chunk.to(model.device))) for chunk in z.split(BATCH)])
+
+
+def render_float(model: LoadedModel, z: torch.Tensor) -> torch.Tensor:
+    """z [N, z_dim] -> x float32 [N, C, H, W] in [-1, 1] on the CPU."""
+    with torch.inference_mode():
+        return torch.cat([model.G(chunk.to(model.device)).float().cpu() for chunk in z.split(BATCH)])
+
+
+def render_seeds(registry: CheckpointRegistry, model: LoadedModel, seeds: list[int], truncation: float) -> np.ndarray:
+    """uint8 [N, H, W, C] for seeds, remembering the last IMAGE_CACHE renders per model (the default grid and the
+    current seed are asked for again and again). Exact: a seed's image does not depend on its batch."""
+    cache = registry.memoize(model, "_seed_images", OrderedDict)
+    found: dict[int, np.ndarray] = {}
+    with model.lock:
+        for s in seeds:
+            if (s, truncation) in cache:
+                found[s] = cache[(s, truncation)]
+                cache.move_to_end((s, truncation))
+    missing = [s for s in dict.fromkeys(seeds) if s not in found]
+    if missing:
+        fresh = render(model, seed_latents(model, missing, truncation))
+        found.update(zip(missing, fresh))
+        with model.lock:
+            for s, img in zip(missing, fresh):
+                cache[(s, truncation)] = img
+            while len(cache) > IMAGE_CACHE:
+                cache.popitem(last=False)
+    return np.stack([found[s] for s in seeds])
+
+
+def squeeze(img: np.ndarray) -> np.ndarray:
+    """[..., H, W, 1] -> [..., H, W]: grey images as 2-D arrays, as PIL and browsers expect."""
+    return img[..., 0] if img.shape[-1] == 1 else img
+
+
+def seed_latents(model: LoadedModel, seeds: list[int], truncation: float) -> torch.Tensor:
+    """The seed contract plus truncation, exactly as ``dcgan sample``: truncate(latents_from_seeds(seeds), psi)."""
+    return truncate(latents_from_seeds(seeds, model.z_dim), truncation)
+
+
+def _truncation(value: Any) -> float:
+    return check_float("truncation", value, 0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# models and directions
+
+def models(registry: CheckpointRegistry) -> list[dict[str, Any]]:
+    """Every model the registry found, from checkpoint metadata (no weights loaded): name, data set, sizes, step."""
+    out = []
+    for name in registry.names():
+        row: dict[str, Any] = {"name": name}
+        try:
+            meta = registry.describe(name)
+        except DCGANError as exc:  # a broken file must not hide the others; its row says what is wrong
+            row["error"] = str(exc)
+        else:
+            cfg = meta.model
+            row.update(dataset=meta.info.get("dataset", ""), arch=cfg.arch, image_size=cfg.image_size, channels=cfg.channels,
+                       z_dim=cfg.z_dim, step=meta.info.get("step"))
+        out.append(row)
+    return out
+
+
+def model_card(registry: CheckpointRegistry, model: str) -> str:
+    """Markdown for the model picker: the README beside the checkpoint (if any) and the facts from its metadata."""
+    meta = registry.describe(model)
+    cfg, info = meta.model, meta.info
+    facts = [("data set", info.get("dataset", "unknown")),
+             ("image", f"{cfg.image_size}x{cfg.image_size}, {cfg.channels} channel{'s' if cfg.channels > 1 else ''}"),
+             ("architecture", f"{cfg.arch}, z_dim {cfg.z_dim}, ngf {cfg.ngf}"), ("training step", info.get("step", "?")),
+             ("images seen", info.get("images_seen", "?")), ("saved", info.get("date", "?"))]
+    table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in facts)
+    card = registry.card(model).strip()
+    return (card + "\n\n" if card else f"### {model}\n\n_No model card (README.md) beside this checkpoint._\n\n") + table
+
+
+def _directions_for(registry: CheckpointRegistry, model: str, names: set[str]) -> list:
+    """Directions of ``model``, waiting for the labelled ones only if ``names`` needs them."""
+    found = registry.directions(model)
+    if names - {d.name for d in found}:
+        found = registry.directions(model, wait=True)
+    return found
+
+
+def directions(registry: CheckpointRegistry, model: str) -> list[str]:
+    """Names of every direction of ``model`` (SeFa, PCA, then class/attribute ones), waiting for labelled ones."""
+    return [d.name for d in registry.directions(model, wait=True)]
+
+
+def direction_info(registry: CheckpointRegistry, model: str) -> list[dict[str, Any]]:
+    """The directions available now, for sliders: name, label, kind, strength."""
+    return [{"name": d.name, "label": d.label or d.name, "kind": d.kind, "strength": d.strength} for d in registry.directions(model)]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# generate and edit
+
+@dataclass
+class Samples:
+    images: np.ndarray   # uint8 [N, H, W, C]
+    seeds: list[int]
+
+    def grid(self, columns: int | None = None, padding: int = 0) -> np.ndarray:
+        """Native-size tiles in a grid (no padding by default): tile i at row i // columns, column i % columns."""
+        return squeeze(tile_grid(self.images, columns or grid_columns(len(self.images)), padding=padding))
+
+
+def grid_columns(n: int) -> int:
+    return max(1, math.ceil(math.sqrt(n)))
+
+
+def generate(registry: CheckpointRegistry, model: str, seeds: Any = "0-15", truncation: Any = 1.0) -> Samples:
+    """Images for a seed list ("0-15", "3,7,42", "random" or a list), up to MAX_GENERATE_SEEDS."""
+    psi = _truncation(truncation)
+    seeds = seed_list(seeds, what="seeds", max_count=MAX_GENERATE_SEEDS, allow_random=True)
+    return Samples(render_seeds(registry, registry.get(model), seeds, psi), seeds)
+
+
+def _amounts(amounts: Any) -> dict[str, float]:
+    from dcgan.directions import MAX_AMOUNT
+
+    if amounts is None:
+        return {}
+    if not isinstance(amounts, dict):
+        raise LatentError(f"amounts: {amounts!r} must be a mapping of direction name -> amount, e.g. {{\"sefa-0\": 2.0}}")
+    if len(amounts) > MAX_AMOUNT_ENTRIES:
+        raise LatentError(f"amounts: {len(amounts)} directions; at most {MAX_AMOUNT_ENTRIES} per edit")
+    out = {}
+    for name, value in amounts.items():
+        if not isinstance(name, str):
+            raise LatentError(f"amounts: direction names are strings, got {name!r}")
+        try:
+            out[name] = check_float(f"amount of direction {name!r}", value, -MAX_AMOUNT, MAX_AMOUNT)
+        except ConfigError as exc:
+            raise LatentError(str(exc)) from None
+    return out
+
+
+def _names(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value) or len(value) > MAX_AMOUNT_ENTRIES:
+        raise LatentError(f"{what}: {value!r} must be a list of at most {MAX_AMOUNT_ENTRIES} direction names")
+    return list(value)
+
+
+def edited_latent(registry: CheckpointRegistry, model: str, seed: Any, amounts: Any = None, truncation: Any = 1.0,
+                  keep_fixed: Any = None) -> torch.Tensor:
+    """z [1, z_dim] of ``seed`` (truncated) moved by amount * direction for each named direction.
+
+    ``keep_fixed`` names directions (usually attributes) to hold still: each moved direction is first made
+    orthogonal to them (InterFaceGAN's conditional manipulation, ``dcgan.directions.condition``).
+    """
+    from dcgan.directions import apply_directions, condition
+
+    seed, psi = check_seed(seed), _truncation(truncation)
+    amounts, fixed_names = _amounts(amounts), _names(keep_fixed, "keep_fixed")
+    found = _directions_for(registry, model, set(amounts) | set(fixed_names))
+    by_name = {d.name: d for d in found}
+    unknown = sorted((set(amounts) | set(fixed_names)) - set(by_name))
+    if unknown:
+        raise LatentError(f"unknown direction(s) {unknown} for model {model!r}; known: {sorted(by_name)}")
+    fixed = [by_name[n] for n in fixed_names]
+    moved = {n: a for n, a in amounts.items() if a != 0.0}
+    used = [condition(by_name[n], fixed) if fixed else by_name[n] for n in moved]
+    m = registry.get(model)
+    return apply_directions(seed_latents(m, [seed], psi), used, moved)
+
+
+def edit(registry: CheckpointRegistry, model: str, seed: Any, amounts: Any = None, truncation: Any = 1.0, keep_fixed: Any = None) -> np.ndarray:
+    """The image of ``seed`` moved along named directions: amounts {name: amount}, each within ±MAX_AMOUNT."""
+    z = edited_latent(registry, model, seed, amounts, truncation, keep_fixed)
+    if not any(_amounts(amounts).values()):  # nothing moved: the plain seed, possibly already rendered
+        return squeeze(render_seeds(registry, registry.get(model), [check_seed(seed)], _truncation(truncation))[0])
+    return squeeze(render(registry.get(model), z)[0])
+
+
+def edit_snippet(registry: CheckpointRegistry, model: str, seed: int, amounts: dict[str, float], truncation: float = 1.0,
+                 keep_fixed: list[str] | None = None, url: str = "http://127.0.0.1:7860/") -> str:
+    """Python that reproduces an edit exactly, through the API and offline with the library."""
+    amounts = {k: round(float(v), 4) for k, v in amounts.items() if v != 0}
+    keep_fixed = list(keep_fixed or [])
+    path = registry.entry(model).path
+    try:
+        shown = path.relative_to(Path.cwd())
+    except ValueError:
+        shown = path
+    lines = [
+        f"# seed {seed} of {model!r}, truncation {truncation:g}, moved along {len(amounts)} direction(s)",
+        "from gradio_client import Client",
+        f"img = Client({url!r}).predict({model!r}, {seed}, {amounts!r}, {truncation!r}, {keep_fixed!r}, api_name=\"/edit\")",
+        "",
+        "# offline, with the library (same pixels):",
+        "import torch",
+        "from dcgan import load_generator, latent_from_seed",
+        "from dcgan.directions import apply_directions, condition, load_or_compute_directions",
+        f"G, info = load_generator({str(shown)!r})",
+        f"dirs = {{d.name: d for d in load_or_compute_directions({str(shown)!r}, G, info)}}",
+    ]
+    if keep_fixed:
+        lines.append(f"fixed = [dirs[n] for n in {keep_fixed!r}]")
+        lines.append(f"used = [condition(dirs[n], fixed) for n in {list(amounts)!r}]")
+    else:
+        lines.append(f"used = [dirs[n] for n in {list(amounts)!r}]")
+    lines += [
+        f"z = apply_directions(latent_from_seed({seed}, info.model.z_dim)[None] * {truncation!r}, used, {amounts!r})",
+        "with torch.no_grad():",
+        "    x = G(z)  # [1, C, H, W] in [-1, 1]",
+    ]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# vector arithmetic (section 6.3.2)
+
+@dataclass
+class Arithmetic:
+    centre: np.ndarray         # G(Y), Y = mean(A) - mean(B) + mean(C)
+    grid: np.ndarray           # the paper's 3x3: G(Y) in the centre, 8 variants Y + U(-noise, noise) around it
+    pixel: np.ndarray          # the same arithmetic on images: mean(G(A)) - mean(G(B)) + mean(G(C))
+    y: torch.Tensor = field(repr=False)  # [z_dim]
+
+
+def _groups(seeds_a: Any, seeds_b: Any, seeds_c: Any) -> tuple[list[int], list[int], list[int]]:
+    return tuple(seed_list(s, what=f"group {g}", max_count=MAX_GROUP_SEEDS) for g, s in zip("ABC", (seeds_a, seeds_b, seeds_c)))
+
+
+def arithmetic(registry: CheckpointRegistry, model: str, seeds_a: Any, seeds_b: Any, seeds_c: Any, noise: Any = 0.25,
+               noise_seed: Any = 0, truncation: Any = 1.0) -> Arithmetic:
+    """The paper's face arithmetic on seed groups of 1-8 exemplars each."""
+    a, b, c = _groups(seeds_a, seeds_b, seeds_c)
+    noise, noise_seed, psi = check_float("noise", noise, 0.0, MAX_NOISE), check_seed(noise_seed, "noise_seed"), _truncation(truncation)
+    m = registry.get(model)
+    za, zb, zc = (seed_latents(m, g, psi) for g in (a, b, c))
+    y = latent_arithmetic(za, zb, zc)
+    variants = arithmetic_variants(y, count=8, noise=noise, seed=noise_seed)
+    imgs = render(m, variants)
+    x = render_float(m, torch.cat([za, zb, zc]))
+    xa, xb, xc = x.split([len(a), len(b), len(c)])
+    pixel = to_uint8((xa.mean(0) - xb.mean(0) + xc.mean(0)).clamp(-1, 1)[None])[0]
+    return Arithmetic(squeeze(imgs[4]), squeeze(tile_grid(imgs, 3, padding=2)), squeeze(pixel), y)
+
+
+def arithmetic_preset(registry: CheckpointRegistry, model: str, preset: Any, count: Any = 3) -> dict[str, list[int]]:
+    """Exemplar seeds for a named preset, picked by the model's attribute classifier: {"A": [...], "B": [...], "C": [...]}."""
+    from dcgan.directions import ARITHMETIC_PRESETS, pick_preset_seeds
+
+    preset = check_choice("preset", preset, tuple(ARITHMETIC_PRESETS))
+    count = check_int("count", count, 1, MAX_PRESET_COUNT)
+    m = registry.get(model)
+    classifier = registry.classifier(m)
+    if classifier is None or classifier.kind != "attributes":
+        raise ConfigError(f"model {model!r} (data set {m.dataset or 'unknown'!r}) has no attribute classifier; presets need a face "
+                          "model (CelebA attributes). Pick exemplars by clicking samples instead.")
+    groups = registry.memoize(m, ("preset", preset, count),
+                              lambda: pick_preset_seeds(m.G, classifier, preset, count=count, search=PRESET_SEARCH, z_dim=m.z_dim))
+    return dict(zip("ABC", (list(g) for g in groups)))
+
+
+def concept(registry: CheckpointRegistry, model: str, seed: Any, seeds_a: Any, seeds_b: Any, amount: Any = 1.0,
+            truncation: Any = 1.0) -> np.ndarray:
+    """``seed`` moved by ``amount`` along the unit concept vector mean(A) - mean(B) (e.g. "smile")."""
+    from dcgan.directions import MAX_AMOUNT, apply_directions, concept_direction
+
+    seed, psi = check_seed(seed), _truncation(truncation)
+    amount = check_float("amount", amount, -MAX_AMOUNT, MAX_AMOUNT)
+    a = seed_list(seeds_a, what="group A", max_count=MAX_GROUP_SEEDS)
+    b = seed_list(seeds_b, what="group B", max_count=MAX_GROUP_SEEDS)
+    m = registry.get(model)
+    direction = concept_direction("concept", seed_latents(m, a, 1.0), seed_latents(m, b, 1.0))
+    z = apply_directions(seed_latents(m, [seed], psi), [direction], {"concept": amount})
+    return squeeze(render(m, z)[0])
+
+
+def concept_length(registry: CheckpointRegistry, model: str, seeds_a: Any, seeds_b: Any) -> float:
+    """|mean(A) - mean(B)|: the amount that adds the whole difference."""
+    a = seed_list(seeds_a, what="group A", max_count=MAX_GROUP_SEEDS)
+    b = seed_list(seeds_b, what="group B", max_count=MAX_GROUP_SEEDS)
+    m = registry.get(model)
+    return float((seed_latents(m, a, 1.0).mean(0) - seed_latents(m, b, 1.0).mean(0)).norm())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# interpolation (section 6.1)
+
+@dataclass
+class Interpolation:
+    frames: np.ndarray          # uint8 [T, H, W, C], in playing order
+    gif_path: Path
+    mp4_path: Path
+    strip_path: Path | None     # None when not asked for
+    changes: list[float]        # mean |frame[t+1] - frame[t]| in grey levels (0-255); the wrap-around included unless "once"
+    jumps: list[int]            # t where changes[t] is a sharp jump
+
+
+def walk_keyframes(seed: Any = 0, count: int = WALK_POINTS) -> list[int]:
+    """The paper's walk: ``count`` random points (seeds), reproducible from ``seed``."""
+    rng = torch.Generator().manual_seed(check_seed(seed))
+    return torch.randint(0, RANDOM_SEED_MAX, (count,), generator=rng).tolist()
+
+
+def count_frames(keyframes: int, frames: int, loop: str) -> int:
+    """Frames in the played sequence for ``keyframes`` seeds, ``frames`` per segment and a LOOP_MODES mode."""
+    forward = keyframes * frames if loop == "loop" else (keyframes - 1) * frames + 1
+    return 2 * forward - 2 if loop == "pingpong" else forward
+
+
+def frame_changes(frames: np.ndarray, *, wrap: bool) -> tuple[list[float], list[int]]:
+    """Mean absolute change between consecutive frames (grey levels) and the indices flagged as sharp jumps."""
+    seq = np.concatenate([frames, frames[:1]]) if wrap else frames
+    diffs = np.abs(np.diff(seq.astype(np.int16), axis=0)).reshape(len(seq) - 1, -1).mean(1)
+    median = float(np.median(diffs)) if len(diffs) else 0.0
+    jumps = [i for i, d in enumerate(diffs) if d > JUMP_FACTOR * median and d > JUMP_FLOOR]
+    return [round(float(d), 3) for d in diffs], jumps
+
+
+def _strip(path_frames: np.ndarray, frames: int) -> np.ndarray:
+    """One row per keyframe-to-keyframe segment (both ends shown), at most STRIP_COLUMNS frames per row."""
+    segments = (len(path_frames) - 1) // frames
+    cols = np.unique(np.round(np.linspace(0, frames, min(STRIP_COLUMNS, frames + 1))).astype(int))
+    rows = [path_frames[s * frames + cols] for s in range(segments)]
+    return tile_grid(np.concatenate(rows), len(cols), padding=1)
+
+
+def interpolate(registry: CheckpointRegistry, model: str, keyframes: Any, frames: Any = 16, method: Any = "slerp", fps: Any = 12.0,
+                loop: Any = "loop", truncation: Any = 1.0, *, out: OutputDir, strip: bool = True) -> Interpolation:
+    """Frames along a lerp/slerp path through keyframe seeds, written as a looping GIF, an MP4 and (if ``strip``) a PNG
+    strip. The MP4 is encoded by ffmpeg while later frames are still being generated."""
+    if isinstance(loop, bool):
+        loop = "loop" if loop else "once"
+    loop = check_choice("loop", loop, LOOP_MODES)
+    method = check_choice("method", method, METHODS)
+    seeds = seed_list(keyframes, what="keyframes", max_count=MAX_KEYFRAMES, min_count=2)
+    frames = check_int("frames", frames, 1, MAX_FRAMES_PER_SEGMENT)
+    fps, psi = check_float("fps", fps, *FPS_RANGE), _truncation(truncation)
+    total = count_frames(len(seeds), frames, loop)
+    if total > MAX_TOTAL_FRAMES:
+        raise ConfigError(f"{len(seeds)} keyframes x {frames} frames ({loop}) make {total} frames; at most {MAX_TOTAL_FRAMES}")
+    m = registry.get(model)
+    path = interpolate_path(seed_latents(m, seeds, psi), frames, method=method, loop=loop == "loop")
+    stem = f"{model}-{format_seeds(seeds)[:40]}-{method}-{frames}f"
+    gif_path, mp4_path = out.path(stem, ".gif"), out.path(stem, ".mp4")
+    size = m.info.model.image_size
+    video = Mp4Writer(mp4_path, (size, size), fps=fps, scale=max(1, math.ceil(MP4_MIN_SIDE / size)))
+    try:
+        chunks = []
+        for z in path.split(STREAM_CHUNK):
+            chunks.append(render(m, z))
+            video.write(chunks[-1])
+        forward = np.concatenate(chunks)
+        backward = forward[-2:0:-1] if loop == "pingpong" else forward[:0]
+        video.write(backward)
+    finally:
+        video.close()
+    played = np.concatenate([forward, backward])
+    write_gif(played, gif_path, fps=fps)
+    strip_path = None
+    if strip:
+        strip_path = out.save_png(squeeze(_strip(np.concatenate([forward, forward[:1]]) if loop == "loop" else forward, frames)),
+                                  out.path(stem + "-strip", ".png"))
+    changes, jumps = frame_changes(played, wrap=loop != "once")
+    return Interpolation(played, gif_path, mp4_path, strip_path, changes, jumps)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# memorisation check: nearest training images
+
+@dataclass
+class Nearest:
+    query: np.ndarray          # the generated image
+    images: np.ndarray         # uint8 [k, H, W, C] nearest training images, closest first
+    distances: list[float]     # RMS pixel difference to the query, in grey levels (0-255)
+    indices: list[int]         # positions in the training set
+
+    def row(self) -> np.ndarray:
+        """The query then its neighbours in one row, 2 px apart."""
+        query = self.query[..., None] if self.query.ndim == 2 else self.query
+        return squeeze(tile_grid(np.concatenate([query[None], self.images]), len(self.images) + 1, padding=2))
+
+
+def nearest(registry: CheckpointRegistry, model: str, seed: Any, truncation: Any = 1.0, k: Any = 8) -> Nearest:
+    """The ``k`` training images closest to G(seed) in pixel space (needs the model's training data on disk)."""
+    seed, psi, k = check_seed(seed), _truncation(truncation), check_int("k", k, 1, MAX_NEAREST)
+    m = registry.get(model)
+    data = registry.training_data(m)
+    x = render_float(m, seed_latents(m, [seed], psi))
+    query = ((x + 1) * 127.5).flatten(1)
+    dist = torch.cat([(chunk.flatten(1).float() - query).square().mean(1) for chunk in data.images.split(1024)])
+    top = dist.topk(min(k, len(dist)), largest=False)
+    images = data.images[top.indices].permute(0, 2, 3, 1).numpy()
+    return Nearest(squeeze(to_uint8(x)[0]), images, [round(float(d.sqrt()), 2) for d in top.values], top.indices.tolist())

@@ -1,0 +1,86 @@
+"""Input checks for the explorer's actions: numbers, seeds and names arrive from browsers and API clients as anything
+(strings, NaN, booleans, huge lists), and each check answers with a DCGANError that says what is allowed."""
+from __future__ import annotations
+
+import math
+import numbers
+import re
+import secrets
+from typing import Any
+
+from dcgan.errors import ConfigError, LatentError
+from dcgan.latent import MAX_SEED, parse_seeds
+
+RANDOM_COUNT = 16              # seeds drawn for "random"
+RANDOM_SEED_MAX = 2**31 - 1    # random seeds stay readable (the seed contract accepts up to 2**32 - 1)
+
+
+def check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    """An integer in [lo, hi] (floats with integral values are accepted); ConfigError otherwise."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+        raise ConfigError(f"{name}: {value!r} must be an integer from {lo} to {hi}")
+    return int(value)
+
+
+def check_float(name: str, value: Any, lo: float, hi: float) -> float:
+    """A finite number in [lo, hi]; ConfigError otherwise (NaN and infinities are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not lo <= value <= hi:
+        raise ConfigError(f"{name}: {value!r} must be a finite number from {lo} to {hi}")
+    return float(value)
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    try:
+        return check_int(name, value, 0, MAX_SEED)
+    except ConfigError as exc:
+        raise LatentError(str(exc)) from None
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def seed_list(value: Any, *, what: str, max_count: int, min_count: int = 1, allow_random: bool = False) -> list[int]:
+    """Seeds from text ("0-15", "3,7,42", "random" if allowed) or a list of ints, with count limits."""
+    if allow_random and isinstance(value, str) and value.strip().lower() == "random":
+        return [secrets.randbelow(RANDOM_SEED_MAX) for _ in range(min(RANDOM_COUNT, max_count))]
+    if isinstance(value, (list, tuple)):
+        if len(value) > max_count:
+            raise LatentError(f"{what}: {len(value)} seeds; at most {max_count}")
+        seeds = [check_seed(v, what) for v in value]
+    elif isinstance(value, str):
+        try:
+            seeds = parse_seeds(value, max_count=max_count)
+        except LatentError as exc:
+            raise LatentError(f"{what}: {exc}") from None
+    elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        seeds = [check_seed(value, what)]
+    else:
+        raise LatentError(f"{what}: {value!r} is not a seed list; write seeds like '0-15' or '3,7,42'")
+    if len(seeds) < min_count:
+        raise LatentError(f"{what}: needs at least {min_count} seed{'s' if min_count > 1 else ''}, got {len(seeds)}")
+    return seeds
+
+
+def format_seeds(seeds: list[int]) -> str:
+    """The shortest seed-list text for ``seeds`` ("0-15", "3,7,42"); ``parse_seeds`` reads it back."""
+    parts, i = [], 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        parts.append(f"{seeds[i]}-{seeds[j]}" if j > i + 1 else ",".join(str(s) for s in seeds[i:j + 1]))
+        i = j + 1
+    return ",".join(parts)
+
+
+def concept_name(text: Any) -> str:
+    """A concept's name: 1-40 letters, digits, spaces, '_' or '-'."""
+    name = text.strip() if isinstance(text, str) else ""
+    if not re.fullmatch(r"[A-Za-z0-9_ -]{1,40}", name):
+        raise ConfigError(f"concept name {text!r}: use 1-40 letters, digits, spaces, '_' or '-' (e.g. 'smile')")
+    return name

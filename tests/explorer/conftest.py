@@ -1,0 +1,75 @@
+"""Explorer fixtures: a checkpoints folder with tiny generators, a registry over it, and the app behind a client."""
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+from dcgan.checkpoints import GENERATOR_FILE, save_generator
+from dcgan.config import ModelConfig
+from dcgan.models import build_generator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StubClassifier:
+    """Stand-in for dcgan.classifiers: two "attributes" read off the image's colour balance, so both sides occur."""
+    kind = "attributes"
+    label_names = ["Smiling", "Male"]
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        red_minus_blue = x[:, 0].mean((1, 2)) - x[:, -1].mean((1, 2))
+        top_minus_bottom = x[..., : x.shape[-2] // 2, :].mean((1, 2, 3)) - x[..., x.shape[-2] // 2:, :].mean((1, 2, 3))
+        return torch.stack([torch.sigmoid(200 * red_minus_blue), torch.sigmoid(200 * top_minus_bottom)], 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+@pytest.fixture(scope="session")
+def gradio_env(tmp_path_factory):
+    """The root conftest's per-test GRADIO_TEMP_DIR / DCGAN_CACHE, set for the whole session: apps launched by
+    module-scoped fixtures must cache files where their later requests look for them."""
+    base = tmp_path_factory.getbasetemp()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(base / "gradio-tmp"))
+        mp.setenv("DCGAN_CACHE", str(base / "dcgan-cache"))
+        yield
+
+
+@pytest.fixture(scope="session")
+def checkpoints_dir(tiny_ckpt, tmp_path_factory) -> Path:
+    """checkpoints/tiny (the trained 16 px fixture, with its config.json and a model card) and checkpoints/tiny-grey
+    (an untrained one-channel generator). Copies, so directions files written by the app never touch the fixture."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    (root / "tiny").mkdir()
+    shutil.copy2(tiny_ckpt / GENERATOR_FILE, root / "tiny" / GENERATOR_FILE)
+    shutil.copy2(tiny_ckpt / "config.json", root / "tiny" / "config.json")
+    (root / "tiny" / "README.md").write_text("# tiny\n\nA 16 px test generator trained for two steps on fake data.\n")
+    grey = ModelConfig(arch="dcgan", image_size=16, channels=1, z_dim=8, ngf=8, ndf=8)
+    torch.manual_seed(0)
+    (root / "tiny-grey").mkdir()
+    save_generator(build_generator(grey).eval(), root / "tiny-grey" / GENERATOR_FILE, model=grey, info={"dataset": "fake", "step": 0})
+    return root
+
+
+@pytest.fixture
+def registry(checkpoints_dir):
+    from explorer.registry import CheckpointRegistry
+
+    return CheckpointRegistry([checkpoints_dir])
+
+
+@pytest.fixture
+def out(tmp_path):
+    from explorer.outputs import OutputDir
+
+    return OutputDir(tmp_path / "out")

@@ -1,0 +1,74 @@
+"""Real-browser check (Playwright driving Debian's chromium): open the explorer, drag a slider, see the image change."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from .conftest import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def app_url(checkpoints_dir, tmp_path_factory, gradio_env):
+    from explorer.outputs import OutputDir
+    from explorer.registry import CheckpointRegistry
+    from explorer.ui import build_app, launch_options
+
+    demo = build_app(CheckpointRegistry([checkpoints_dir]), out=OutputDir(tmp_path_factory.mktemp("browser-out")))
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_explorer_slider_drag_updates_the_image(app_url, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url)
+    expect(page.locator("#samples img").first).to_be_visible(timeout=30_000)  # the Generate tab's grid loaded
+    page.get_by_role("tab", name="Latent sliders").click()
+    edited = page.locator("#edited img")
+    expect(edited).to_be_visible(timeout=30_000)
+    before = edited.get_attribute("src")
+
+    slider = page.locator(".dir-slider input[type=range]").first
+    expect(slider).to_be_visible()
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.95, y, steps=12)  # a drag: many input events, the last one wins
+    expect(edited).not_to_have_attribute("src", before, timeout=30_000)  # updated while the button is still down
+    page.mouse.up()
+    assert float(slider.input_value()) > 3.0
+    expect(page.get_by_text("api_name=\"/edit\"")).to_be_visible()
+    page.close()
+
+
+def test_clicking_a_sample_makes_it_the_current_seed(app_url, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url)
+    thumbs = page.locator("#samples button.thumbnail-item")
+    expect(thumbs.nth(5)).to_be_visible(timeout=30_000)
+    thumbs.nth(5).click()
+    expect(page.get_by_label("Current seed")).to_have_value("5", timeout=15_000)
+    page.close()

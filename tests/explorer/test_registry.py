@@ -1,0 +1,149 @@
+"""CheckpointRegistry: scanning, name resolution (no paths), LRU cache, reloads, directions, training data."""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+
+import pytest
+import torch
+
+from dcgan.checkpoints import GENERATOR_FILE, load_generator, save_generator
+from dcgan.errors import CheckpointError, DatasetError
+from explorer.registry import CheckpointRegistry, scan_dirs
+
+from .conftest import StubClassifier
+
+
+def test_scan_finds_run_dirs_subdirs_and_loose_files(checkpoints_dir, tmp_path):
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    shutil.copy2(checkpoints_dir / "tiny" / GENERATOR_FILE, loose / "mine.safetensors")
+    (loose / "mine.directions.safetensors").write_bytes(b"not a generator")  # directions caches are never models
+    (loose / "notes.safetensors").write_bytes(b"\x00" * 16)
+    (loose / "other").mkdir()  # a folder without a generator
+    found = scan_dirs([checkpoints_dir, loose, checkpoints_dir / "tiny"])
+    assert list(found) == ["tiny", "tiny-grey", "mine"]  # checkpoints_dir/tiny itself is not listed twice
+    assert found["tiny"].card_path is not None and found["tiny-grey"].card_path is None
+
+
+def test_repeated_names_get_suffixes(checkpoints_dir, tmp_path):
+    other = tmp_path / "elsewhere" / "tiny"
+    other.mkdir(parents=True)
+    shutil.copy2(checkpoints_dir / "tiny" / GENERATOR_FILE, other / GENERATOR_FILE)
+    assert list(scan_dirs([checkpoints_dir, tmp_path / "elsewhere"])) == ["tiny", "tiny-grey", "tiny-2"]
+
+
+@pytest.mark.parametrize("name", ["nope", "../tiny", "/etc/passwd", str("tiny/" + GENERATOR_FILE), "", None, 3])
+def test_names_resolve_only_to_scanned_models(registry, name):
+    with pytest.raises(CheckpointError, match="unknown"):
+        registry.get(name)
+
+
+def test_missing_folders_are_fine(tmp_path):
+    registry = CheckpointRegistry([tmp_path / "absent"])
+    assert registry.names() == []
+    with pytest.raises(CheckpointError, match="none; add a folder"):
+        registry.get("x")
+
+
+def test_lru_keeps_capacity_models(checkpoints_dir):
+    registry = CheckpointRegistry([checkpoints_dir], capacity=1)
+    first = registry.get("tiny")
+    assert registry.get("tiny") is first  # cached
+    registry.get("tiny-grey")
+    assert registry.cached_names() == ["tiny-grey"]
+    assert registry.get("tiny") is not first  # evicted, loaded again
+
+
+def test_describe_reads_metadata_without_loading(registry):
+    meta = registry.describe("tiny")
+    assert (meta.model.image_size, meta.model.z_dim, meta.info["dataset"]) == (16, 8, "fake")
+    assert registry.cached_names() == []
+
+
+def test_reload_when_the_file_changes(checkpoints_dir, tmp_path):
+    shutil.copytree(checkpoints_dir / "tiny", tmp_path / "run")
+    registry = CheckpointRegistry([tmp_path / "run"])
+    first = registry.get("run")
+    path = tmp_path / "run" / GENERATOR_FILE
+    os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns + 10**9))  # a trainer rewrote it
+    assert registry.get("run") is not first
+
+
+def test_models_load_in_eval_mode_without_grad(registry):
+    model = registry.get("tiny")
+    assert not model.G.training
+    assert not any(p.requires_grad for p in model.G.parameters())
+
+
+def test_concurrent_gets_share_one_model(registry):
+    results, errors = [], []
+
+    def get():
+        try:
+            results.append(registry.get("tiny"))
+        except Exception as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=get) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len({id(m) for m in results}) == 1
+
+
+def test_directions_are_lazy_and_cached_beside_the_checkpoint(checkpoints_dir, tmp_path):
+    shutil.copytree(checkpoints_dir / "tiny", tmp_path / "run")
+    registry = CheckpointRegistry([tmp_path / "run"])
+    model = registry.get("run")
+    assert model.directions is None  # nothing computed on load
+    names = [d.name for d in registry.directions("run")]
+    assert names[:2] == ["sefa-0", "sefa-1"] and "pca-0" in names and len(names) >= 8
+    assert (tmp_path / "run" / "directions.safetensors").is_file()
+    again = CheckpointRegistry([tmp_path / "run"])
+    assert [d.name for d in again.directions("run")] == names
+    assert torch.equal(again.directions("run")[0].vector, registry.directions("run")[0].vector)
+
+
+def test_labelled_directions_arrive_in_the_background(checkpoints_dir, tmp_path, monkeypatch):
+    shutil.copytree(checkpoints_dir / "tiny", tmp_path / "run")
+    registry = CheckpointRegistry([tmp_path / "run"])
+    monkeypatch.setattr(registry, "classifier", lambda model: StubClassifier())
+    quick = [d.name for d in registry.directions("run")]
+    assert "Smiling" not in quick and all(n.startswith(("sefa", "pca")) for n in quick)
+    full = [d.name for d in registry.directions("run", wait=True, timeout=120)]
+    assert {"Smiling", "Male"} <= set(full)
+    assert registry.directions_status("run") == ""
+
+
+def test_read_only_folders_only_cost_recomputation(checkpoints_dir, tmp_path):
+    shutil.copytree(checkpoints_dir / "tiny", tmp_path / "ro")
+    os.chmod(tmp_path / "ro", 0o555)
+    try:
+        registry = CheckpointRegistry([tmp_path / "ro"])
+        assert registry.directions("ro")
+    finally:
+        os.chmod(tmp_path / "ro", 0o755)
+
+
+def test_model_card_is_the_readme(registry):
+    assert "16 px test generator" in registry.card("tiny")
+    assert registry.card("tiny-grey") == ""
+
+
+def test_training_data_from_the_run_config(registry):
+    data = registry.training_data(registry.get("tiny"))
+    assert data.images.shape[1:] == (3, 16, 16) and len(data) == 128  # the run's max_images
+
+
+def test_missing_training_data_says_what_to_do(checkpoints_dir, tmp_path):
+    (tmp_path / "celeb").mkdir()
+    G, meta = load_generator(checkpoints_dir / "tiny")
+    save_generator(G, tmp_path / "celeb" / GENERATOR_FILE, model=meta.model, info={"dataset": "celeba"})
+    (tmp_path / "celeb" / "config.json").write_text('{"data": {"dataset": "celeba", "root": "%s"}}' % (tmp_path / "nowhere"))
+    registry = CheckpointRegistry([tmp_path / "celeb"], data_roots=[tmp_path / "empty"])
+    with pytest.raises(DatasetError, match="--data-root"):
+        registry.training_data(registry.get("celeb"))

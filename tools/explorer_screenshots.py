@@ -1,0 +1,101 @@
+"""Screenshots of each explorer tab for docs/img/, taken with Playwright driving Debian's chromium.
+
+Examples:
+  python tools/explorer_screenshots.py --checkpoints checkpoints --model celeba-64
+  python tools/explorer_screenshots.py --checkpoints /tmp/copy-of-runs --model mnist-32 --out /tmp/shots
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoints", metavar="DIR", action="append", required=True, help="folders to scan (repeatable)")
+    p.add_argument("--model", required=True, help="model to show")
+    p.add_argument("--data-root", metavar="DIR", action="append", default=[], help="training data, for the nearest-image check")
+    p.add_argument("--out", metavar="DIR", default=str(ROOT / "docs" / "img"), help="where the PNGs go [default: docs/img]")
+    p.add_argument("--preset", default=None, help="arithmetic preset to show (face models) instead of clicked exemplars")
+    p.add_argument("--chromium", default="/usr/bin/chromium", help="browser executable [default: /usr/bin/chromium]")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from explorer.registry import CheckpointRegistry
+    from explorer.ui import build_app, launch_options
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    registry = CheckpointRegistry(args.checkpoints, data_roots=args.data_root)
+    registry.directions(args.model, wait=True)  # so the sliders are all there when the page opens
+    demo = build_app(registry)
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.get_by_label("Model").first.click()
+            page.get_by_role("option", name=args.model, exact=True).click()
+            expect(page.locator("#samples img").first).to_be_visible(timeout=60_000)
+            page.locator("#samples button.thumbnail-item").nth(5).click()
+            time.sleep(3)
+            page.screenshot(path=out / "explorer-generate.png", full_page=True)
+
+            page.get_by_role("tab", name="Latent sliders").click()
+            expect(page.locator("#edited img")).to_be_visible(timeout=60_000)
+            smiling = page.get_by_label("range slider for Smiling", exact=False)
+            second = smiling.first if smiling.count() else page.locator(".dir-slider input[type=range]").nth(1)
+            for slider, fraction in ((page.locator(".dir-slider input[type=range]").first, 0.7), (second, 0.85)):
+                slider.scroll_into_view_if_needed()
+                box = slider.bounding_box()
+                page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+            time.sleep(4)
+            page.mouse.wheel(0, -5000)
+            page.screenshot(path=out / "explorer-sliders.png", full_page=True)
+
+            page.get_by_role("tab", name="Vector arithmetic").click()
+            expect(page.locator("#candidates img").first).to_be_visible(timeout=60_000)
+            if args.preset:
+                page.get_by_label("Preset (exemplars picked by the attribute classifier)").click()
+                page.get_by_role("option", name=args.preset, exact=True).click()
+                page.get_by_role("button", name="Pick exemplars").click()
+                time.sleep(20)
+            else:
+                thumbs = page.locator("#candidates button.thumbnail-item")
+                for group, picks in (("A", (0, 1, 2)), ("B", (3, 4, 5)), ("C", (6, 7, 8))):
+                    page.get_by_label(group, exact=True).check()
+                    for i in picks:
+                        thumbs.nth(i).click()
+                        time.sleep(0.5)
+                page.get_by_role("button", name="Compute A − B + C").click()
+                time.sleep(6)
+            page.screenshot(path=out / "explorer-arithmetic.png", full_page=True)
+
+            page.get_by_role("tab", name="Interpolation").click()
+            page.get_by_role("button", name="Paper: walk through").click()
+            time.sleep(1)
+            page.get_by_role("button", name="Make animation").click()
+            expect(page.locator("#gif img")).to_be_visible(timeout=120_000)
+            time.sleep(4)
+            page.screenshot(path=out / "explorer-interpolation.png", full_page=True)
+            browser.close()
+    finally:
+        demo.close()
+    for name in ("generate", "sliders", "arithmetic", "interpolation"):  # 256-colour PNGs: a third of the size, same look
+        path = out / f"explorer-{name}.png"
+        Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
+    print(f"{out}: explorer-generate.png, explorer-sliders.png, explorer-arithmetic.png, explorer-interpolation.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
