@@ -26,6 +26,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", metavar="DIR", action="append", default=[],
                    help="where training data sets live, for the nearest-training-image check; repeatable "
                         "[default: the root in each run's config.json]")
+    # training from the app (the Train tab)
+    p.add_argument("--runs-dir", metavar="DIR", default=str(ROOT / "runs"),
+                   help="where runs started from the app are written (and scanned for the model picker) [default: ./runs]")
+    p.add_argument("--train-data", metavar="DIR", default=None,
+                   help="data root for the Train tab's data sets [default: $DCGAN_DATA_ROOT, else ../shared/data if present, "
+                        "else ~/.cache/dcgan-explorer/data]")
+    p.add_argument("--no-train", action="store_true", help="hide the Train tab and its API")
+    p.add_argument("--public", action="store_true",
+                   help="public mode (implied on Hugging Face Spaces): no folder paths from users, training capped by --train-max-minutes")
+    p.add_argument("--train-max-minutes", type=float, default=None, metavar="MIN",
+                   help="cap on a training run's budget [default: 120; 10 in public mode]")
+    p.add_argument("--train-concurrent", type=int, default=1, metavar="N", help="training runs at once [default: 1]")
     # server
     p.add_argument("--host", default=None, help="interface to listen on [default: 127.0.0.1; 0.0.0.0 when SPACE_ID is set]")
     p.add_argument("--port", type=int, metavar="N", default=None, help="port [default: $GRADIO_SERVER_PORT or 7860]")
@@ -46,6 +58,30 @@ def server_address(args: argparse.Namespace, environ: dict[str, str]) -> tuple[s
     $GRADIO_SERVER_PORT, else 7860."""
     host = args.host or ("0.0.0.0" if environ.get("SPACE_ID") else "127.0.0.1")
     return host, args.port or int(environ.get("GRADIO_SERVER_PORT", "7860"))
+
+
+def public_mode(args: argparse.Namespace, environ: dict[str, str]) -> bool:
+    return bool(args.public or environ.get("SPACE_ID"))
+
+
+def training_manager(args: argparse.Namespace, environ: dict[str, str]):
+    """The Train tab's back end; public mode refuses folder paths and caps each run's minutes."""
+    import atexit
+
+    from explorer.training import TrainingLimits, TrainingManager
+
+    public = public_mode(args, environ)
+    shared = ROOT.parent / "shared" / "data"
+    data = args.train_data or environ.get("DCGAN_DATA_ROOT") or (str(shared) if shared.is_dir() else None)
+    if data is None:
+        from dcgan.datasets import default_data_root
+
+        data = str(default_data_root())
+    limits = TrainingLimits(max_concurrent=args.train_concurrent, allow_folders=not public,
+                            max_minutes=args.train_max_minutes or (10.0 if public else 120.0))
+    manager = TrainingManager(Path(args.runs_dir), Path(data), limits)
+    atexit.register(manager.close)  # runs started here stop (and checkpoint) with the app
+    return manager
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,11 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.registry import CheckpointRegistry
     from explorer.ui import build_app, launch_options
 
-    registry = CheckpointRegistry([ROOT / "checkpoints", *args.checkpoints], capacity=args.cache_models, device=args.device,
+    runs = [] if args.no_train else [args.runs_dir]
+    registry = CheckpointRegistry([ROOT / "checkpoints", *args.checkpoints, *runs], capacity=args.cache_models, device=args.device,
                                   data_roots=args.data_root)
     logging.getLogger("explorer").info("models: %s", ", ".join(registry.names()) or "none")
     out = OutputDir()
-    demo = build_app(registry, out=out, concurrency_limit=args.concurrency)
+    training = None if args.no_train else training_manager(args, dict(os.environ))
+    demo = build_app(registry, out=out, concurrency_limit=args.concurrency, training=training)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     # nothing is uploaded (max_file_size), and the only files served are those the app wrote (allowed_paths)
     demo.launch(server_name=host, server_port=port, max_file_size="1mb", allowed_paths=[str(out.root)], **launch_options())

@@ -47,6 +47,7 @@ class Context:
     seed: gr.Number
     truncation: gr.Slider
     concurrency_limit: int
+    training: Any = None  # explorer.training.TrainingManager when the Train tab is on
 
     def on(self, triggers: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
         """An event running ``fn`` in the shared model queue, hidden from the public API (see explorer.api)."""
@@ -117,21 +118,30 @@ def _tabs() -> tuple[Callable[[Context], None], ...]:
     from .tabs.interpolate import interpolate_tab
     from .tabs.sliders import sliders_tab
 
-    return (generate_tab, sliders_tab, arithmetic_tab, interpolate_tab)  # a Train tab goes here
+    return (generate_tab, sliders_tab, arithmetic_tab, interpolate_tab)  # then Train, when build_app gets a TrainingManager
 
 
-def build_app(registry: CheckpointRegistry, *, out: OutputDir | None = None, concurrency_limit: int = 2) -> gr.Blocks:
+def build_app(registry: CheckpointRegistry, *, out: OutputDir | None = None, concurrency_limit: int = 2,
+              training: Any = None) -> gr.Blocks:
     """The explorer over ``registry``. Launch with ``launch_options()`` (CSS, theme) and a queue (see app.py)."""
     from .api import register_api
 
     out = out or OutputDir()
     with gr.Blocks(title=TITLE, delete_cache=(900, 3600)) as demo:
         model, card, refresh, seed, truncation = _header(registry)
-        ctx = Context(registry, out, demo, model, seed, truncation, concurrency_limit)
+        ctx = Context(registry, out, demo, model, seed, truncation, concurrency_limit, training)
         with gr.Tabs():
             for tab in _tabs():
                 tab(ctx)
+            if training is not None:
+                from .tabs.train import train_tab
+
+                train_tab(ctx)
         register_api(registry, out, concurrency_limit=concurrency_limit)
+        if training is not None:
+            from .tabs.train import register_training_api
+
+            register_training_api(training, registry)
 
         def rescan(current: str | None) -> Any:
             names = registry.rescan()

@@ -84,7 +84,7 @@ def train_tab(ctx: Context) -> None:
                 latest = gr.Image(label="Latest preview grid", format="png", interactive=False, elem_id="train-latest",
                                   elem_classes=["pixelated"])
                 with gr.Row():
-                    frame = gr.Slider(0, 0, 0, step=1, label="Time-lapse: preview number", scale=3)
+                    frame = gr.Slider(0, 1, 0, step=1, label="Time-lapse: preview number", scale=3)
                     gif_btn = gr.Button("Time-lapse GIF", scale=1)
                 timelapse = gr.Image(label="Preview at that point", format="png", interactive=False, elem_classes=["pixelated"])
                 gif_file = gr.File(label="Time-lapse GIF")
@@ -112,7 +112,7 @@ def train_tab(ctx: Context) -> None:
                 ctx.registry.rescan()  # the finished run is explorable right away
             paths = [p for _, p in status["samples"]]
             return (status_markdown(status), status["latest_grid"], loss_df, d_df, paths,
-                    gr.update(maximum=max(0, len(paths) - 1), value=max(0, len(paths) - 1)),
+                    gr.update(maximum=max(1, len(paths) - 1), value=max(0, len(paths) - 1)),
                     status["latest_grid"], gr.Timer(active=not done))
 
         def show_frame(paths, index):
@@ -137,8 +137,9 @@ def train_tab(ctx: Context) -> None:
         gif_btn.click(guard(make_gif), run, gif_file, api_visibility="private")
 
 
-def register_training_api(manager: TrainingManager) -> None:
-    """/train_start, /train_status, /train_stop, /train_resume for gradio_client (call inside gr.Blocks)."""
+def register_training_api(manager: TrainingManager, registry) -> None:
+    """/train_start, /train_status, /train_stop, /train_resume for gradio_client (call inside gr.Blocks).
+    A run that has stopped with a generator is added to the model list at once."""
 
     def train_start(dataset: str = "mnist", image_size: int = 32, arch: str = "dcgan", width: int = 32, batch_size: int = 64,
                     minutes: Optional[float] = 5.0, epochs: Optional[float] = None, max_steps: Optional[int] = None,
@@ -151,6 +152,8 @@ def register_training_api(manager: TrainingManager) -> None:
     def train_status(run: str) -> tuple[dict, Optional[FileData]]:
         """({state, step, epoch, img_per_s, eta_s, images_seen, last_metrics, warnings, ...}, latest preview grid PNG)."""
         status = manager.status(run)
+        if status["state"] not in ("running", "starting") and status["has_generator"]:
+            registry.rescan()
         grid = FileData(path=status["latest_grid"]) if status["latest_grid"] else None
         keep = ("name", "state", "step", "epoch", "img_per_s", "eta_s", "images_seen", "last_metrics", "warnings",
                 "has_generator", "error", "log_tail")
@@ -159,6 +162,7 @@ def register_training_api(manager: TrainingManager) -> None:
     def train_stop(run: str) -> dict:
         """Stop a run: it saves a checkpoint and exits; returns its final status."""
         status = manager.stop(run)
+        registry.rescan()
         return {k: status[k] for k in ("name", "state", "step")}
 
     def train_resume(run: str, minutes: Optional[float] = None) -> str:

@@ -1,0 +1,84 @@
+"""The Train tab's API through gradio_client: a real short MNIST run started, watched, stopped, resumed and explored."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import SHARED_DATA, shared_data_or_skip
+
+from .conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def train_app(tmp_path_factory, gradio_env, checkpoints_dir):
+    from gradio_client import Client
+
+    from explorer.outputs import OutputDir
+    from explorer.registry import CheckpointRegistry
+    from explorer.training import TrainingLimits, TrainingManager
+    from explorer.ui import build_app, launch_options
+
+    runs = tmp_path_factory.mktemp("runs")
+    manager = TrainingManager(runs, SHARED_DATA, TrainingLimits(max_minutes=3))
+    registry = CheckpointRegistry([checkpoints_dir, runs])
+    demo = build_app(registry, out=OutputDir(tmp_path_factory.mktemp("train-out")), training=manager)
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
+    client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+    try:
+        yield client, manager
+    finally:
+        manager.close()
+        client.close()
+        demo.close()
+
+
+def _wait(client, run, predicate, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, grid = client.predict(run, api_name="/train_status")
+        if predicate(status, grid):
+            return status, grid
+        assert status["state"] in ("starting", "running", "unknown"), status
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting on {run}: {status}")
+
+
+def test_train_endpoints_are_public(train_app):
+    client, _ = train_app
+    named = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/train_start", "/train_status", "/train_stop", "/train_resume"} <= named
+
+
+def test_refusals_are_clear(train_app):
+    from gradio_client.exceptions import AppError
+
+    client, _ = train_app
+    with pytest.raises(AppError, match="not available"):
+        client.predict("imagenet", api_name="/train_start")
+    with pytest.raises(AppError, match="not a run name"):
+        client.predict("../../etc", api_name="/train_status")
+    with pytest.raises(AppError, match="no run named"):
+        client.predict("00000-nothing", api_name="/train_stop")
+
+
+@pytest.mark.slow
+def test_start_watch_stop_resume_explore(train_app):
+    from gradio_client.exceptions import AppError
+
+    shared_data_or_skip("MNIST")
+    client, manager = train_app
+    run = client.predict("mnist", 16, "dcgan", 8, 32, 3.0, None, None, 5, 10, api_name="/train_start")
+    with pytest.raises(AppError, match="at a time"):
+        client.predict("mnist", 16, "dcgan", 8, 32, 3.0, api_name="/train_start")
+    status, grid = _wait(client, run, lambda s, g: g is not None and s["last_metrics"] is not None and s["step"] >= 10)
+    assert status["img_per_s"] > 0 and "fid" in status["last_metrics"]["metrics"]
+    stopped = client.predict(run, api_name="/train_stop")
+    assert stopped["state"] == "stopped"
+    assert run in [m["name"] for m in client.predict(api_name="/models")]  # explorable at once
+    assert client.predict(run, api_name="/train_resume") == run
+    status, _ = _wait(client, run, lambda s, g: s["step"] > stopped["step"])
+    client.predict(run, api_name="/train_stop")
+    png, meta = client.predict(run, "0-3", 1.0, api_name="/generate")
+    assert meta["seeds"] == [0, 1, 2, 3] and meta["tile_size"] == [16, 16]
