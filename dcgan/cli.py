@@ -56,6 +56,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--max-steps", type=int, metavar="N", default=None, help="stop after N generator updates")
     p.add_argument("--max-minutes", type=float, metavar="MIN", default=None, help="stop after this much wall-clock time")
     p.add_argument("--ema-decay", type=float, default=t.ema_decay, help="EMA decay of G's weights (0: off)")
+    p.add_argument("--label-smoothing", type=float, default=t.label_smoothing, help="one-sided: D's target for real images is 1 - this (0: the paper)")
     p.add_argument("--seed", type=int, default=t.seed, help="seeds weights, data order and noise")
     # hardware
     p.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:N or mps")

@@ -95,6 +95,7 @@ class TrainConfig:
     max_steps: int | None = None   # stop after this many generator updates
     max_minutes: float | None = None  # stop after this much wall-clock time (for CPU users)
     ema_decay: float = 0.999       # EMA of G's weights (ramped up over the first steps); 0 disables
+    label_smoothing: float = 0.0   # D's target for real images is 1 - this (one-sided; 0: the paper)
     seed: int = 0                  # seeds weights, data order and noise
     device: str = "auto"           # auto, cpu, cuda, cuda:N, mps
     bf16: str = "auto"             # auto (on where the hardware has fast bf16), on, off
@@ -112,6 +113,8 @@ class TrainConfig:
                 raise ConfigError(f"{name}: {getattr(self, name)} must be at least 1")
         if self.eval_every < 0:
             raise ConfigError(f"eval_every: {self.eval_every} must be 0 (off) or positive")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ConfigError(f"label_smoothing: {self.label_smoothing} must be in [0, 0.5)")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay: {self.ema_decay} must be in [0, 1)")
         for name in ("bf16", "channels_last"):

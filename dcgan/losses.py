@@ -3,9 +3,9 @@ import torch
 import torch.nn.functional as F
 
 
-def d_loss_real(logits_real: torch.Tensor) -> torch.Tensor:
-    """D's loss on real images: -log D(x)."""
-    return F.binary_cross_entropy_with_logits(logits_real.float(), torch.ones_like(logits_real, dtype=torch.float32))
+def d_loss_real(logits_real: torch.Tensor, target: float = 1.0) -> torch.Tensor:
+    """D's loss on real images: -log D(x); a target below 1 is one-sided label smoothing (Salimans et al. 2016)."""
+    return F.binary_cross_entropy_with_logits(logits_real.float(), torch.full_like(logits_real, target, dtype=torch.float32))
 
 
 def d_loss_fake(logits_fake: torch.Tensor) -> torch.Tensor:

@@ -139,7 +139,7 @@ def build_gan(cfg: RunConfig, hw: Hardware) -> GAN:
     return GAN(G, D, G_ema, opt_G, opt_D)
 
 
-def train_step(gan: GAN, x_real: torch.Tensor, z: torch.Tensor, hw: Hardware) -> torch.Tensor:
+def train_step(gan: GAN, x_real: torch.Tensor, z: torch.Tensor, hw: Hardware, *, real_target: float = 1.0) -> torch.Tensor:
     """One D update then one G update on the same fakes; returns STAT_NAMES as a float tensor (not synced)."""
     with hw.autocast():
         fake = gan.G(z)
@@ -148,7 +148,7 @@ def train_step(gan: GAN, x_real: torch.Tensor, z: torch.Tensor, hw: Hardware) ->
     with no_sync:
         with hw.autocast():
             logits_real = gan.D(x_real)
-            loss_real = d_loss_real(logits_real)
+            loss_real = d_loss_real(logits_real, real_target)
         loss_real.backward()
     with hw.autocast():
         logits_fake = gan.D(fake.detach())
@@ -384,7 +384,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
         idx, _ = _batch_indices(len(images), step, cfg.train.batch_size, hw, cfg.train.seed)
         x_real = datasets.batch_to_float(images[idx.to(hw.device)]).contiguous(memory_format=hw.memory_format)
         z = torch.randn(len(idx), cfg.model.z_dim, device=hw.device, generator=z_gen)
-        stats_sum += train_step(gan, x_real, z, hw)
+        stats_sum += train_step(gan, x_real, z, hw, real_target=1.0 - cfg.train.label_smoothing)
         update_ema(gan.G_ema, gan.G_core, ema_decay_at(step, cfg.train.ema_decay) if cfg.train.ema_decay else 0.0)
         step += 1
         window_steps += 1
