@@ -39,8 +39,16 @@ def _from_dict(cls, values: dict[str, Any]):
     return cfg
 
 
+class _Options:
+    """`from_dict` for the option dataclasses: unknown keys and wrong types are refused, values validated."""
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        return _from_dict(cls, values)
+
+
 @dataclass
-class ModelConfig:
+class ModelConfig(_Options):
     arch: str = "dcgan"      # "dcgan" (paper, any power-of-two size 16-256) or "keras" (28x28 seed nets)
     image_size: int = 64     # output side in pixels; keras requires 28
     channels: int = 3        # 1 (grey) or 3 (RGB)
@@ -63,13 +71,9 @@ class ModelConfig:
             if not 1 <= value <= 4096:
                 raise ConfigError(f"{name}: {value} must be between 1 and 4096")
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        return _from_dict(cls, values)
-
 
 @dataclass
-class DataConfig:
+class DataConfig(_Options):
     dataset: str = "mnist"        # mnist, fashion-mnist, cifar10, celeba, folder, fake
     root: str = ""                # folder holding the data set (for "folder": the image folder itself)
     download: bool = False        # let torchvision download mnist/fashion-mnist/cifar10 when missing
@@ -80,13 +84,9 @@ class DataConfig:
         if self.max_images is not None and self.max_images < 1:
             raise ConfigError(f"max_images: {self.max_images} must be at least 1")
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "DataConfig":
-        return _from_dict(cls, values)
-
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Options):
     batch_size: int = 128          # images per step per process (the paper: 128)
     lr: float = 2e-4               # Adam learning rate for G and D (the paper: 0.0002)
     beta1: float = 0.5             # Adam beta1 (the paper: 0.5, to stabilise training)
@@ -126,10 +126,6 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name}: {value} must be positive")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        return _from_dict(cls, values)
 
 
 @dataclass
