@@ -5,6 +5,9 @@ Examples:
   python app.py --port 8000 --checkpoints runs    # also every run directory under runs/
   python app.py --checkpoints runs/mnist-32 --data-root ../shared/data   # with nearest-training-image checks
   GRADIO_SERVER_PORT=8000 python app.py           # the port from the environment (as on Hugging Face Spaces)
+  DCGAN_TRAIN=off python app.py                   # no Train tab (how a Space's settings switch training off)
+
+On a Hugging Face Space (SPACE_ID set) the app listens on 0.0.0.0 and runs in public mode; docs/space.md.
 """
 from __future__ import annotations
 
@@ -32,11 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-data", metavar="DIR", default=None,
                    help="data root for the Train tab's data sets [default: $DCGAN_DATA_ROOT, else ../shared/data if present, "
                         "else ~/.cache/dcgan-explorer/data]")
-    p.add_argument("--no-train", action="store_true", help="hide the Train tab and its API")
+    p.add_argument("--no-train", action="store_true", help="hide the Train tab and its API [default: on unless $DCGAN_TRAIN=off]")
     p.add_argument("--public", action="store_true",
                    help="public mode (implied on Hugging Face Spaces): no folder paths from users, training capped by --train-max-minutes")
     p.add_argument("--train-max-minutes", type=float, default=None, metavar="MIN",
-                   help="cap on a training run's budget [default: 120; 10 in public mode]")
+                   help="cap on a training run's budget [default: $DCGAN_TRAIN_MAX_MINUTES, else 120; 10 in public mode]")
     p.add_argument("--train-concurrent", type=int, default=1, metavar="N", help="training runs at once [default: 1]")
     # server
     p.add_argument("--host", default=None, help="interface to listen on [default: 127.0.0.1; 0.0.0.0 when SPACE_ID is set]")
@@ -58,6 +61,21 @@ def server_address(args: argparse.Namespace, environ: dict[str, str]) -> tuple[s
     $GRADIO_SERVER_PORT, else 7860."""
     host = args.host or ("0.0.0.0" if environ.get("SPACE_ID") else "127.0.0.1")
     return host, args.port or int(environ.get("GRADIO_SERVER_PORT", "7860"))
+
+
+def apply_environment(args: argparse.Namespace, environ: dict[str, str]) -> argparse.Namespace:
+    """Settings a Hugging Face Space passes as variables (it runs `python app.py` without arguments):
+    DCGAN_TRAIN=off hides the Train tab, DCGAN_TRAIN_MAX_MINUTES caps each run. Command-line flags win."""
+    if environ.get("DCGAN_TRAIN", "").strip().lower() in ("0", "off", "false", "no"):
+        args.no_train = True
+    if args.train_max_minutes is None and environ.get("DCGAN_TRAIN_MAX_MINUTES"):
+        try:
+            args.train_max_minutes = float(environ["DCGAN_TRAIN_MAX_MINUTES"])
+        except ValueError:
+            raise SystemExit(f"error: DCGAN_TRAIN_MAX_MINUTES={environ['DCGAN_TRAIN_MAX_MINUTES']!r} is not a number") from None
+    if args.train_max_minutes is not None and not 0 < args.train_max_minutes <= 24 * 60:
+        raise SystemExit(f"error: --train-max-minutes {args.train_max_minutes:g} must be between 0 and 1440")
+    return args
 
 
 def public_mode(args: argparse.Namespace, environ: dict[str, str]) -> bool:
@@ -85,7 +103,7 @@ def training_manager(args: argparse.Namespace, environ: dict[str, str]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = apply_environment(build_parser().parse_args(argv), dict(os.environ))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for name in ("httpx", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -105,18 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads or max(1, cores // args.concurrency))
     from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
-    from explorer.ui import build_app, launch_options
+    from explorer.ui import build_app, launch_options, security_options
+    from explorer.uploads import UploadStore
 
     runs = [] if args.no_train else [args.runs_dir]
     registry = CheckpointRegistry([ROOT / "checkpoints", *args.checkpoints, *runs], capacity=args.cache_models, device=args.device,
                                   data_roots=args.data_root)
     logging.getLogger("explorer").info("models: %s", ", ".join(registry.names()) or "none")
     out = OutputDir()
+    uploads = UploadStore(registry)  # a private temp folder, never served
     training = None if args.no_train else training_manager(args, dict(os.environ))
-    demo = build_app(registry, out=out, concurrency_limit=args.concurrency, training=training)
+    demo = build_app(registry, out=out, concurrency_limit=args.concurrency, training=training, uploads=uploads)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
-    # nothing is uploaded (max_file_size), and the only files served are those the app wrote (allowed_paths)
-    demo.launch(server_name=host, server_port=port, max_file_size="1mb", allowed_paths=[str(out.root)], **launch_options())
+    # uploads up to the largest generator accepted; served files: only what the app wrote (docs/security.md)
+    blocked = [uploads.root, ROOT / "checkpoints", ROOT / "dcgan", ROOT / "explorer", ROOT / "tests", ROOT / "app.py"]
+    demo.launch(server_name=host, server_port=port, **security_options(out, blocked=blocked), **launch_options())
     return 0
 
 

@@ -130,6 +130,7 @@ class CheckpointRegistry:
         self.data_roots = [Path(d) for d in data_roots]
         self._lock = threading.RLock()
         self._entries: dict[str, ModelEntry] = {}
+        self._registered: dict[str, ModelEntry] = {}  # added by register() (uploads): unlisted, kept across rescans
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self.rescan()
 
@@ -139,20 +140,44 @@ class CheckpointRegistry:
         """Scan the folders again (new run dirs appear, deleted ones vanish); returns the model names."""
         entries = scan_dirs(self.dirs)
         with self._lock:
+            entries.update({n: e for n, e in self._registered.items() if n not in entries})
             self._entries = entries
             for name in [n for n, m in self._cache.items() if n not in entries or entries[n].path != m.entry.path]:
                 del self._cache[name]
-            return list(entries)
+            return [n for n in entries if n not in self._registered]
 
     def names(self) -> list[str]:
+        """The scanned models (registered ones, e.g. uploads, are not listed: only their session knows the name)."""
         with self._lock:
-            return list(self._entries)
+            return [n for n in self._entries if n not in self._registered]
+
+    def register(self, name: str, path: Path) -> None:
+        """Make the generator file ``path`` (already validated) available as ``name`` until ``unregister``; it is
+        not listed by ``names()`` and survives rescans. A scanned model of the same name is refused."""
+        with self._lock:
+            if name in self._entries and name not in self._registered:
+                raise CheckpointError(f"model {name!r} already exists")
+            entry = ModelEntry(name, Path(path).resolve(), None)
+            self._registered[name] = entry
+            self._entries[name] = entry
+            self._cache.pop(name, None)
+
+    def unregister(self, name: str) -> None:
+        """Forget a registered model (and drop it from the cache)."""
+        with self._lock:
+            if self._registered.pop(name, None) is not None:
+                self._entries.pop(name, None)
+                self._cache.pop(name, None)
+
+    def is_registered(self, name: str) -> bool:
+        with self._lock:
+            return isinstance(name, str) and name in self._registered
 
     def entry(self, name: str) -> ModelEntry:
         """The scanned entry called ``name``; CheckpointError for anything else (names are never paths)."""
         with self._lock:
             entry = self._entries.get(name) if isinstance(name, str) else None
-            known = list(self._entries)
+            known = [n for n in self._entries if n not in self._registered]
         if entry is None:
             listed = ", ".join(known) if known else "none; add a folder with --checkpoints DIR"
             raise CheckpointError(f"model {name!r} is unknown; available models: {listed}")

@@ -48,6 +48,8 @@ class Context:
     truncation: gr.Slider
     concurrency_limit: int
     training: Any = None  # explorer.training.TrainingManager when the Train tab is on
+    uploads: Any = None   # explorer.uploads.UploadStore: the "bring your own generator" box and /upload
+    session_models: Any = None  # gr.State: names of this session's uploads (names only, never models)
 
     def on(self, triggers: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
         """An event running ``fn`` in the shared model queue, hidden from the public API (see explorer.api)."""
@@ -122,14 +124,20 @@ def _tabs() -> tuple[Callable[[Context], None], ...]:
 
 
 def build_app(registry: CheckpointRegistry, *, out: OutputDir | None = None, concurrency_limit: int = 2,
-              training: Any = None) -> gr.Blocks:
-    """The explorer over ``registry``. Launch with ``launch_options()`` (CSS, theme) and a queue (see app.py)."""
+              training: Any = None, uploads: Any = None) -> gr.Blocks:
+    """The explorer over ``registry``. Launch with ``launch_options()`` (CSS, theme), ``security_options(...)`` and
+    a queue (see app.py). ``uploads``: an explorer.uploads.UploadStore (default: one in a fresh temp folder)."""
     from .api import register_api
+    from .tabs.upload import register_upload_api, upload_panel
+    from .uploads import UploadStore
 
     out = out or OutputDir()
+    uploads = uploads or UploadStore(registry)
     with gr.Blocks(title=TITLE, delete_cache=(900, 3600)) as demo:
         model, card, refresh, seed, truncation = _header(registry)
-        ctx = Context(registry, out, demo, model, seed, truncation, concurrency_limit, training)
+        session_models = gr.State([])
+        ctx = Context(registry, out, demo, model, seed, truncation, concurrency_limit, training, uploads, session_models)
+        upload_panel(ctx)
         with gr.Tabs():
             for tab in _tabs():
                 tab(ctx)
@@ -138,16 +146,18 @@ def build_app(registry: CheckpointRegistry, *, out: OutputDir | None = None, con
 
                 train_tab(ctx)
         register_api(registry, out, concurrency_limit=concurrency_limit)
+        register_upload_api(uploads)
         if training is not None:
             from .tabs.train import register_training_api
 
             register_training_api(training, registry)
 
-        def rescan(current: str | None) -> Any:
+        def rescan(current: str | None, mine: list[str]) -> Any:
             names = registry.rescan()
+            names += [n for n in mine if registry.is_registered(n)]  # this session's uploads stay in its picker
             return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
 
-        ctx.on_light(refresh.click, rescan, model, model)
+        ctx.on_light(refresh.click, rescan, [model, session_models], model)
         ctx.on_light([demo.load, model.change], lambda name: service.model_card(registry, name) if name else "", model, card)
     return demo
 
@@ -155,3 +165,12 @@ def build_app(registry: CheckpointRegistry, *, out: OutputDir | None = None, con
 def launch_options() -> dict[str, Any]:
     """Keyword arguments for ``demo.launch`` that belong to the look (Gradio 6 takes css/theme at launch)."""
     return {"css": CSS, "theme": gr.themes.Soft()}
+
+
+def security_options(out: OutputDir, *, blocked: list[Any] = ()) -> dict[str, Any]:
+    """``demo.launch`` arguments that decide what may come in and what is served: uploads up to the largest
+    generator accepted; files served only from the app's output folder (plus Gradio's own cache of uploads and
+    returned files); ``blocked`` (the uploads folder, checkpoint and run folders, the source tree) never served."""
+    from .uploads import MAX_UPLOAD_BYTES
+
+    return {"max_file_size": MAX_UPLOAD_BYTES, "allowed_paths": [str(out.root)], "blocked_paths": [str(p) for p in blocked]}

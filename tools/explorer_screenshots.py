@@ -3,15 +3,18 @@
 Examples:
   python tools/explorer_screenshots.py --checkpoints checkpoints --model celeba-64
   python tools/explorer_screenshots.py --checkpoints /tmp/copy-of-runs --model mnist-32 --out /tmp/shots
+  python tools/explorer_screenshots.py --checkpoints checkpoints --model celeba-64 --only train --train-data ../shared/data
 """
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ("generate", "sliders", "arithmetic", "interpolation", "train")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 
 
@@ -23,7 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", metavar="DIR", default=str(ROOT / "docs" / "img"), help="where the PNGs go [default: docs/img]")
     p.add_argument("--preset", default=None, help="arithmetic preset to show (face models) instead of clicked exemplars")
     p.add_argument("--chromium", default="/usr/bin/chromium", help="browser executable [default: /usr/bin/chromium]")
+    p.add_argument("--train-data", metavar="DIR", default=None,
+                   help="data root with MNIST for the Train tab shot (a short run in a temp folder) [default: no Train shot]")
+    p.add_argument("--only", nargs="+", choices=SHOTS, default=None, metavar="TAB",
+                   help=f"retake only these: {', '.join(SHOTS)} [default: all; train needs --train-data]")
     args = p.parse_args(argv)
+    shots = args.only or [s for s in SHOTS if s != "train" or args.train_data]
+    if "train" in shots and not args.train_data:
+        p.error("the train shot needs --train-data DIR")
     sys.path.insert(0, str(ROOT))
 
     from playwright.sync_api import expect, sync_playwright
@@ -35,7 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     registry = CheckpointRegistry(args.checkpoints, data_roots=args.data_root)
     registry.directions(args.model, wait=True)  # so the sliders are all there when the page opens
-    demo = build_app(registry)
+    training = None
+    if "train" in shots:
+        from explorer.training import TrainingLimits, TrainingManager
+
+        training = TrainingManager(Path(tempfile.mkdtemp(prefix="screenshot-runs-")), Path(args.train_data), TrainingLimits(max_minutes=5))
+    demo = build_app(registry, training=training)
     demo.queue(default_concurrency_limit=2, max_size=64)
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
     try:
@@ -48,53 +63,96 @@ def main(argv: list[str] | None = None) -> int:
             expect(page.locator("#samples img").first).to_be_visible(timeout=60_000)
             page.locator("#samples button.thumbnail-item").nth(5).click()
             time.sleep(3)
-            page.screenshot(path=out / "explorer-generate.png", full_page=True)
-
-            page.get_by_role("tab", name="Latent sliders").click()
-            expect(page.locator("#edited img")).to_be_visible(timeout=60_000)
-            smiling = page.get_by_label("range slider for Smiling", exact=False)
-            second = smiling.first if smiling.count() else page.locator(".dir-slider input[type=range]").nth(1)
-            for slider, fraction in ((page.locator(".dir-slider input[type=range]").first, 0.7), (second, 0.85)):
-                slider.scroll_into_view_if_needed()
-                box = slider.bounding_box()
-                page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
-            time.sleep(4)
-            page.mouse.wheel(0, -5000)
-            page.screenshot(path=out / "explorer-sliders.png", full_page=True)
-
-            page.get_by_role("tab", name="Vector arithmetic").click()
-            expect(page.locator("#candidates img").first).to_be_visible(timeout=60_000)
-            if args.preset:
-                page.get_by_label("Preset (exemplars picked by the attribute classifier)").click()
-                page.get_by_role("option", name=args.preset, exact=True).click()
-                page.get_by_role("button", name="Pick exemplars").click()
-                time.sleep(20)
-            else:
-                thumbs = page.locator("#candidates button.thumbnail-item")
-                for group, picks in (("A", (0, 1, 2)), ("B", (3, 4, 5)), ("C", (6, 7, 8))):
-                    page.get_by_label(group, exact=True).check()
-                    for i in picks:
-                        thumbs.nth(i).click()
-                        time.sleep(0.5)
-                page.get_by_role("button", name="Compute A − B + C").click()
-                time.sleep(6)
-            page.screenshot(path=out / "explorer-arithmetic.png", full_page=True)
-
-            page.get_by_role("tab", name="Interpolation").click()
-            page.get_by_role("button", name="Paper: walk through").click()
-            time.sleep(1)
-            page.get_by_role("button", name="Make animation").click()
-            expect(page.locator("#gif img")).to_be_visible(timeout=120_000)
-            time.sleep(4)
-            page.screenshot(path=out / "explorer-interpolation.png", full_page=True)
+            if "generate" in shots:
+                page.screenshot(path=out / "explorer-generate.png", full_page=True)
+            if "sliders" in shots:
+                sliders_shot(page, out)
+            if "arithmetic" in shots:
+                arithmetic_shot(page, out, args.preset)
+            if "interpolation" in shots:
+                interpolation_shot(page, out)
+            if "train" in shots:
+                train_shot(page, out)
             browser.close()
     finally:
         demo.close()
-    for name in ("generate", "sliders", "arithmetic", "interpolation"):  # 256-colour PNGs: a third of the size, same look
+        if training is not None:
+            training.close()
+    for name in shots:  # 256-colour PNGs: a third of the size, same look
         path = out / f"explorer-{name}.png"
         Image.open(path).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
-    print(f"{out}: explorer-generate.png, explorer-sliders.png, explorer-arithmetic.png, explorer-interpolation.png")
+    print(f"{out}: " + ", ".join(f"explorer-{name}.png" for name in shots))
     return 0
+
+
+def sliders_shot(page, out: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Latent sliders").click()
+    expect(page.locator("#edited img")).to_be_visible(timeout=60_000)
+    smiling = page.get_by_label("range slider for Smiling", exact=False)
+    second = smiling.first if smiling.count() else page.locator(".dir-slider input[type=range]").nth(1)
+    for slider, fraction in ((page.locator(".dir-slider input[type=range]").first, 0.7), (second, 0.85)):
+        slider.scroll_into_view_if_needed()
+        box = slider.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+    time.sleep(4)
+    page.mouse.wheel(0, -5000)
+    page.screenshot(path=out / "explorer-sliders.png", full_page=True)
+
+
+def arithmetic_shot(page, out: Path, preset: str | None) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Vector arithmetic").click()
+    expect(page.locator("#candidates img").first).to_be_visible(timeout=60_000)
+    if preset:
+        page.get_by_label("Preset (exemplars picked by the attribute classifier)").click()
+        page.get_by_role("option", name=preset, exact=True).click()
+        page.get_by_role("button", name="Pick exemplars").click()
+        time.sleep(20)
+    else:
+        thumbs = page.locator("#candidates button.thumbnail-item")
+        for group, picks in (("A", (0, 1, 2)), ("B", (3, 4, 5)), ("C", (6, 7, 8))):
+            page.get_by_label(group, exact=True).check()
+            for i in picks:
+                thumbs.nth(i).click()
+                time.sleep(0.5)
+        page.get_by_role("button", name="Compute A − B + C").click()
+        time.sleep(6)
+    page.screenshot(path=out / "explorer-arithmetic.png", full_page=True)
+
+
+def interpolation_shot(page, out: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Interpolation").click()
+    page.get_by_role("button", name="Paper: walk through").click()
+    time.sleep(1)
+    page.get_by_role("button", name="Make animation").click()
+    expect(page.locator("#gif img")).to_be_visible(timeout=120_000)
+    time.sleep(4)
+    page.screenshot(path=out / "explorer-interpolation.png", full_page=True)
+
+
+def train_shot(page, out: Path, *, seconds: float = 90.0) -> None:
+    """A short MNIST 32 px run started from the tab, shown after ``seconds`` of training (grid, losses), then stopped."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-size input").click()
+    page.get_by_role("option", name="32", exact=True).click()
+    for elem_id, value in (("train-width", "32"), ("train-batch", "64"), ("train-minutes", "3"), ("train-every", "20")):
+        box = page.locator(f"#{elem_id} input[type=number]")
+        box.fill(value)
+        box.press("Tab")
+    page.locator("#train-start").click()
+    expect(page.locator("#train-latest img")).to_be_visible(timeout=180_000)
+    time.sleep(seconds)
+    page.mouse.wheel(0, -5000)
+    page.screenshot(path=out / "explorer-train.png", full_page=True)
+    page.locator("#train-stop").click()
+    expect(page.locator("#train-status")).to_contain_text("stopped", timeout=120_000)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def arithmetic_tab(ctx: Context) -> None:
             noise_seed = gr.Number(0, precision=0, minimum=0, label="Noise seed (variants are reproducible)")
             compute = gr.Button("Compute A − B + C", variant="primary")
         with gr.Row():
-            centre = gr.Image(label="G(Y)", format="png", height=256, interactive=False, elem_classes=["pixelated", "big"])
+            centre = gr.Image(label="G(Y)", format="png", height=256, interactive=False, elem_classes=["pixelated", "big"],
+                              elem_id="arithmetic-centre")
             grid = gr.Image(label="3x3: G(Y) centre, 8 noisy variants", format="png", height=256, interactive=False,
                             elem_classes=["pixelated", "big"])
             pixel = gr.Image(label="Same arithmetic in pixel space", format="png", height=256, interactive=False,

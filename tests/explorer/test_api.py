@@ -197,7 +197,8 @@ def test_python_app_py_serves_the_checkpoints_folder(checkpoints_dir, tmp_path):
 
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--checkpoints", str(checkpoints_dir)], cwd=tmp_path, env=env,
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--checkpoints", str(checkpoints_dir),
+                             "--runs-dir", str(tmp_path / "runs")], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline, answered = time.time() + 60, False
