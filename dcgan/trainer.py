@@ -433,4 +433,5 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
         bar.close()
     if hw.world_size > 1:
         dist.barrier()
+        dist.destroy_process_group()  # a clean teardown; gloo aborts at exit if a peer is already gone
     return record
