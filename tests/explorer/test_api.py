@@ -201,7 +201,7 @@ def test_python_app_py_serves_the_checkpoints_folder(checkpoints_dir, tmp_path):
                              "--runs-dir", str(tmp_path / "runs")], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline, answered = time.time() + 60, False
+        deadline, answered = time.time() + 180, False  # generous: CI machines may be busy
         while time.time() < deadline and not answered:
             try:
                 answered = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).status == 200
