@@ -59,6 +59,7 @@ def atomic_write_bytes(data: bytes, path: Path) -> None:
     except OSError as exc:
         raise CheckpointError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from exc
     try:
+        os.fchmod(fd, 0o644)  # readable like any file the user writes (mkstemp makes it private)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -95,16 +96,21 @@ def save_generator(G: nn.Module, path: Path, *, model: ModelConfig, info: dict[s
 def _read_header(data: bytes, path: Path) -> dict[str, Any]:
     if len(data) < 8:
         raise CheckpointError(f"{path}: truncated file ({len(data)} bytes); not a safetensors file")
-    if any(data.startswith(magic) for magic in PICKLE_MAGICS):
-        raise CheckpointError(f"{path}: this is a pickle / torch.save file; only .safetensors generators are accepted (nothing was loaded)")
     (header_len,) = struct.unpack("<Q", data[:8])
+    # a safetensors length may start with any byte (0x80 included), so a pickle is named only once parsing fails
+    looks_pickled = any(data.startswith(magic) for magic in PICKLE_MAGICS)
+    pickle_error = CheckpointError(f"{path}: this is a pickle / torch.save file; only .safetensors generators are accepted (nothing was loaded)")
     if header_len > MAX_HEADER_BYTES:
+        if looks_pickled:
+            raise pickle_error
         raise CheckpointError(f"{path}: safetensors header claims {header_len} bytes (limit {MAX_HEADER_BYTES}); refusing it")
     if 8 + header_len > len(data):
         raise CheckpointError(f"{path}: truncated file: header needs {header_len} bytes, file has {len(data) - 8}")
     try:
         header = json.loads(data[8 : 8 + header_len])
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if looks_pickled:
+            raise pickle_error from exc
         raise CheckpointError(f"{path}: not a safetensors file (header is not JSON)") from exc
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: not a safetensors file (header is not a JSON object)")

@@ -144,3 +144,19 @@ def test_state_is_loaded_weights_only(tiny_ckpt, tmp_path):
     torch.save({"format_version": FORMAT_VERSION, "x": Evil()}, evil)
     with pytest.raises(CheckpointError, match="cannot read"):
         load_state(evil)
+
+
+def test_header_length_starting_with_pickle_byte_is_still_safetensors(tmp_path):
+    """A header of 128 + 256k bytes makes the file start with 0x80, a pickle's first byte: it must still load."""
+    G = build_generator(CFG)
+    tensors = {k: v.contiguous() for k, v in G.state_dict().items()}
+    for pad in range(300):
+        meta = {"format_version": str(FORMAT_VERSION), "model": json.dumps(CFG.__dict__), "pad": "x" * pad}
+        blob = st_save(tensors, metadata=meta)
+        if blob[0] == 0x80:
+            break
+    path = tmp_path / "g.safetensors"
+    path.write_bytes(blob)
+    assert path.read_bytes()[0] == 0x80
+    loaded, _ = load_generator(path)
+    assert loaded is not None
