@@ -7,7 +7,7 @@ Examples:
   GRADIO_SERVER_PORT=8000 python app.py           # the port from the environment (as on Hugging Face Spaces)
   DCGAN_TRAIN=off python app.py                   # no Train tab (how a Space's settings switch training off)
 
-On a Hugging Face Space (SPACE_ID set) the app listens on 0.0.0.0 and runs in public mode; docs/space.md.
+On a Hugging Face Space (SPACE_ID set) the app listens on 0.0.0.0 and runs in public mode; the README's Hugging Face Space section.
 """
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     training = None if args.no_train else training_manager(args, dict(os.environ))
     demo = build_app(registry, out=out, concurrency_limit=args.concurrency, training=training, uploads=uploads)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
-    # uploads up to the largest generator accepted; served files: only what the app wrote (docs/security.md)
+    # uploads up to the largest generator accepted; served files: only what the app wrote (README: Security)
     blocked = [uploads.root, ROOT / "checkpoints", ROOT / "dcgan", ROOT / "explorer", ROOT / "tests", ROOT / "app.py"]
     demo.launch(server_name=host, server_port=port, **security_options(out, blocked=blocked), **launch_options())
     return 0

@@ -27,7 +27,7 @@ from .validation import (  # noqa: F401 (the UI reaches them through service)
 )
 
 # ----------------------------------------------------------------------------------------------------------------
-# limits: every endpoint checks its inputs against these (docs/explorer.md lists them)
+# limits: every endpoint checks its inputs against these (the README's API section lists them)
 
 MAX_GENERATE_SEEDS = 64        # images in one /generate call
 MAX_GROUP_SEEDS = 8            # exemplars in each of A, B, C

@@ -23,7 +23,8 @@ def app_module():
 
 
 def front_matter() -> dict[str, str]:
-    text = (ROOT / "docs" / "space_front_matter.md").read_text()
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("---\n"), "README.md must start with the Space's front matter"
     block = re.search(r"^---\n(.*?)\n---$", text, re.S | re.M).group(1)
     return {k.strip(): v.strip().strip('"') for k, v in (line.split(":", 1) for line in block.splitlines())}
 
