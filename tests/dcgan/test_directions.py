@@ -17,7 +17,7 @@ from dcgan.directions import Direction
 from dcgan.errors import CheckpointError, LatentError
 from dcgan.latent import latent_from_seed
 
-REAL_GENERATOR = Path(__file__).resolve().parents[2] / "runs" / "mnist-32" / GENERATOR_FILE
+REAL_GENERATOR = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist" / GENERATOR_FILE
 
 
 class BrightnessClassifier:
@@ -277,7 +277,7 @@ def test_labeled_directions_with_real_mnist_classifier():
     """On the trained MNIST generator with the shipped classifier, "digit-7" makes sevens more likely."""
     classifiers = pytest.importorskip("dcgan.classifiers")
     if not (REAL_GENERATOR.is_file() and classifiers.has_classifier("mnist")):
-        pytest.skip("needs runs/mnist-32/generator.safetensors and the shipped mnist classifier")
+        pytest.skip("needs checkpoints/mnist/generator.safetensors and the shipped mnist classifier")
     G, meta = load_generator(REAL_GENERATOR)
     classifier = classifiers.load_classifier("mnist")
     found = dirs.labeled_directions(G, classifier, n=1000, names=["digit-7", "1 - one"])
