@@ -1,4 +1,4 @@
-"""Image helpers: [-1, 1] float batches to uint8, grids, PNG/GIF/MP4 files."""
+"""Image helpers: [-1, 1] float batches to uint8, grids, PNG files (the app's GIF/MP4 writers are in explorer.outputs)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,28 +37,3 @@ def save_png(img: np.ndarray, path: Path) -> None:
     buffer = io.BytesIO()
     to_pil(img).save(buffer, format="PNG")
     atomic_write_bytes(buffer.getvalue(), Path(path))
-
-
-def enlarge(img: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour upscaling for showing small images [H, W, C]."""
-    return img.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else img
-
-
-def save_gif(frames: np.ndarray, path: Path, *, fps: float = 12.0) -> None:
-    """frames uint8 [T, H, W, C] -> an animated GIF that loops forever."""
-    import imageio.v3 as iio
-
-    frames = frames[..., 0] if frames.shape[-1] == 1 else frames
-    iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)
-
-
-def save_mp4(frames: np.ndarray, path: Path, *, fps: float = 12.0, scale: int = 1) -> None:
-    """frames uint8 [T, H, W, C] -> H.264 MP4 (sides enlarged by ``scale`` and padded to even sizes for players)."""
-    import imageio.v3 as iio
-
-    frames = np.stack([enlarge(f, scale) for f in frames])
-    if frames.shape[-1] == 1:
-        frames = frames.repeat(3, axis=-1)
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
-    frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    iio.imwrite(path, frames, extension=".mp4", fps=fps, codec="libx264", macro_block_size=1)

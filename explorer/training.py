@@ -23,7 +23,8 @@ from dcgan import rundir
 from dcgan.checkpoints import GENERATOR_FILE, STATE_FILE
 from dcgan.config import ModelConfig
 from dcgan.errors import ConfigError, DCGANError
-from dcgan.images import save_gif
+
+from .outputs import write_gif
 
 LOG_FILE = "train.log"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
@@ -295,5 +296,5 @@ def timelapse_gif(run_dir: Path, out_path: Path, *, fps: float = 8.0) -> Path:
     if not frames:
         raise TrainingError("no readable preview grids yet")
     size = frames[-1].shape
-    save_gif(np.stack([f for f in frames if f.shape == size]), Path(out_path), fps=fps)
+    write_gif(np.stack([f for f in frames if f.shape == size]), Path(out_path), fps=fps)
     return Path(out_path)
