@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import struct
 import tempfile
@@ -201,6 +200,3 @@ def load_state(path: Path | str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: format_version {state.get('format_version') if isinstance(state, dict) else None}, expected {FORMAT_VERSION}")
     return state
 
-
-def is_finite_module(module: nn.Module) -> bool:
-    return all(math.isfinite(float(t.float().abs().max())) for t in module.state_dict().values() if t.is_floating_point() and t.numel())
