@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import math
@@ -201,6 +202,12 @@ def preview(G_ema: nn.Module, fixed_z: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------------------
 # the loop
 
+@functools.lru_cache(maxsize=2)
+def _epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of one epoch; cached so the hot loop draws it once per epoch, not once per step."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
 def _batch_indices(n: int, step: int, batch_size: int, hw: Hardware, seed: int) -> tuple[torch.Tensor, int]:
     """Indices of this rank's batch for ``step``: each epoch is a fresh permutation (last partial batch dropped),
     a pure function of (seed, step) so resuming needs no sampler state."""
@@ -209,7 +216,7 @@ def _batch_indices(n: int, step: int, batch_size: int, hw: Hardware, seed: int) 
     if steps_per_epoch == 0:
         raise ConfigError(f"batch_size {batch_size} x {hw.world_size} process(es) is larger than the data set ({n} images)")
     epoch, pos = divmod(step, steps_per_epoch)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    perm = _epoch_permutation(n, seed, epoch)
     start = pos * per_step + hw.rank * batch_size
     return perm[start : start + batch_size], steps_per_epoch
 
@@ -253,6 +260,14 @@ def _load_checkpoint(gan: GAN, state: dict[str, Any], z_gen: torch.Generator, hw
     if "cuda" in state["rng"] and hw.device.type == "cuda":
         torch.cuda.set_rng_state(state["rng"]["cuda"], hw.device)
     return int(state["step"])
+
+
+def generator_from_state(state: dict[str, Any], *, raw: bool = False) -> tuple[nn.Module, RunConfig]:
+    """The exported generator of a training state: the EMA weights (or raw G), BatchNorm recalibrated, eval mode."""
+    cfg = RunConfig.from_dict(state["config"])
+    G = build_generator(cfg.model)
+    G.load_state_dict(state["G" if raw else "G_ema"])
+    return recalibrate_batchnorm(G, cfg.model.z_dim), cfg
 
 
 def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> RunConfig:
