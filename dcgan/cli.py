@@ -130,13 +130,10 @@ def cmd_sample(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .models import build_generator, recalibrate_batchnorm
+    from .trainer import generator_from_state
 
     state = checkpoints.load_state(Path(args.run_dir))
-    cfg = RunConfig.from_dict(state["config"])
-    G = build_generator(cfg.model)
-    G.load_state_dict(state["G_ema" if not args.raw else "G"])
-    recalibrate_batchnorm(G, cfg.model.z_dim)
+    G, cfg = generator_from_state(state, raw=args.raw)
     out = Path(args.out) if args.out else Path(args.run_dir) / checkpoints.GENERATOR_FILE
     info = {"dataset": cfg.data.dataset, "step": state["step"], "images_seen": state["step"] * cfg.train.batch_size}
     checkpoints.save_generator(G, out, model=cfg.model, info=info, dtype=torch.float16 if args.fp16 else torch.float32)

@@ -18,12 +18,12 @@ import torch
 
 from dcgan import rundir
 from dcgan.checkpoints import GENERATOR_FILE, load_generator, load_state, save_generator
-from dcgan.config import RunConfig
 from dcgan.directions import compute_directions, directions_path, generator_fingerprint, save_directions
 from dcgan.images import make_grid, save_png
 from dcgan.latent import latents_from_seeds
 from dcgan.metrics import evaluate
-from dcgan.models import build_generator, num_params, recalibrate_batchnorm
+from dcgan.models import num_params
+from dcgan.trainer import generator_from_state
 
 
 def cpu_name() -> str:
@@ -71,10 +71,7 @@ def main() -> None:
     args = p.parse_args()
 
     state = load_state(args.run_dir)
-    cfg = RunConfig.from_dict(state["config"])
-    G = build_generator(cfg.model)
-    G.load_state_dict(state["G_ema"])
-    recalibrate_batchnorm(G, cfg.model.z_dim)
+    G, cfg = generator_from_state(state)
     images_seen = state["step"] * cfg.train.batch_size
     minutes = training_minutes(args.run_dir)
     epochs = [r for r in rundir.read_jsonl(args.run_dir / rundir.METRICS_FILE) if "epoch" in r][-1]["epoch"]
