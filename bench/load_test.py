@@ -27,6 +27,8 @@ import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINTS = ("generate", "edit", "arithmetic", "interpolate")
 
@@ -46,10 +48,8 @@ def rss_mb(pid: int) -> float:
 
 
 def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+    """Linear-interpolated quantile q in [0, 1]."""
+    return float(np.percentile(values, q * 100))
 
 
 def default_checkpoints(tmp: Path) -> Path:
