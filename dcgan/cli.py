@@ -55,6 +55,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--epochs", type=float, default=None, help="stop after this many epochs")
     p.add_argument("--max-steps", type=int, metavar="N", default=None, help="stop after N generator updates")
     p.add_argument("--max-minutes", type=float, metavar="MIN", default=None, help="stop after this much wall-clock time")
+    p.add_argument("--lr-decay-from", type=int, metavar="STEP", default=None, help="from this step lr falls linearly to 0 at the last step (needs --max-steps or --epochs; may be set on --resume)")
     p.add_argument("--ema-decay", type=float, default=t.ema_decay, help="EMA decay of G's weights (0: off)")
     p.add_argument("--label-smoothing", type=float, default=t.label_smoothing, help="one-sided: D's target for real images is 1 - this (0: the paper)")
     p.add_argument("--seed", type=int, default=t.seed, help="seeds weights, data order and noise")
@@ -65,7 +66,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile G and D")
     # outputs
     p.add_argument("--out", metavar="RUN_DIR", default=None, help="run directory [default: runs/NNNNN-<dataset>-<size>]")
-    p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue this run exactly (its saved options; stopping rules may be changed)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue this run exactly (its saved options; stopping rules and --lr-decay-from may be changed)")
     p.add_argument("--log-every", type=int, metavar="N", default=t.log_every, help="steps between metrics.jsonl lines")
     p.add_argument("--sample-every", type=int, metavar="N", default=t.sample_every, help="steps between preview grids")
     p.add_argument("--checkpoint-every", type=int, metavar="N", default=t.checkpoint_every, help="steps between checkpoints")
@@ -85,7 +86,7 @@ def _train_config(args) -> RunConfig:
     )
 
 
-STOP_OVERRIDES = ("epochs", "max_steps", "max_minutes")
+RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from")  # how long, and how it ends
 
 
 def cmd_train(args) -> int:
@@ -93,7 +94,7 @@ def cmd_train(args) -> int:
 
     if args.resume:
         run_dir = Path(args.resume)
-        cfg = resume_config(run_dir, {k: getattr(args, k) for k in STOP_OVERRIDES if getattr(args, k) is not None})
+        cfg = resume_config(run_dir, {k: getattr(args, k) for k in RESUME_OVERRIDES if getattr(args, k) is not None})
     else:
         cfg = _train_config(args)
         run_dir = Path(args.out) if args.out else rundir.next_run_dir(Path("runs"), f"{args.dataset}-{cfg.model.image_size}")

@@ -94,6 +94,7 @@ class TrainConfig(_Options):
     epochs: float | None = None    # stop after this many passes over the data (fractions allowed)
     max_steps: int | None = None   # stop after this many generator updates
     max_minutes: float | None = None  # stop after this much wall-clock time (for CPU users)
+    lr_decay_from: int | None = None  # from this step lr falls linearly to 0 at the last step (needs max_steps or epochs)
     ema_decay: float = 0.999       # EMA of G's weights (ramped up over the first steps); 0 disables
     label_smoothing: float = 0.0   # D's target for real images is 1 - this (one-sided; 0: the paper)
     seed: int = 0                  # seeds weights, data order and noise
@@ -122,6 +123,8 @@ class TrainConfig(_Options):
                 raise ConfigError(f"{name}: {getattr(self, name)!r} must be auto, on or off")
         if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ConfigError("lr must be positive and betas in [0, 1)")
+        if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < (self.max_steps or math.inf):
+            raise ConfigError(f"lr_decay_from: {self.lr_decay_from} must be a step in [0, max_steps)")
         for name in ("epochs", "max_steps", "max_minutes"):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -10,7 +10,9 @@ from dcgan import rundir
 from dcgan.checkpoints import load_generator, load_state
 from dcgan.images import make_grid
 from dcgan.latent import latents_from_seeds
-from dcgan.trainer import TrainingDiverged, ema_decay_at, fit, resume_config
+from dcgan.config import TrainConfig
+from dcgan.errors import ConfigError
+from dcgan.trainer import TrainingDiverged, ema_decay_at, fit, lr_at, resume_config
 from tests.conftest import make_tiny_cfg
 
 
@@ -47,6 +49,24 @@ def test_epochs_and_minutes_stop_training(tmp_path):
     assert record["step"] == 128 // 16  # one pass over 128 images
     record = fit(make_tiny_cfg(max_steps=None, max_minutes=1e-6, log_every=2), tmp_path / "m", progress=False)
     assert record["step"] == 2
+
+
+def test_lr_cooldown_is_linear_to_zero_and_can_start_on_resume(tmp_path):
+    cfg = make_tiny_cfg(max_steps=8, lr_decay_from=4)
+    assert [lr_at(s, cfg, 8) for s in (0, 3, 4, 6, 8)] == pytest.approx([2e-4, 2e-4, 2e-4, 1e-4, 0.0])
+    run = tmp_path / "cool"
+    fit(make_tiny_cfg(max_steps=4, log_every=1), run, progress=False)
+    fit(resume_config(run, {"max_steps": 8, "lr_decay_from": 4}), run, resume=True, progress=False)
+    lrs = [r["lr"] for r in rundir.read_jsonl(run / rundir.METRICS_FILE)]
+    assert lrs == pytest.approx([2e-4] * 5 + [1.5e-4, 1e-4, 5e-5])  # the lr of each logged step's update
+    assert load_state(run)["config"]["train"]["lr_decay_from"] == 4
+
+
+def test_lr_cooldown_needs_a_known_last_step(tmp_path):
+    with pytest.raises(ConfigError, match="lr_decay_from"):
+        TrainConfig.from_dict({"max_steps": 10, "lr_decay_from": 10})
+    with pytest.raises(ConfigError, match="last step"):
+        fit(make_tiny_cfg(max_steps=None, max_minutes=1.0, lr_decay_from=2), tmp_path / "r", progress=False)
 
 
 def test_preview_grid_uses_seeds_zero_to_n(tiny_ckpt):
