@@ -307,9 +307,10 @@ def stop_on_signals():
             signal.signal(sig, handler)
 
 
-def _warnings(stats: dict[str, float], real_diversity: float) -> list[str]:
+def training_warnings(stats: dict[str, float], real_diversity: float, real_target: float = 1.0) -> list[str]:
+    """Plain-words warnings from one log window's mean stats (real_target: D's label for reals, below 1 with smoothing)."""
     out = []
-    if stats["D_G_z"] < 0.02 and stats["D_x"] > 0.98:
+    if stats["D_G_z"] < 0.02 and stats["D_x"] > real_target - 0.02:
         out.append("D rejects every fake (D(G(z)) near 0): G may be failing to learn")
     if stats["diversity"] < 0.15 * real_diversity:
         out.append("samples in a batch look alike: mode collapse suspected")
@@ -437,7 +438,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
             if not all(math.isfinite(v) for v in stats):
                 raise TrainingDiverged(f"step {step}: losses became NaN/inf ({record}); "
                                        f"the last good checkpoint in {run_dir} is kept; try a lower --lr")
-            warnings = _warnings(dict(zip(STAT_NAMES, stats)), real_diversity)
+            warnings = training_warnings(dict(zip(STAT_NAMES, stats)), real_diversity, 1.0 - cfg.train.label_smoothing)
             if warnings:
                 record["warnings"] = warnings
             if is_main:

@@ -12,7 +12,7 @@ from dcgan.images import make_grid
 from dcgan.latent import latents_from_seeds
 from dcgan.config import TrainConfig
 from dcgan.errors import ConfigError
-from dcgan.trainer import TrainingDiverged, ema_decay_at, fit, lr_at, resume_config
+from dcgan.trainer import TrainingDiverged, ema_decay_at, fit, lr_at, resume_config, training_warnings
 from tests.conftest import make_tiny_cfg
 
 
@@ -67,6 +67,18 @@ def test_lr_cooldown_needs_a_known_last_step(tmp_path):
         TrainConfig.from_dict({"max_steps": 10, "lr_decay_from": 10})
     with pytest.raises(ConfigError, match="last step"):
         fit(make_tiny_cfg(max_steps=None, max_minutes=1.0, lr_decay_from=2), tmp_path / "r", progress=False)
+
+
+def test_training_warnings_name_a_winning_discriminator_and_alike_samples():
+    healthy = {"D_x": 0.8, "D_G_z": 0.2, "diversity": 0.3}
+    assert training_warnings(healthy, real_diversity=0.35) == []
+    d_wins = {"D_x": 0.995, "D_G_z": 0.004, "diversity": 0.3}
+    assert any("D rejects every fake" in w for w in training_warnings(d_wins, 0.35))
+    smoothed = {"D_x": 0.895, "D_G_z": 0.004, "diversity": 0.3}  # with label smoothing 0.1, D(x) tops out at 0.9
+    assert training_warnings(smoothed, 0.35) == []
+    assert any("D rejects every fake" in w for w in training_warnings(smoothed, 0.35, real_target=0.9))
+    collapsed = {"D_x": 0.8, "D_G_z": 0.2, "diversity": 0.01}
+    assert any("mode collapse" in w for w in training_warnings(collapsed, 0.35))
 
 
 def test_preview_grid_uses_seeds_zero_to_n(tiny_ckpt):
