@@ -36,14 +36,26 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def training_minutes(run_dir: Path) -> float:
+def training_minutes(run_dir: Path, up_to_step: int) -> float:
     """Compute time from the log: each record covers (images since the last record) / img_per_s seconds."""
-    records = [r for r in rundir.read_jsonl(run_dir / rundir.METRICS_FILE) if "img_per_s" in r]
+    records = [r for r in rundir.read_jsonl(run_dir / rundir.METRICS_FILE) if "img_per_s" in r and r["step"] <= up_to_step]
     seconds, previous = 0.0, 0
     for r in records:
         seconds += (r["images_seen"] - previous) / max(r["img_per_s"], 1e-9)
         previous = r["images_seen"]
     return seconds / 60
+
+
+def recipe(cfg, step: int) -> str:
+    """The training options up to ``step`` in words, naming those that depart from the paper's recipe."""
+    t = cfg.train
+    words = [f"batch {t.batch_size}", f"Adam lr {t.lr} betas ({t.beta1}, {t.beta2})", f"EMA {t.ema_decay}"]
+    if t.label_smoothing:
+        words.append(f"one-sided label smoothing {t.label_smoothing}")
+    if t.lr_decay_from is not None and step > t.lr_decay_from:
+        end = f"step {t.max_steps:,}" if t.max_steps else "the run's last step"
+        words.append(f"lr cooling down linearly from step {t.lr_decay_from:,} toward 0 at {end}")
+    return ", ".join(words)
 
 
 def metric_rows(result: dict) -> str:
@@ -68,15 +80,24 @@ def main() -> None:
     p.add_argument("--hardware", default=f"{cpu_name()}, 2 cores shared with other jobs, 1 torch thread, bf16 autocast",
                    help="where it was trained")
     p.add_argument("--notes", default="", help="extra paragraph for the card")
+    p.add_argument("--generator", type=Path, default=None,
+                   help="ship this generator the run exported at an earlier checkpoint (a kept copy of its generator.safetensors) "
+                        "instead of the run's last state")
     args = p.parse_args()
 
     state = load_state(args.run_dir)
     G, cfg = generator_from_state(state)
-    images_seen = state["step"] * cfg.train.batch_size
-    minutes = training_minutes(args.run_dir)
-    epochs = [r for r in rundir.read_jsonl(args.run_dir / rundir.METRICS_FILE) if "epoch" in r][-1]["epoch"]
+    step = state["step"]
     source_info = load_generator(args.run_dir)[1].info
-    info = {"dataset": cfg.data.dataset, "step": state["step"], "images_seen": images_seen, "label_names": source_info.get("label_names"),
+    if args.generator:
+        G, picked = load_generator(args.generator)
+        step, source_info = picked.info.get("step"), picked.info
+        if picked.model != cfg.model or not isinstance(step, int) or step > state["step"]:
+            raise SystemExit(f"{args.generator} is not a checkpoint of {args.run_dir} (model {picked.model}, step {step})")
+    images_seen = step * cfg.train.batch_size
+    minutes = training_minutes(args.run_dir, step)
+    epochs = [r for r in rundir.read_jsonl(args.run_dir / rundir.METRICS_FILE) if "epoch" in r and r["step"] <= step][-1]["epoch"]
+    info = {"dataset": cfg.data.dataset, "step": step, "images_seen": images_seen, "label_names": source_info.get("label_names"),
             "training_minutes": round(minutes, 1), "hardware": args.hardware, "commands": args.command, "license": args.license}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     gen_path = args.out_dir / GENERATOR_FILE
@@ -102,7 +123,7 @@ channels: {m.channels}
 z_dim: {m.z_dim}
 ngf: {m.ngf}
 ndf: {m.ndf}
-step: {state['step']}
+step: {step}
 images_seen: {images_seen}
 ---
 # {args.title}
@@ -117,8 +138,8 @@ A DCGAN generator trained with this project's own CLI on real data; explore it w
 |---|---|
 | data | `{cfg.data.dataset}`, {args.data_license} |
 | architecture | `{m.arch}` (the paper's all-convolutional DCGAN), {m.image_size}x{m.image_size}x{m.channels}, z_dim {m.z_dim}, ngf {m.ngf}, ndf {m.ndf}; G has {num_params(G):,} parameters |
-| training | batch {cfg.train.batch_size}, Adam lr {cfg.train.lr} betas ({cfg.train.beta1}, {cfg.train.beta2}), EMA {cfg.train.ema_decay} (shipped: EMA weights, BatchNorm recalibrated, eval mode, fp16 storage) |
-| length | {state['step']:,} generator steps, {images_seen:,} images seen ({epochs:.1f} epochs) |
+| training | {recipe(cfg, step)} (shipped: EMA weights, BatchNorm recalibrated, eval mode, fp16 storage) |
+| length | {step:,} generator steps, {images_seen:,} images seen ({epochs:.1f} epochs) |
 | time and hardware | {minutes:.0f} minutes of training on {args.hardware} |
 
 Command lines used (the run was resumed exactly with `--resume` where there are several):
@@ -145,7 +166,7 @@ others, closer to the floor is better.
 The weights are derived from {cfg.data.dataset} and follow its terms: {args.data_license}.
 """
     (args.out_dir / "README.md").write_text(card)
-    print(f"{args.out_dir}: step {state['step']}, {gen_path.stat().st_size / 2**20:.1f} MB, fid {result['metrics'].get('fid', float('nan')):.3g} "
+    print(f"{args.out_dir}: step {step}, {gen_path.stat().st_size / 2**20:.1f} MB, fid {result['metrics'].get('fid', float('nan')):.3g} "
           f"(floor {result['floor'].get('fid', float('nan')):.3g})")
 
 
