@@ -70,6 +70,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--log-every", type=int, metavar="N", default=t.log_every, help="steps between metrics.jsonl lines")
     p.add_argument("--sample-every", type=int, metavar="N", default=t.sample_every, help="steps between preview grids")
     p.add_argument("--checkpoint-every", type=int, metavar="N", default=t.checkpoint_every, help="steps between checkpoints")
+    p.add_argument("--keep-generators", action="store_true", default=None, help="also keep every checkpoint's generator as RUN_DIR/generators/step-NNNNNNN.safetensors, to score them with dcgan eval and ship the best (may be set on --resume)")
     p.add_argument("--eval-every", type=int, metavar="N", default=t.eval_every, help="steps between quality metrics (0: off)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved options as JSON and exit")
     p.set_defaults(func=cmd_train)
@@ -82,11 +83,11 @@ def _train_config(args) -> RunConfig:
     return RunConfig(
         model=ModelConfig.from_dict(dict(arch=args.arch, image_size=image_size, channels=channels, z_dim=args.z_dim, ngf=args.ngf, ndf=args.ndf)),
         data=DataConfig.from_dict(dict(dataset=args.dataset, root=args.data_root, download=args.download, max_images=args.max_images)),
-        train=TrainConfig.from_dict({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}),
+        train=TrainConfig.from_dict({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None}),
     )
 
 
-RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from")  # how long, and how it ends
+RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from", "keep_generators")  # how long, how it ends, what it keeps
 
 
 def cmd_train(args) -> int:

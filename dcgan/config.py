@@ -105,6 +105,7 @@ class TrainConfig(_Options):
     log_every: int = 50            # steps between metrics.jsonl lines (the only host syncs)
     sample_every: int = 500        # steps between fixed-noise preview grids
     checkpoint_every: int = 1000   # steps between state.pt + generator.safetensors saves
+    keep_generators: bool = False  # also keep every checkpoint's generator (generators/step-NNNNNNN.safetensors) to score later
     eval_every: int = 0            # steps between quality metrics in metrics.jsonl (0: off)
     num_fixed: int = 64            # images in each preview grid
 

@@ -9,6 +9,7 @@ from typing import Any
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_DIR = "samples"
+GENERATORS_DIR = "generators"  # with --keep-generators: every checkpoint's generator, to pick the best afterwards
 STATUS_FILE = "status.json"
 
 
@@ -21,6 +22,10 @@ def next_run_dir(root: Path, desc: str) -> Path:
 
 def sample_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / SAMPLES_DIR / f"step-{step:07d}.png"
+
+
+def kept_generator_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / GENERATORS_DIR / f"step-{step:07d}.safetensors"
 
 
 def list_samples(run_dir: Path) -> list[tuple[int, Path]]:

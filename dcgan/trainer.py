@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch import nn
 
 from . import datasets, rundir
-from .checkpoints import GENERATOR_FILE, STATE_FILE, load_state, save_generator, save_state
+from .checkpoints import GENERATOR_FILE, STATE_FILE, atomic_write_bytes, load_state, save_generator, save_state
 from .config import RunConfig
 from .errors import ConfigError, DCGANError
 from .images import make_grid, save_png
@@ -258,6 +258,10 @@ def save_checkpoint(gan: GAN, cfg: RunConfig, run_dir: Path, step: int, z_gen: t
     save_state(state, run_dir / STATE_FILE)
     export = recalibrate_batchnorm(copy.deepcopy(gan.G_ema).float().to(memory_format=torch.contiguous_format), cfg.model.z_dim)
     save_generator(export, run_dir / GENERATOR_FILE, model=cfg.model, info={**info, "step": step})
+    if cfg.train.keep_generators:
+        kept = rundir.kept_generator_path(run_dir, step)
+        kept.parent.mkdir(exist_ok=True)
+        atomic_write_bytes((run_dir / GENERATOR_FILE).read_bytes(), kept)
 
 
 def _load_checkpoint(gan: GAN, state: dict[str, Any], z_gen: torch.Generator, hw: Hardware) -> int:

@@ -69,6 +69,19 @@ def test_lr_cooldown_needs_a_known_last_step(tmp_path):
         fit(make_tiny_cfg(max_steps=None, max_minutes=1.0, lr_decay_from=2), tmp_path / "r", progress=False)
 
 
+def test_keep_generators_keeps_every_checkpoints_generator(tmp_path):
+    run = tmp_path / "keep"
+    fit(make_tiny_cfg(max_steps=4, checkpoint_every=2, keep_generators=True), run, progress=False)
+    kept = sorted(p.name for p in (run / rundir.GENERATORS_DIR).iterdir())
+    assert kept == ["step-0000002.safetensors", "step-0000004.safetensors"]
+    G2, meta2 = load_generator(rundir.kept_generator_path(run, 2))
+    G4, meta4 = load_generator(run)
+    assert meta2.info["step"] == 2 and meta4.info["step"] == 4
+    assert rundir.kept_generator_path(run, 4).read_bytes() == (run / "generator.safetensors").read_bytes()
+    fit(make_tiny_cfg(max_steps=2, checkpoint_every=2), tmp_path / "plain", progress=False)
+    assert not (tmp_path / "plain" / rundir.GENERATORS_DIR).exists()
+
+
 def test_training_warnings_name_a_winning_discriminator_and_alike_samples():
     healthy = {"D_x": 0.8, "D_G_z": 0.2, "diversity": 0.3}
     assert training_warnings(healthy, real_diversity=0.35) == []
