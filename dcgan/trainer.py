@@ -418,8 +418,9 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
         x_real = datasets.batch_to_float(images[idx.to(hw.device)]).contiguous(memory_format=hw.memory_format)
         z = torch.randn(len(idx), cfg.model.z_dim, device=hw.device, generator=z_gen)
         if cfg.train.lr_decay_from is not None:
+            lr = lr_at(step, cfg, stop_step)
             for group in (*gan.opt_G.param_groups, *gan.opt_D.param_groups):
-                group["lr"] = lr_at(step, cfg, stop_step)
+                group["lr"] = lr
         stats_sum += train_step(gan, x_real, z, hw, real_target=1.0 - cfg.train.label_smoothing)
         update_ema(gan.G_ema, gan.G_core, ema_decay_at(step, cfg.train.ema_decay) if cfg.train.ema_decay else 0.0)
         step += 1

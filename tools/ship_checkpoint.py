@@ -18,6 +18,7 @@ import torch
 
 from dcgan import rundir
 from dcgan.checkpoints import GENERATOR_FILE, load_generator, load_state, save_generator
+from dcgan.config import RunConfig
 from dcgan.directions import compute_directions, directions_path, generator_fingerprint, save_directions
 from dcgan.images import make_grid, save_png
 from dcgan.latent import latents_from_seeds
@@ -86,14 +87,15 @@ def main() -> None:
     args = p.parse_args()
 
     state = load_state(args.run_dir)
-    G, cfg = generator_from_state(state)
-    step = state["step"]
-    source_info = load_generator(args.run_dir)[1].info
     if args.generator:
+        cfg = RunConfig.from_dict(state["config"])
         G, picked = load_generator(args.generator)
         step, source_info = picked.info.get("step"), picked.info
         if picked.model != cfg.model or not isinstance(step, int) or step > state["step"]:
             raise SystemExit(f"{args.generator} is not a checkpoint of {args.run_dir} (model {picked.model}, step {step})")
+    else:
+        G, cfg = generator_from_state(state)
+        step, source_info = state["step"], load_generator(args.run_dir)[1].info
     images_seen = step * cfg.train.batch_size
     minutes = training_minutes(args.run_dir, step)
     epochs = [r for r in rundir.read_jsonl(args.run_dir / rundir.METRICS_FILE) if "epoch" in r and r["step"] <= step][-1]["epoch"]

@@ -127,7 +127,6 @@ def test_ema_decay_ramps_up():
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_compiled_training_matches_eager_and_exports_plain_weights(tmp_path):
     """--compile: same losses as eager up to kernel rounding, and the exported generator has no compile wrappers."""
     fit(make_tiny_cfg(max_steps=2), tmp_path / "eager", progress=False)
