@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import checkpoints, rundir
-from .config import ARCHITECTURES, DataConfig, ModelConfig, RunConfig, TrainConfig
+from .config import ARCHITECTURES, D_NORMS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from .datasets import DATASETS, default_data_root
 from .errors import DCGANError
 
@@ -48,9 +48,11 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--z-dim", type=int, metavar="N", default=m.z_dim, help="latent size")
     p.add_argument("--ngf", type=int, metavar="N", default=m.ngf, help="generator width")
     p.add_argument("--ndf", type=int, metavar="N", default=m.ndf, help="discriminator width")
+    p.add_argument("--d-norm", choices=D_NORMS, default=m.d_norm, help="D's normalisation: batch (the paper) or spectral (spectral norm, no BatchNorm in D)")
     # optimisation and stopping
     p.add_argument("--batch-size", type=int, metavar="N", default=t.batch_size, help="images per step per process")
-    p.add_argument("--lr", type=float, default=t.lr, help="Adam learning rate")
+    p.add_argument("--lr", type=float, default=t.lr, help="Adam learning rate (G's, and D's unless --lr-d is given)")
+    p.add_argument("--lr-d", type=float, default=None, help="D's own Adam learning rate (two time-scale updates) [default: --lr]")
     p.add_argument("--beta1", type=float, default=t.beta1, help="Adam beta1")
     p.add_argument("--epochs", type=float, default=None, help="stop after this many epochs")
     p.add_argument("--max-steps", type=int, metavar="N", default=None, help="stop after N generator updates")
@@ -81,7 +83,8 @@ def _train_config(args) -> RunConfig:
     image_size = args.image_size or (28 if args.arch == "keras" else 32 if small else 64)
     channels = args.channels or (1 if args.dataset in ("mnist", "fashion-mnist") else 3)
     return RunConfig(
-        model=ModelConfig.from_dict(dict(arch=args.arch, image_size=image_size, channels=channels, z_dim=args.z_dim, ngf=args.ngf, ndf=args.ndf)),
+        model=ModelConfig.from_dict(dict(arch=args.arch, image_size=image_size, channels=channels, z_dim=args.z_dim, ngf=args.ngf, ndf=args.ndf,
+                                                d_norm=args.d_norm)),
         data=DataConfig.from_dict(dict(dataset=args.dataset, root=args.data_root, download=args.download, max_images=args.max_images)),
         train=TrainConfig.from_dict({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None}),
     )

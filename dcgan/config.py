@@ -10,6 +10,7 @@ from typing import Any, get_type_hints
 from .errors import ConfigError
 
 ARCHITECTURES = ("dcgan", "keras")  # dcgan: the paper's all-conv nets; keras: the 28x28 Keras-GAN seed nets
+D_NORMS = ("batch", "spectral")    # batch: the paper's BatchNorm in D; spectral: spectral norm on D's layers, no BatchNorm
 
 
 def _from_dict(cls, values: dict[str, Any]):
@@ -55,6 +56,7 @@ class ModelConfig(_Options):
     z_dim: int = 100         # latent size; the paper uses 100
     ngf: int = 64            # generator width: channels of G's last hidden layer
     ndf: int = 64            # discriminator width: channels of D's first layer
+    d_norm: str = "batch"    # D's normalisation: "batch" (the paper) or "spectral" (Miyato et al. 2018; G is unchanged)
 
     def validate(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -66,6 +68,8 @@ class ModelConfig(_Options):
             raise ConfigError(f"image_size: {self.image_size}; arch 'keras' is built for 28x28 images")
         if self.channels not in (1, 3):
             raise ConfigError(f"channels: {self.channels} must be 1 or 3")
+        if self.d_norm not in D_NORMS:
+            raise ConfigError(f"d_norm: {self.d_norm!r} is not one of {D_NORMS}")
         for name in ("z_dim", "ngf", "ndf"):
             value = getattr(self, name)
             if not 1 <= value <= 4096:
@@ -88,7 +92,8 @@ class DataConfig(_Options):
 @dataclass
 class TrainConfig(_Options):
     batch_size: int = 128          # images per step per process (the paper: 128)
-    lr: float = 2e-4               # Adam learning rate for G and D (the paper: 0.0002)
+    lr: float = 2e-4               # Adam learning rate for G, and for D unless lr_d is set (the paper: 0.0002)
+    lr_d: float | None = None      # D's own learning rate (two time-scale update rule, Heusel et al. 2017); None: lr
     beta1: float = 0.5             # Adam beta1 (the paper: 0.5, to stabilise training)
     beta2: float = 0.999           # Adam beta2
     epochs: float | None = None    # stop after this many passes over the data (fractions allowed)
@@ -122,6 +127,8 @@ class TrainConfig(_Options):
         for name in ("bf16", "channels_last"):
             if getattr(self, name) not in ("auto", "on", "off"):
                 raise ConfigError(f"{name}: {getattr(self, name)!r} must be auto, on or off")
+        if self.lr_d is not None and self.lr_d <= 0:
+            raise ConfigError(f"lr_d: {self.lr_d} must be positive")
         if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ConfigError("lr must be positive and betas in [0, 1)")
         if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < (self.max_steps or math.inf):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save as st_save
@@ -342,6 +343,46 @@ def evaluate(G: nn.Module, dataset: str, n: int = 10000, seed: int = 0, *, z_dim
     return {"dataset": dataset, "n": n, "seed": seed, "image_size": image_size, "channels": channels, "metrics": scores,
             "floor": {k: floor[k] for k in scores}, "floor_n": {"reference": n_ref, "held_out": n_test},
             "classifier": classifier.digest}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# reading a score: what changes nobody would notice in a real image cost
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    """Half-strength [1 2 1]/4 blur: the mean of the image and its binomially blurred copy."""
+    kernel = torch.tensor([1.0, 2.0, 1.0])
+    kernel = (kernel[:, None] * kernel[None]).div(16).expand(x.shape[1], 1, 3, 3)
+    blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1])
+    return (x + blurred) / 2
+
+
+PERTURBATIONS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
+    "shifted right by 1 pixel": lambda x, rng: torch.roll(x, 1, dims=-1),
+    "Gaussian noise, sigma 2.5% of the range": lambda x, rng: x + 0.05 * torch.randn(x.shape, generator=rng),
+    "contrast 90%": lambda x, rng: (x + 1) * 0.9 - 1,
+    "half-strength 3x3 blur": lambda x, rng: _blur(x),
+}
+
+
+def perturbed_floors(dataset: str, n: int = 10000, *, root: str = "", image_size: int | None = None, channels: int | None = None,
+                     classifier: Classifier | None = None, metrics: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """The floor's held-out real images after each of PERTURBATIONS (quantised back to uint8), scored like a generator.
+
+    A generator whose samples were these images would be near perfect to the eye, so these numbers tell how close to
+    its floor a score can be expected to get. Returns {perturbation: {metric: value}}.
+    """
+    classifier = classifier or load_classifier(dataset)
+    image_size, channels = image_size or classifier.image_size, channels or classifier.channels
+    n_ref, n_test = _floor_sizes(dataset, n)
+    real = real_features(dataset, "train", n_ref, classifier, root=root, image_size=image_size, channels=channels)
+    held_out = load_split(dataset, "test", root=root, image_size=image_size, channels=channels)
+    index = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(REFERENCE_SEED))[:n_test]
+    x = datasets.batch_to_float(held_out.images[index])
+    out = {}
+    for name, perturb in PERTURBATIONS.items():
+        images = ((perturb(x, torch.Generator().manual_seed(REFERENCE_SEED)).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        out[name] = compute_metrics(real, image_features(images, classifier), classifier, metrics)
+    return out
 
 
 def collapse_warnings(result: dict) -> list[str]:

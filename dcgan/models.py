@@ -140,7 +140,21 @@ def build_discriminator(cfg: ModelConfig) -> nn.Module:
     cfg.validate()
     D = DISCRIMINATORS[cfg.arch](cfg)
     D.apply(init_weights)
+    if cfg.d_norm == "spectral":
+        _spectral_normalise(D)
     return D
+
+
+def _spectral_normalise(D: nn.Module) -> None:
+    """Swap D's BatchNorm layers for identities and constrain every weight layer's spectral norm to 1 (Miyato et al.
+    2018): a 1-Lipschitz D whose gradients stay informative however well it separates real from fake."""
+    for name, child in D.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(D, name, nn.Identity())
+        elif isinstance(child, (nn.Conv2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(child)
+        else:
+            _spectral_normalise(child)
 
 
 def num_params(module: nn.Module) -> int:

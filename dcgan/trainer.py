@@ -117,8 +117,8 @@ class GAN:
         return getattr(self.G, "module", self.G)
 
 
-def _adam(params, cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
-    kwargs = dict(lr=cfg.train.lr, betas=(cfg.train.beta1, cfg.train.beta2))
+def _adam(params, lr: float, cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
+    kwargs = dict(lr=lr, betas=(cfg.train.beta1, cfg.train.beta2))
     if device.type in ("cpu", "cuda"):
         return torch.optim.Adam(params, fused=True, **kwargs)
     return torch.optim.Adam(params, foreach=True, **kwargs)
@@ -129,7 +129,7 @@ def build_gan(cfg: RunConfig, hw: Hardware) -> GAN:
     G = build_generator(cfg.model).to(hw.device, memory_format=hw.memory_format)
     D = build_discriminator(cfg.model).to(hw.device, memory_format=hw.memory_format)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_G, opt_D = _adam(G.parameters(), cfg, hw.device), _adam(D.parameters(), cfg, hw.device)
+    opt_G, opt_D = _adam(G.parameters(), cfg.train.lr, cfg, hw.device), _adam(D.parameters(), d_lr(cfg), cfg, hw.device)
     if hw.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -230,8 +230,13 @@ def _stop_step(cfg: RunConfig, steps_per_epoch: int) -> int | None:
     return min(limits) if limits else None
 
 
+def d_lr(cfg: RunConfig) -> float:
+    """D's learning rate: lr_d where set (two time-scale updates), else the shared lr."""
+    return cfg.train.lr_d if cfg.train.lr_d is not None else cfg.train.lr
+
+
 def lr_at(step: int, cfg: RunConfig, stop_step: int | None) -> float:
-    """The learning rate of update ``step``: constant, then (with lr_decay_from) a linear cool-down to 0 at stop_step.
+    """G's learning rate of update ``step`` (D's is this times lr_d / lr): constant, then (with lr_decay_from) a linear cool-down to 0 at stop_step.
 
     Decaying at the end lets G settle instead of orbiting D, which is where most of the late quality gains come from.
     """
@@ -419,8 +424,10 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
         z = torch.randn(len(idx), cfg.model.z_dim, device=hw.device, generator=z_gen)
         if cfg.train.lr_decay_from is not None:
             lr = lr_at(step, cfg, stop_step)
-            for group in (*gan.opt_G.param_groups, *gan.opt_D.param_groups):
+            for group in gan.opt_G.param_groups:
                 group["lr"] = lr
+            for group in gan.opt_D.param_groups:
+                group["lr"] = lr * d_lr(cfg) / cfg.train.lr
         stats_sum += train_step(gan, x_real, z, hw, real_target=1.0 - cfg.train.label_smoothing)
         update_ema(gan.G_ema, gan.G_core, ema_decay_at(step, cfg.train.ema_decay) if cfg.train.ema_decay else 0.0)
         step += 1

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,6 +129,31 @@ def test_noise_gives_a_large_fid_and_leaves_the_global_rng_alone(mnist_root, mni
     assert set(result["metrics"]) == {"fid", "kid"}
     assert result["metrics"]["fid"] > 20 * result["floor"]["fid"]
     assert result["metrics"]["kid"] > 20 * max(result["floor"]["kid"], 1e-3)
+
+
+def test_invisible_changes_to_real_images_cost_a_multiple_of_the_floor(mnist_root, mnist_classifier):
+    """The reading aid for scores: perturbed held-out images land above the floor, deterministically, RNG untouched."""
+    before = torch.get_rng_state()
+    perturbed = metrics.perturbed_floors("mnist", 1000, root=mnist_root, classifier=mnist_classifier, metrics=["fid", "pr"])
+    assert torch.equal(before, torch.get_rng_state())
+    floor = metrics.real_floor("mnist", 1000, root=mnist_root, classifier=mnist_classifier)
+    assert list(perturbed) == list(metrics.PERTURBATIONS)
+    for name, scores in perturbed.items():
+        assert scores["fid"] > 1.2 * floor["fid"], name
+        assert scores["recall"] < floor["recall"], name
+    assert perturbed["half-strength 3x3 blur"]["fid"] > 3 * floor["fid"]
+    again = metrics.perturbed_floors("mnist", 1000, root=mnist_root, classifier=mnist_classifier, metrics=["fid"])
+    assert {k: v["fid"] for k, v in again.items()} == {k: v["fid"] for k, v in perturbed.items()}
+
+
+def test_sensitivity_tool_prints_the_floor_then_each_perturbation(mnist_root, tmp_path):
+    tool = Path(__file__).resolve().parents[2] / "tools" / "metric_sensitivity.py"
+    out = subprocess.run([sys.executable, str(tool), "--dataset", "mnist", "--n", str(N), "--data-root", mnist_root,
+                          "--json", str(tmp_path / "s.json")], capture_output=True, text=True, check=True).stdout
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert list(rows)[1:] == list(metrics.PERTURBATIONS) and list(rows)[0].startswith("real floor")
+    table = [line for line in out.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + len(rows) and table[1].endswith("| 1.0x |")
 
 
 def test_floor_is_cached_and_keyed_by_image_size(mnist_root, mnist_classifier):

@@ -62,6 +62,28 @@ def test_lr_cooldown_is_linear_to_zero_and_can_start_on_resume(tmp_path):
     assert load_state(run)["config"]["train"]["lr_decay_from"] == 4
 
 
+def test_two_time_scale_lr_for_d_follows_the_cooldown(tmp_path):
+    run = tmp_path / "ttur"
+    fit(make_tiny_cfg(lr=1e-4, lr_d=4e-4, max_steps=4, lr_decay_from=2), run, progress=False)
+    state = load_state(run)
+    assert state["opt_G"]["param_groups"][0]["lr"] == pytest.approx(1e-4 * 1 / 2)  # step 4's update: half way down
+    assert state["opt_D"]["param_groups"][0]["lr"] == pytest.approx(4e-4 * 1 / 2)
+    with pytest.raises(ConfigError, match="lr_d"):
+        TrainConfig.from_dict({"lr_d": 0.0})
+
+
+def test_spectral_norm_d_trains_and_resumes_exactly(tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    cfg = make_tiny_cfg(max_steps=4, checkpoint_every=2)
+    cfg.model.d_norm = "spectral"
+    fit(cfg, whole, progress=False)
+    cfg.train.max_steps = 2
+    fit(cfg, split, progress=False)
+    fit(resume_config(split, {"max_steps": 4}), split, resume=True, progress=False)
+    assert _losses(whole) == _losses(split)
+    assert any(name.endswith("_u") for name in load_state(split)["D"])  # the power iteration's vector is saved
+
+
 def test_lr_cooldown_needs_a_known_last_step(tmp_path):
     with pytest.raises(ConfigError, match="lr_decay_from"):
         TrainConfig.from_dict({"max_steps": 10, "lr_decay_from": 10})
