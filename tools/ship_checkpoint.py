@@ -37,11 +37,10 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def training_minutes(run_dir: Path, up_to_step: int) -> float:
-    """Compute time from the log: each record covers (images since the last record) / img_per_s seconds."""
-    records = [r for r in rundir.read_jsonl(run_dir / rundir.METRICS_FILE) if "img_per_s" in r and r["step"] <= up_to_step]
+def training_minutes(log: list[dict], up_to_step: int) -> float:
+    """Compute time from the run's log: each record covers (images since the last record) / img_per_s seconds."""
     seconds, previous = 0.0, 0
-    for r in records:
+    for r in (r for r in log if "img_per_s" in r and r["step"] <= up_to_step):
         seconds += (r["images_seen"] - previous) / max(r["img_per_s"], 1e-9)
         previous = r["images_seen"]
     return seconds / 60
@@ -51,6 +50,10 @@ def recipe(cfg, step: int) -> str:
     """The training options up to ``step`` in words, naming those that depart from the paper's recipe."""
     t = cfg.train
     words = [f"batch {t.batch_size}", f"Adam lr {t.lr} betas ({t.beta1}, {t.beta2})", f"EMA {t.ema_decay}"]
+    if t.lr_d is not None:
+        words.append(f"D's lr {t.lr_d} (two time-scale updates)")
+    if cfg.model.d_norm == "spectral":
+        words.append("spectral norm in D instead of BatchNorm")
     if t.label_smoothing:
         words.append(f"one-sided label smoothing {t.label_smoothing}")
     if t.lr_decay_from is not None and step > t.lr_decay_from:
@@ -97,8 +100,9 @@ def main() -> None:
         G, cfg = generator_from_state(state)
         step, source_info = state["step"], load_generator(args.run_dir)[1].info
     images_seen = step * cfg.train.batch_size
-    minutes = training_minutes(args.run_dir, step)
-    epochs = [r for r in rundir.read_jsonl(args.run_dir / rundir.METRICS_FILE) if "epoch" in r and r["step"] <= step][-1]["epoch"]
+    log = rundir.read_jsonl(args.run_dir / rundir.METRICS_FILE)
+    minutes = training_minutes(log, step)
+    epochs = [r for r in log if "epoch" in r and r["step"] <= step][-1]["epoch"]
     info = {"dataset": cfg.data.dataset, "step": step, "images_seen": images_seen, "label_names": source_info.get("label_names"),
             "training_minutes": round(minutes, 1), "hardware": args.hardware, "commands": args.command, "license": args.license}
     args.out_dir.mkdir(parents=True, exist_ok=True)
