@@ -46,8 +46,9 @@ def training_minutes(log: list[dict], up_to_step: int) -> float:
     return seconds / 60
 
 
-def recipe(cfg, step: int) -> str:
-    """The training options up to ``step`` in words, naming those that depart from the paper's recipe."""
+def recipe(cfg, step: int, log: list[dict]) -> str:
+    """The training options up to ``step`` in words, naming those that depart from the paper's recipe (an earlier
+    cool-down, which the saved config no longer holds, is read from the log's lr)."""
     t = cfg.train
     words = [f"batch {t.batch_size}", f"Adam lr {t.lr} betas ({t.beta1}, {t.beta2})", f"EMA {t.ema_decay}"]
     if t.lr_d is not None:
@@ -59,6 +60,9 @@ def recipe(cfg, step: int) -> str:
     if t.lr_decay_from is not None and step > t.lr_decay_from:
         end = f"step {t.max_steps:,}" if t.max_steps else "the run's last step"
         words.append(f"lr cooling down linearly from step {t.lr_decay_from:,} toward 0 at {end}")
+    earlier = [r["step"] for r in log if r.get("lr", t.lr) < t.lr and r["step"] < min(step, t.lr_decay_from or step)]
+    if earlier:
+        words.append(f"after an earlier cool-down (steps {earlier[0]:,}-{earlier[-1]:,}; see the command lines)")
     return ", ".join(words)
 
 
@@ -66,7 +70,7 @@ def metric_rows(result: dict) -> str:
     rows = []
     for key, value in result["metrics"].items():
         floor = result["floor"][key]
-        ratio = f"{value / floor:.2f}" if abs(floor) > 1e-6 else "—"
+        ratio = f"{value / floor:.2f}" if floor > 0 else "—"  # KID's unbiased floor can dip below 0
         rows.append(f"| {key} | {value:.4g} | {floor:.4g} | {ratio} |")
     return "\n".join(rows)
 
@@ -144,7 +148,7 @@ A DCGAN generator trained with this project's own CLI on real data; explore it w
 |---|---|
 | data | `{cfg.data.dataset}`, {args.data_license} |
 | architecture | `{m.arch}` (the paper's all-convolutional DCGAN), {m.image_size}x{m.image_size}x{m.channels}, z_dim {m.z_dim}, ngf {m.ngf}, ndf {m.ndf}; G has {num_params(G):,} parameters |
-| training | {recipe(cfg, step)} (shipped: EMA weights, BatchNorm recalibrated, eval mode, fp16 storage) |
+| training | {recipe(cfg, step, log)} (shipped: EMA weights, BatchNorm recalibrated, eval mode, fp16 storage) |
 | length | {step:,} generator steps, {images_seen:,} images seen ({epochs:.1f} epochs) |
 | time and hardware | {minutes:.0f} minutes of training on {args.hardware} |
 
