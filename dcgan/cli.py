@@ -83,8 +83,8 @@ def _train_config(args) -> RunConfig:
     image_size = args.image_size or (28 if args.arch == "keras" else 32 if small else 64)
     channels = args.channels or (1 if args.dataset in ("mnist", "fashion-mnist") else 3)
     return RunConfig(
-        model=ModelConfig.from_dict(dict(arch=args.arch, image_size=image_size, channels=channels, z_dim=args.z_dim, ngf=args.ngf, ndf=args.ndf,
-                                                d_norm=args.d_norm)),
+        model=ModelConfig.from_dict(dict(arch=args.arch, image_size=image_size, channels=channels, z_dim=args.z_dim, ngf=args.ngf,
+                                         ndf=args.ndf, d_norm=args.d_norm)),
         data=DataConfig.from_dict(dict(dataset=args.dataset, root=args.data_root, download=args.download, max_images=args.max_images)),
         train=TrainConfig.from_dict({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None}),
     )
