@@ -8,10 +8,14 @@ import torch
 from PIL import Image
 
 
+def quantise(x: torch.Tensor) -> torch.Tensor:
+    """x [N, C, H, W] in [-1, 1] -> uint8 [N, C, H, W], rounded: the inverse of datasets.batch_to_float."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """x [N, C, H, W] in [-1, 1] -> img uint8 [N, H, W, C]."""
-    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+    return quantise(x).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def make_grid(x: torch.Tensor, *, nrow: int | None = None, padding: int = 2) -> np.ndarray:

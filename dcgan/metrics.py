@@ -25,6 +25,7 @@ from . import datasets
 from .classifiers import Classifier, load_classifier
 from .config import DataConfig
 from .errors import ConfigError, DatasetError, LatentError
+from .images import quantise
 from .latent import MAX_SEED, latents_from_seeds
 
 log = logging.getLogger(__name__)
@@ -380,7 +381,7 @@ def perturbed_floors(dataset: str, n: int = 10000, *, root: str = "", image_size
     x = datasets.batch_to_float(held_out.images[index])
     out = {}
     for name, perturb in PERTURBATIONS.items():
-        images = ((perturb(x, torch.Generator().manual_seed(REFERENCE_SEED)).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        images = quantise(perturb(x, torch.Generator().manual_seed(REFERENCE_SEED)))
         out[name] = compute_metrics(real, image_features(images, classifier), classifier, metrics)
     return out
 
