@@ -60,7 +60,8 @@ def recipe(cfg, step: int, log: list[dict]) -> str:
     if t.lr_decay_from is not None and step > t.lr_decay_from:
         end = f"step {t.max_steps:,}" if t.max_steps else "the run's last step"
         words.append(f"lr cooling down linearly from step {t.lr_decay_from:,} toward 0 at {end}")
-    earlier = [r["step"] for r in log if r.get("lr", t.lr) < t.lr and r["step"] < min(step, t.lr_decay_from or step)]
+    current_from = t.lr_decay_from if t.lr_decay_from is not None else step
+    earlier = [r["step"] for r in log if r.get("lr", t.lr) < t.lr and r["step"] < min(step, current_from)]
     if earlier:
         words.append(f"after an earlier cool-down (steps {earlier[0]:,}-{earlier[-1]:,}; see the command lines)")
     return ", ".join(words)
