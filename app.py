@@ -121,19 +121,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(args.threads or max(1, cores // args.concurrency))
+    from explorer.derived import Catalog
     from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
-    from explorer.ui import build_app, launch_options, security_options
+    from explorer.ui.app import build_app, launch_options, security_options
     from explorer.uploads import UploadStore
 
     runs = [] if args.no_train else [args.runs_dir]
-    registry = CheckpointRegistry([ROOT / "checkpoints", *args.checkpoints, *runs], capacity=args.cache_models, device=args.device,
-                                  data_roots=args.data_root)
+    registry = CheckpointRegistry([ROOT / "checkpoints", *args.checkpoints, *runs], capacity=args.cache_models, device=args.device)
     logging.getLogger("explorer").info("models: %s", ", ".join(registry.names()) or "none")
+    catalog = Catalog(registry, data_roots=args.data_root)
     out = OutputDir()
     uploads = UploadStore(registry)  # a private temp folder, never served
     training = None if args.no_train else training_manager(args, dict(os.environ))
-    demo = build_app(registry, out=out, concurrency_limit=args.concurrency, training=training, uploads=uploads)
+    demo = build_app(catalog, out=out, concurrency_limit=args.concurrency, training=training, uploads=uploads)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     # uploads up to the largest generator accepted; served files: only what the app wrote (README: Security)
     blocked = [uploads.root, ROOT / "checkpoints", ROOT / "dcgan", ROOT / "explorer", ROOT / "tests", ROOT / "app.py"]

@@ -150,7 +150,7 @@ def cmd_directions(args) -> int:
     from .directions import compute_directions, directions_path, generator_fingerprint, save_directions
 
     G, meta = checkpoints.load_generator(args.checkpoint)
-    directions = compute_directions(G, meta, k=args.k, n=args.n, labeled=not args.no_classifier)
+    directions = compute_directions(G, meta, k=args.k, n=args.n, labelled=not args.no_classifier)
     out = Path(args.out) if args.out else directions_path(args.checkpoint)
     save_directions(directions, out, fingerprint=generator_fingerprint(G))
     width = max(len(d.name) for d in directions)

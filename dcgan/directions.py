@@ -29,6 +29,7 @@ from .models import DCGANGenerator, KerasGenerator
 log = logging.getLogger(__name__)
 
 KINDS = ("sefa", "pca", "class", "attribute", "concept")
+LABELLED_KINDS = ("class", "attribute")  # directions that need a classifier
 MAX_AMOUNT = 10.0                    # slider limit; |amount| beyond this leaves the latent distribution entirely
 DIRECTIONS_FILE = "directions.safetensors"
 DIRECTIONS_SUFFIX = ".directions.safetensors"  # x.safetensors -> x.directions.safetensors (registries skip these)
@@ -234,7 +235,7 @@ def _balanced_accuracy(truth: torch.Tensor, pred: torch.Tensor) -> float:
     return sum(rates) / len(rates)
 
 
-def labeled_directions(G: nn.Module, classifier: Any, n: int = 5000, seed: int = 0, names: list[str] | None = None,
+def labelled_directions(G: nn.Module, classifier: Any, n: int = 5000, seed: int = 0, names: list[str] | None = None,
                        *, min_examples: int = 5) -> list[Direction]:
     """InterFaceGAN: a linear boundary in z per label of ``classifier`` on n generated images; its normal is the direction.
 
@@ -427,20 +428,18 @@ def load_directions(path: Path | str, *, fingerprint: str | None = None) -> list
     return out
 
 
-def _shipped_classifier(dataset: str | None, *, load: bool = True) -> Any:
-    """dcgan.classifiers' classifier for ``dataset`` (with load=False: whether one exists); None/False if none.
+def shipped_classifier(dataset: str | None) -> Any:
+    """dcgan.classifiers' classifier for ``dataset``, or None when there is none.
 
     dcgan.classifiers is imported here, not at the top, so directions work in installs without it.
     """
     if not dataset:
-        return None if load else False
+        return None
     try:
         from . import classifiers
     except ModuleNotFoundError as exc:
         log.info("no classifiers module (%s); no labelled directions", exc)
-        return None if load else False
-    if not load:
-        return classifiers.has_classifier(dataset)
+        return None
     try:
         return classifiers.load_classifier(dataset)
     except CheckpointError as exc:
@@ -448,42 +447,83 @@ def _shipped_classifier(dataset: str | None, *, load: bool = True) -> Any:
         return None
 
 
-def compute_directions(G: nn.Module, info: GeneratorInfo, *, k: int = 10, n: int = 5000, classifier: Any = None,
-                       labeled: bool = True) -> list[Direction]:
-    """SeFa and PCA directions, plus labelled ones (unless ``labeled`` is False) when ``classifier`` is given or
-    ``dcgan.classifiers`` has one for the checkpoint's data set. k is capped at z_dim."""
+def unlabelled_directions(G: nn.Module, k: int = 10, n: int = 5000) -> list[Direction]:
+    """SeFa and PCA directions (k of each, capped at z_dim): no classifier needed, fast enough to compute on demand."""
     k = min(k, infer_z_dim(G))
-    directions = sefa_directions(G, k) + pca_directions(G, k, n)
-    if labeled and classifier is None:
-        classifier = _shipped_classifier(info.info.get("dataset") if isinstance(info.info, dict) else None)
-    if labeled and classifier is not None:
-        directions += labeled_directions(G, classifier, n)
+    return sefa_directions(G, k) + pca_directions(G, k, n)
+
+
+def compute_directions(G: nn.Module, info: GeneratorInfo, *, k: int = 10, n: int = 5000, classifier: Any = None,
+                       labelled: bool = True) -> list[Direction]:
+    """SeFa and PCA directions, plus labelled ones (unless ``labelled`` is False) when ``classifier`` is given or
+    ``dcgan.classifiers`` has one for the checkpoint's data set. k is capped at z_dim."""
+    directions = unlabelled_directions(G, k, n)
+    if labelled and classifier is None:
+        classifier = shipped_classifier(info.info.get("dataset") if isinstance(info.info, dict) else None)
+    if labelled and classifier is not None:
+        directions += labelled_directions(G, classifier, n)
     return directions
 
 
-def load_or_compute_directions(checkpoint_path: Path | str, G: nn.Module, info: GeneratorInfo) -> list[Direction]:
-    """The directions file beside the checkpoint if it matches G; else compute them and try to save them there.
+def _cached_directions(path: Path, G: nn.Module, fingerprint: str) -> list[Direction] | None:
+    """The directions file at ``path`` if it was computed for exactly this generator, else None."""
+    if not path.exists():
+        return None
+    try:
+        directions = load_directions(path, fingerprint=fingerprint)
+    except CheckpointError as exc:
+        log.warning("%s; recomputing", exc)
+        return None
+    if any(d.vector.numel() != infer_z_dim(G) for d in directions):
+        log.warning("%s: directions do not match z_dim %d; recomputing", path, infer_z_dim(G))
+        return None
+    return directions
 
-    A cached file without labelled directions is recomputed once a classifier for the data set has appeared.
+
+def _save_quietly(directions: list[Direction], path: Path, fingerprint: str) -> None:
+    try:
+        save_directions(directions, path, fingerprint=fingerprint)
+    except (CheckpointError, OSError) as exc:  # a read-only checkpoint folder only costs recomputation next time
+        log.info("directions not cached: %s", exc)
+
+
+def start_directions(checkpoint_path: Path | str, G: nn.Module, classifier: Any) -> tuple[list[Direction], bool]:
+    """The directions usable at once, and whether labelled ones (slow: a classifier rates n samples) are still to
+    be added by ``finish_directions``.
+
+    The cache rule: the file beside the checkpoint is used when it belongs to G (weights fingerprint and z_dim).
+    One saved before a classifier existed keeps its SeFa/PCA directions and gains the labelled ones. Otherwise
+    SeFa and PCA are computed now (milliseconds) and, when there is no classifier, saved.
     """
     path = directions_path(checkpoint_path)
     fingerprint = generator_fingerprint(G)
-    if path.exists():
-        try:
-            directions = load_directions(path, fingerprint=fingerprint)
-            labeled = any(d.kind in ("class", "attribute") for d in directions)
-            dataset = info.info.get("dataset") if isinstance(info.info, dict) else None
-            if any(d.vector.numel() != info.model.z_dim for d in directions):
-                log.warning("%s: directions do not match z_dim %d; recomputing", path, info.model.z_dim)
-            elif labeled or not _shipped_classifier(dataset, load=False):
-                return directions
-            else:
-                log.info("%s: a classifier for %s is now available; recomputing with labelled directions", path, dataset)
-        except CheckpointError as exc:
-            log.warning("%s; recomputing", exc)
-    directions = compute_directions(G, info)
-    try:
-        save_directions(directions, path, fingerprint=fingerprint)
-    except CheckpointError as exc:  # a read-only checkpoint folder only costs recomputation next time
-        log.info("directions not cached: %s", exc)
+    cached = _cached_directions(path, G, fingerprint)
+    if cached is not None and (classifier is None or any(d.kind in LABELLED_KINDS for d in cached)):
+        return cached, False
+    if cached is not None:
+        log.info("%s: a classifier is now available; adding labelled directions", path)
+        return cached, True
+    quick = unlabelled_directions(G)
+    if classifier is None:
+        _save_quietly(quick, path, fingerprint)
+    return quick, classifier is not None
+
+
+def finish_directions(checkpoint_path: Path | str, G: nn.Module, quick: list[Direction], classifier: Any) -> list[Direction]:
+    """``quick`` plus the labelled directions of ``classifier``, saved beside the checkpoint for next time."""
+    directions = list(quick) + labelled_directions(G, classifier)
+    _save_quietly(directions, directions_path(checkpoint_path), generator_fingerprint(G))
     return directions
+
+
+def load_or_compute_directions(checkpoint_path: Path | str, G: nn.Module, info: GeneratorInfo,
+                               classifier: Any = None) -> list[Direction]:
+    """Every direction of G: the file beside the checkpoint if it matches, else computed and saved there.
+
+    ``classifier`` defaults to the shipped one for the checkpoint's data set. The explorer runs the same two steps,
+    ``start_directions`` at once and ``finish_directions`` in the background.
+    """
+    if classifier is None:
+        classifier = shipped_classifier(info.info.get("dataset") if isinstance(info.info, dict) else None)
+    directions, incomplete = start_directions(checkpoint_path, G, classifier)
+    return finish_directions(checkpoint_path, G, directions, classifier) if incomplete else directions

@@ -1,7 +1,8 @@
-"""CheckpointRegistry: finds generators in checkpoint folders and run dirs, and LRU-caches them with their directions.
+"""CheckpointRegistry: finds generators in checkpoint folders and run dirs, and keeps the recently used ones loaded.
 
 Models are addressed by name (the folder or file stem), and a name only ever resolves to something the scan found,
-so a request cannot point the app at an arbitrary path. Loading happens on first use, never at import.
+so a request cannot point the app at an arbitrary path. Loading happens on first use, never at import. What is
+derived from a loaded generator (directions, classifier, training data) lives in ``explorer.derived``.
 """
 from __future__ import annotations
 
@@ -10,22 +11,20 @@ import logging
 import struct
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from dcgan.checkpoints import GENERATOR_FILE, MAX_HEADER_BYTES, GeneratorInfo, load_generator, upgrade_metadata
 from dcgan.config import ModelConfig
-from dcgan.errors import CheckpointError, ConfigError, DatasetError
+from dcgan.directions import DIRECTIONS_FILE, DIRECTIONS_SUFFIX
+from dcgan.errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
 
 CARD_FILE = "README.md"
-DIRECTIONS_SUFFIX = ".directions.safetensors"  # dcgan.directions' cache files sit beside checkpoints; never models
-LABELLED_KINDS = ("class", "attribute")
 
 
 @dataclass(frozen=True)
@@ -36,20 +35,14 @@ class ModelEntry:
     card_path: Path | None  # README.md beside it (or <stem>.md for a loose file), if any
 
 
-@dataclass
+@dataclass(eq=False)  # compared (and hashed) by identity: explorer.derived keys per-model state on the object
 class LoadedModel:
-    """A loaded generator and what was derived from it; dropped together when the file changes or the LRU evicts it."""
+    """A loaded generator; replaced by a new object when its file changes, dropped when the LRU evicts it."""
     entry: ModelEntry
     G: nn.Module
     info: GeneratorInfo
     mtime_ns: int
     device: torch.device
-    directions: list | None = None          # every Direction once complete; None until first asked for
-    quick_directions: list | None = None    # SeFa + PCA, available in milliseconds while labelled ones compute
-    directions_error: str = ""              # why labelled directions are missing, if they are
-    directions_pending: bool = False        # a background thread is computing the full set
-    memo: dict[Any, Any] = field(default_factory=dict)  # per-model results worth keeping (presets, training data)
-    lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
     def z_dim(self) -> int:
@@ -77,7 +70,7 @@ def read_metadata(path: Path) -> dict[str, str] | None:
 
 def _is_generator_file(path: Path) -> bool:
     """True for a safetensors file whose metadata describes a dcgan-explorer generator (reads only the header)."""
-    if path.name.endswith(DIRECTIONS_SUFFIX) or path.name == "directions.safetensors":
+    if path.name.endswith(DIRECTIONS_SUFFIX) or path.name == DIRECTIONS_FILE:  # dcgan.directions' caches, never models
         return False
     metadata = read_metadata(path)
     return metadata is not None and "model" in metadata and "format_version" in metadata
@@ -116,18 +109,15 @@ def scan_dirs(dirs: list[Path]) -> dict[str, ModelEntry]:
 class CheckpointRegistry:
     """Thread-safe registry of generators under ``dirs`` with an LRU cache of ``capacity`` loaded models.
 
-    A model is reloaded when its file changes (a run being trained refreshes it). Directions come from
-    ``dcgan.directions``: the file beside the checkpoint when it matches, else SeFa + PCA at once and the labelled
-    (classifier) directions in a background thread, which also saves the file for next time.
+    A model is reloaded when its file changes (a run being trained refreshes it).
     """
 
-    def __init__(self, dirs: list[Path | str], *, capacity: int = 4, device: str = "cpu", data_roots: list[Path | str] = ()):
+    def __init__(self, dirs: list[Path | str], *, capacity: int = 4, device: str = "cpu"):
         if capacity < 1:
             raise ValueError(f"capacity: {capacity} must be at least 1")
         self.dirs = [Path(d) for d in dirs]
         self.capacity = capacity
         self.device = torch.device(device)
-        self.data_roots = [Path(d) for d in data_roots]
         self._lock = threading.RLock()
         self._entries: dict[str, ModelEntry] = {}
         self._registered: dict[str, ModelEntry] = {}  # added by register() (uploads): unlisted, kept across rescans
@@ -238,161 +228,3 @@ class CheckpointRegistry:
         """Loaded models, least recently used first."""
         with self._lock:
             return list(self._cache)
-
-    # ------------------------------------------------------------------------------------------------ directions
-
-    def directions(self, name: str, *, wait: bool = False, timeout: float = 600.0) -> list:
-        """Directions of model ``name``: all of them if ready, else SeFa + PCA (labelled ones are computed in the
-        background; ``wait=True`` blocks until they are done)."""
-        model = self.get(name)
-        with model.lock:
-            if model.directions is None and not model.directions_pending:
-                self._start_directions(model)
-            if model.directions is not None:
-                return model.directions
-            event = model.memo.setdefault("_directions_done", threading.Event())
-        if wait:
-            event.wait(timeout)
-            with model.lock:
-                if model.directions is not None:
-                    return model.directions
-        return model.quick_directions or []
-
-    def directions_status(self, name: str) -> str:
-        """'' when every direction is ready, else a sentence for the UI."""
-        model = self.get(name)
-        with model.lock:
-            if model.directions_pending:
-                return "Attribute directions are being computed (classifier on generated samples); the sliders appear when they are ready."
-            return model.directions_error
-
-    def _start_directions(self, model: LoadedModel) -> None:
-        from dcgan import directions as dirs
-
-        path = dirs.directions_path(model.entry.path)
-        loaded = None
-        if path.exists():
-            try:
-                loaded = dirs.load_directions(path, fingerprint=dirs.generator_fingerprint(model.G))
-                if any(d.vector.numel() != model.z_dim for d in loaded):
-                    log.warning("%s: directions do not match z_dim %d; recomputing", path, model.z_dim)
-                    loaded = None
-            except CheckpointError as exc:
-                log.warning("%s; recomputing", exc)
-        classifier = self.classifier(model) if model.dataset else None
-        if loaded is not None and (classifier is None or any(d.kind in LABELLED_KINDS for d in loaded)):
-            model.directions = loaded
-            return
-        if loaded is not None:  # saved before a classifier existed: keep these, add the labelled ones
-            model.quick_directions = loaded
-        else:
-            model.quick_directions = dirs.compute_directions(model.G, model.info, labeled=False)
-        if classifier is None:
-            model.directions = model.quick_directions
-            self._save_directions(model)
-            return
-        model.directions_pending = True
-        model.memo.setdefault("_directions_done", threading.Event())
-        threading.Thread(target=self._compute_labelled, args=(model, classifier), daemon=True,
-                         name=f"directions-{model.entry.name}").start()
-
-    def _compute_labelled(self, model: LoadedModel, classifier: Any) -> None:
-        from dcgan import directions as dirs
-
-        try:
-            labelled = dirs.labeled_directions(model.G, classifier)
-            error = ""
-        except Exception as exc:  # a failed background job must not kill the app; the UI says what happened
-            log.exception("labelled directions for %s failed", model.entry.name)
-            labelled, error = [], f"Attribute directions could not be computed: {exc}"
-        with model.lock:
-            model.directions = list(model.quick_directions or []) + labelled
-            model.directions_error = error
-            model.directions_pending = False
-            model.memo["_directions_done"].set()
-        if not error:
-            self._save_directions(model)
-
-    @staticmethod
-    def _save_directions(model: LoadedModel) -> None:
-        from dcgan import directions as dirs
-
-        try:
-            dirs.save_directions(model.directions, dirs.directions_path(model.entry.path), fingerprint=dirs.generator_fingerprint(model.G))
-        except (CheckpointError, OSError) as exc:  # a read-only folder only costs recomputation next start
-            log.info("directions for %s not cached: %s", model.entry.name, exc)
-
-    # ------------------------------------------------------------------------------------------------ extras
-
-    def classifier(self, model: LoadedModel) -> Any | None:
-        """The shipped classifier for the model's data set (cached), or None when there is none."""
-        key = "_classifier"
-        with model.lock:
-            if key not in model.memo:
-                try:
-                    from dcgan.classifiers import load_classifier
-
-                    model.memo[key] = load_classifier(model.dataset) if model.dataset else None
-                except (CheckpointError, ImportError) as exc:
-                    log.info("no classifier for %s: %s", model.dataset or "(unknown data set)", exc)
-                    model.memo[key] = None
-            return model.memo[key]
-
-    def memoize(self, model: LoadedModel, key: Any, compute: Callable[[], Any]) -> Any:
-        """``compute()`` once per loaded model and key (dropped with the model); a failure is not remembered."""
-        with model.lock:
-            if key in model.memo:
-                return model.memo[key]
-            key_lock = model.memo.setdefault(("_lock", key), threading.Lock())
-        with key_lock:  # one computation per key; other keys and directions stay available meanwhile
-            with model.lock:
-                if key in model.memo:
-                    return model.memo[key]
-            value = compute()
-            with model.lock:
-                model.memo[key] = value
-            return value
-
-    def training_data_configs(self, model: LoadedModel) -> list[dict[str, Any]]:
-        """Where the model's training data may be: the run's config.json first, then each --data-root."""
-        candidates: list[dict[str, Any]] = []
-        config_path = model.entry.path.parent / "config.json"
-        if config_path.is_file():
-            try:
-                data = json.loads(config_path.read_text()).get("data", {})
-                if isinstance(data, dict) and data.get("dataset"):
-                    text = data.get("root") or ""
-                    root = Path(text)
-                    bases = [""] if not text else [str(root)] if root.is_absolute() else [str(Path.cwd() / root), str(model.entry.path.parent / root)]
-                    for base in bases:
-                        candidates.append({"dataset": data["dataset"], "root": base, "max_images": data.get("max_images")})
-            except (OSError, ValueError, AttributeError) as exc:
-                log.info("%s: unreadable (%s)", config_path, exc)
-        if model.dataset:
-            for root in self.data_roots:
-                candidates += [{"dataset": model.dataset, "root": str(root), "max_images": None},
-                               {"dataset": model.dataset, "root": str(root / model.dataset), "max_images": None}]
-        unique = []
-        for c in candidates:
-            if c not in unique:
-                unique.append(c)
-        return unique
-
-    def training_data(self, model: LoadedModel) -> Any:
-        """The model's training images (dcgan.datasets.ImageData at its size), cached; DatasetError if not found."""
-        def load() -> Any:
-            from dcgan.config import DataConfig
-            from dcgan.datasets import build
-
-            tried = []
-            for candidate in self.training_data_configs(model):
-                try:
-                    cfg = DataConfig(dataset=candidate["dataset"], root=candidate["root"], max_images=candidate["max_images"])
-                    return build(cfg, model.info.model.image_size, model.info.model.channels)
-                except (DatasetError, ConfigError) as exc:
-                    tried.append(f"{candidate['root'] or '(default)'}: {exc}")
-            where = "; ".join(tried) if tried else "the checkpoint names no data set and no config.json sits beside it"
-            raise DatasetError(f"training data for model {model.entry.name!r} (dataset {model.dataset or 'unknown'!r}) "
-                               f"is not available ({where}). Start the app with --data-root DIR pointing at it.")
-
-        return self.memoize(model, "_training_data", load)

@@ -1,4 +1,4 @@
-"""Explorer actions as plain functions: (registry, model name, ...) -> uint8 images or file paths; no gradio here.
+"""Explorer actions as plain functions: (catalog, model name, ...) -> uint8 images or file paths; no gradio here.
 
 Images are numpy uint8 at the model's native size: [H, W, 3] for colour, [H, W] for grey. Bad input raises a
 ``dcgan.errors.DCGANError`` subclass whose message says what was wrong and what is allowed; every limit is below.
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT, apply_directions, concept_direction, condition, pick_preset_seeds
 from dcgan.errors import ConfigError, DCGANError, LatentError
 from dcgan.images import to_uint8
 from dcgan.latent import MAX_SEED, interpolate_path, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
@@ -21,7 +22,8 @@ from dcgan.latent import arithmetic as latent_arithmetic
 from dcgan.latent import arithmetic_variants
 
 from .outputs import Mp4Writer, OutputDir, tile_grid, write_gif
-from .registry import CheckpointRegistry, LoadedModel
+from .derived import Catalog, ModelState
+from .registry import LoadedModel
 from .validation import (  # noqa: F401 (the UI reaches them through service)
     RANDOM_COUNT, RANDOM_SEED_MAX, check_choice, check_float, check_int, check_seed, concept_name, format_seeds, seed_list,
 )
@@ -50,6 +52,8 @@ MP4_MIN_SIDE = 256             # video codecs smear tiny frames: the MP4 is enla
 BATCH = 64                     # latents per generator call
 IMAGE_CACHE = 2048             # rendered seed images kept per loaded model (~12 kB each at 64x64)
 STREAM_CHUNK = 16              # interpolation frames generated between hand-offs to the video encoder
+LIMITS = {name: value for name, value in globals().items() if name.startswith("MAX_")} | {
+    "MAX_AMOUNT": MAX_AMOUNT, "MP4_MIN_SIDE": MP4_MIN_SIDE, "PRESET_SEARCH_LAST": PRESET_SEARCH - 1}  # for docs
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -67,12 +71,12 @@ def render_float(model: LoadedModel, z: torch.Tensor) -> torch.Tensor:
         return torch.cat([model.G(chunk.to(model.device)).float().cpu() for chunk in z.split(BATCH)])
 
 
-def render_seeds(registry: CheckpointRegistry, model: LoadedModel, seeds: list[int], truncation: float) -> np.ndarray:
+def render_seeds(state: ModelState, seeds: list[int], truncation: float) -> np.ndarray:
     """uint8 [N, H, W, C] for seeds, remembering the last IMAGE_CACHE renders per model (the default grid and the
     current seed are asked for again and again). Exact: a seed's image does not depend on its batch."""
-    cache = registry.memoize(model, "_seed_images", OrderedDict)
+    cache, model = state.seed_images, state.model
     found: dict[int, np.ndarray] = {}
-    with model.lock:
+    with state.lock:
         for s in seeds:
             if (s, truncation) in cache:
                 found[s] = cache[(s, truncation)]
@@ -81,7 +85,7 @@ def render_seeds(registry: CheckpointRegistry, model: LoadedModel, seeds: list[i
     if missing:
         fresh = render(model, seed_latents(model, missing, truncation))
         found.update(zip(missing, fresh))
-        with model.lock:
+        with state.lock:
             for s, img in zip(missing, fresh):
                 cache[(s, truncation)] = img
             while len(cache) > IMAGE_CACHE:
@@ -106,8 +110,9 @@ def _truncation(value: Any) -> float:
 # ----------------------------------------------------------------------------------------------------------------
 # models and directions
 
-def models(registry: CheckpointRegistry) -> list[dict[str, Any]]:
+def models(catalog: Catalog) -> list[dict[str, Any]]:
     """Every model the registry found, from checkpoint metadata (no weights loaded): name, data set, sizes, step."""
+    registry = catalog.registry
     out = []
     for name in registry.names():
         row: dict[str, Any] = {"name": name}
@@ -123,35 +128,45 @@ def models(registry: CheckpointRegistry) -> list[dict[str, Any]]:
     return out
 
 
-def model_card(registry: CheckpointRegistry, model: str) -> str:
+def model_card(catalog: Catalog, model: str) -> str:
     """Markdown for the model picker: the README beside the checkpoint (if any) and the facts from its metadata."""
-    meta = registry.describe(model)
+    meta = catalog.registry.describe(model)
     cfg, info = meta.model, meta.info
     facts = [("data set", info.get("dataset", "unknown")),
              ("image", f"{cfg.image_size}x{cfg.image_size}, {cfg.channels} channel{'s' if cfg.channels > 1 else ''}"),
              ("architecture", f"{cfg.arch}, z_dim {cfg.z_dim}, ngf {cfg.ngf}"), ("training step", info.get("step", "?")),
              ("images seen", info.get("images_seen", "?")), ("saved", info.get("date", "?"))]
     table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in facts)
-    card = registry.card(model).strip()
+    card = catalog.registry.card(model).strip()
     return (card + "\n\n" if card else f"### {model}\n\n_No model card (README.md) beside this checkpoint._\n\n") + table
 
 
-def _directions_for(registry: CheckpointRegistry, model: str, names: set[str]) -> list:
+def _directions_for(catalog: Catalog, model: str, names: set[str]) -> list:
     """Directions of ``model``, waiting for the labelled ones only if ``names`` needs them."""
-    found = registry.directions(model)
+    found = catalog.directions(model)
     if names - {d.name for d in found}:
-        found = registry.directions(model, wait=True)
+        found = catalog.directions(model, wait=True)
     return found
 
 
-def directions(registry: CheckpointRegistry, model: str) -> list[str]:
+def directions(catalog: Catalog, model: str) -> list[str]:
     """Names of every direction of ``model`` (SeFa, PCA, then class/attribute ones), waiting for labelled ones."""
-    return [d.name for d in registry.directions(model, wait=True)]
+    return [d.name for d in catalog.directions(model, wait=True)]
 
 
-def direction_info(registry: CheckpointRegistry, model: str) -> list[dict[str, Any]]:
+def direction_info(catalog: Catalog, model: str) -> list[dict[str, Any]]:
     """The directions available now, for sliders: name, label, kind, strength."""
-    return [{"name": d.name, "label": d.label or d.name, "kind": d.kind, "strength": d.strength} for d in registry.directions(model)]
+    return [{"name": d.name, "label": d.label or d.name, "kind": d.kind, "strength": d.strength} for d in catalog.directions(model)]
+
+
+def directions_status(catalog: Catalog, model: str) -> tuple[bool, str]:
+    """(labelled directions still computing, a sentence for the UI or '')."""
+    return catalog.directions_pending(model), catalog.directions_status(model)
+
+
+def refresh(catalog: Catalog) -> list[str]:
+    """Scan the checkpoint folders again (a run has just written its generator); returns the listed model names."""
+    return catalog.registry.rescan()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -171,16 +186,14 @@ def grid_columns(n: int) -> int:
     return max(1, math.ceil(math.sqrt(n)))
 
 
-def generate(registry: CheckpointRegistry, model: str, seeds: Any = "0-15", truncation: Any = 1.0) -> Samples:
+def generate(catalog: Catalog, model: str, seeds: Any = "0-15", truncation: Any = 1.0) -> Samples:
     """Images for a seed list ("0-15", "3,7,42", "random" or a list), up to MAX_GENERATE_SEEDS."""
     psi = _truncation(truncation)
     seeds = seed_list(seeds, what="seeds", max_count=MAX_GENERATE_SEEDS, allow_random=True)
-    return Samples(render_seeds(registry, registry.get(model), seeds, psi), seeds)
+    return Samples(render_seeds(catalog.state(model), seeds, psi), seeds)
 
 
 def _amounts(amounts: Any) -> dict[str, float]:
-    from dcgan.directions import MAX_AMOUNT
-
     if amounts is None:
         return {}
     if not isinstance(amounts, dict):
@@ -206,18 +219,16 @@ def _names(value: Any, what: str) -> list[str]:
     return list(value)
 
 
-def edited_latent(registry: CheckpointRegistry, model: str, seed: Any, amounts: Any = None, truncation: Any = 1.0,
+def edited_latent(catalog: Catalog, model: str, seed: Any, amounts: Any = None, truncation: Any = 1.0,
                   keep_fixed: Any = None) -> torch.Tensor:
     """z [1, z_dim] of ``seed`` (truncated) moved by amount * direction for each named direction.
 
     ``keep_fixed`` names directions (usually attributes) to hold still: each moved direction is first made
     orthogonal to them (InterFaceGAN's conditional manipulation, ``dcgan.directions.condition``).
     """
-    from dcgan.directions import apply_directions, condition
-
     seed, psi = check_seed(seed), _truncation(truncation)
     amounts, fixed_names = _amounts(amounts), _names(keep_fixed, "keep_fixed")
-    found = _directions_for(registry, model, set(amounts) | set(fixed_names))
+    found = _directions_for(catalog, model, set(amounts) | set(fixed_names))
     by_name = {d.name: d for d in found}
     unknown = sorted((set(amounts) | set(fixed_names)) - set(by_name))
     if unknown:
@@ -225,24 +236,28 @@ def edited_latent(registry: CheckpointRegistry, model: str, seed: Any, amounts: 
     fixed = [by_name[n] for n in fixed_names]
     moved = {n: a for n, a in amounts.items() if a != 0.0}
     used = [condition(by_name[n], fixed) if fixed else by_name[n] for n in moved]
-    m = registry.get(model)
-    return apply_directions(seed_latents(m, [seed], psi), used, moved)
+    return apply_directions(seed_latents(catalog.state(model).model, [seed], psi), used, moved)
 
 
-def edit(registry: CheckpointRegistry, model: str, seed: Any, amounts: Any = None, truncation: Any = 1.0, keep_fixed: Any = None) -> np.ndarray:
+def seed_image(catalog: Catalog, model: str, seed: Any, truncation: Any = 1.0) -> np.ndarray:
+    """The image of one seed (from the per-model cache when it was rendered before)."""
+    return squeeze(render_seeds(catalog.state(model), [check_seed(seed)], _truncation(truncation))[0])
+
+
+def edit(catalog: Catalog, model: str, seed: Any, amounts: Any = None, truncation: Any = 1.0, keep_fixed: Any = None) -> np.ndarray:
     """The image of ``seed`` moved along named directions: amounts {name: amount}, each within ±MAX_AMOUNT."""
-    z = edited_latent(registry, model, seed, amounts, truncation, keep_fixed)
+    z = edited_latent(catalog, model, seed, amounts, truncation, keep_fixed)
     if not any(_amounts(amounts).values()):  # nothing moved: the plain seed, possibly already rendered
-        return squeeze(render_seeds(registry, registry.get(model), [check_seed(seed)], _truncation(truncation))[0])
-    return squeeze(render(registry.get(model), z)[0])
+        return seed_image(catalog, model, seed, truncation)
+    return squeeze(render(catalog.state(model).model, z)[0])
 
 
-def edit_snippet(registry: CheckpointRegistry, model: str, seed: int, amounts: dict[str, float], truncation: float = 1.0,
+def edit_snippet(catalog: Catalog, model: str, seed: int, amounts: dict[str, float], truncation: float = 1.0,
                  keep_fixed: list[str] | None = None, url: str = "http://127.0.0.1:7860/") -> str:
     """Python that reproduces an edit exactly, through the API and offline with the library."""
     amounts = {k: round(float(v), 4) for k, v in amounts.items() if v != 0}
     keep_fixed = list(keep_fixed or [])
-    path = registry.entry(model).path
+    path = catalog.registry.entry(model).path
     try:
         shown = path.relative_to(Path.cwd())
     except ValueError:
@@ -287,12 +302,12 @@ def _groups(seeds_a: Any, seeds_b: Any, seeds_c: Any) -> tuple[list[int], list[i
     return tuple(seed_list(s, what=f"group {g}", max_count=MAX_GROUP_SEEDS) for g, s in zip("ABC", (seeds_a, seeds_b, seeds_c)))
 
 
-def arithmetic(registry: CheckpointRegistry, model: str, seeds_a: Any, seeds_b: Any, seeds_c: Any, noise: Any = 0.25,
+def arithmetic(catalog: Catalog, model: str, seeds_a: Any, seeds_b: Any, seeds_c: Any, noise: Any = 0.25,
                noise_seed: Any = 0, truncation: Any = 1.0) -> Arithmetic:
     """The paper's face arithmetic on seed groups of 1-8 exemplars each."""
     a, b, c = _groups(seeds_a, seeds_b, seeds_c)
     noise, noise_seed, psi = check_float("noise", noise, 0.0, MAX_NOISE), check_seed(noise_seed, "noise_seed"), _truncation(truncation)
-    m = registry.get(model)
+    m = catalog.state(model).model
     za, zb, zc = (seed_latents(m, g, psi) for g in (a, b, c))
     y = latent_arithmetic(za, zb, zc)
     variants = arithmetic_variants(y, count=8, noise=noise, seed=noise_seed)
@@ -300,45 +315,43 @@ def arithmetic(registry: CheckpointRegistry, model: str, seeds_a: Any, seeds_b: 
     x = render_float(m, torch.cat([za, zb, zc]))
     xa, xb, xc = x.split([len(a), len(b), len(c)])
     pixel = to_uint8((xa.mean(0) - xb.mean(0) + xc.mean(0)).clamp(-1, 1)[None])[0]
-    return Arithmetic(squeeze(imgs[4]), squeeze(tile_grid(imgs, 3, padding=2)), squeeze(pixel), y)
+    centre = len(variants) // 2  # arithmetic_variants puts Y itself in the middle of the 3x3
+    return Arithmetic(squeeze(imgs[centre]), squeeze(tile_grid(imgs, 3, padding=2)), squeeze(pixel), y)
 
 
-def arithmetic_preset(registry: CheckpointRegistry, model: str, preset: Any, count: Any = 3) -> dict[str, list[int]]:
+def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3) -> dict[str, list[int]]:
     """Exemplar seeds for a named preset, picked by the model's attribute classifier: {"A": [...], "B": [...], "C": [...]}."""
-    from dcgan.directions import ARITHMETIC_PRESETS, pick_preset_seeds
-
     preset = check_choice("preset", preset, tuple(ARITHMETIC_PRESETS))
     count = check_int("count", count, 1, MAX_PRESET_COUNT)
-    m = registry.get(model)
-    classifier = registry.classifier(m)
+    state = catalog.state(model)
+    m = state.model
+    classifier = catalog.classifier(state)
     if classifier is None or classifier.kind != "attributes":
         raise ConfigError(f"model {model!r} (data set {m.dataset or 'unknown'!r}) has no attribute classifier; presets need a face "
                           "model (CelebA attributes). Pick exemplars by clicking samples instead.")
-    groups = registry.memoize(m, ("preset", preset, count),
-                              lambda: pick_preset_seeds(m.G, classifier, preset, count=count, search=PRESET_SEARCH, z_dim=m.z_dim))
+    groups = catalog.preset_seeds(state, (preset, count),
+                                  lambda: pick_preset_seeds(m.G, classifier, preset, count=count, search=PRESET_SEARCH, z_dim=m.z_dim))
     return dict(zip("ABC", (list(g) for g in groups)))
 
 
-def concept(registry: CheckpointRegistry, model: str, seed: Any, seeds_a: Any, seeds_b: Any, amount: Any = 1.0,
+def concept(catalog: Catalog, model: str, seed: Any, seeds_a: Any, seeds_b: Any, amount: Any = 1.0,
             truncation: Any = 1.0) -> np.ndarray:
     """``seed`` moved by ``amount`` along the unit concept vector mean(A) - mean(B) (e.g. "smile")."""
-    from dcgan.directions import MAX_AMOUNT, apply_directions, concept_direction
-
     seed, psi = check_seed(seed), _truncation(truncation)
     amount = check_float("amount", amount, -MAX_AMOUNT, MAX_AMOUNT)
     a = seed_list(seeds_a, what="group A", max_count=MAX_GROUP_SEEDS)
     b = seed_list(seeds_b, what="group B", max_count=MAX_GROUP_SEEDS)
-    m = registry.get(model)
+    m = catalog.state(model).model
     direction = concept_direction("concept", seed_latents(m, a, 1.0), seed_latents(m, b, 1.0))
     z = apply_directions(seed_latents(m, [seed], psi), [direction], {"concept": amount})
     return squeeze(render(m, z)[0])
 
 
-def concept_length(registry: CheckpointRegistry, model: str, seeds_a: Any, seeds_b: Any) -> float:
+def concept_length(catalog: Catalog, model: str, seeds_a: Any, seeds_b: Any) -> float:
     """|mean(A) - mean(B)|: the amount that adds the whole difference."""
     a = seed_list(seeds_a, what="group A", max_count=MAX_GROUP_SEEDS)
     b = seed_list(seeds_b, what="group B", max_count=MAX_GROUP_SEEDS)
-    m = registry.get(model)
+    m = catalog.state(model).model
     return float((seed_latents(m, a, 1.0).mean(0) - seed_latents(m, b, 1.0).mean(0)).norm())
 
 
@@ -353,6 +366,11 @@ class Interpolation:
     strip_path: Path | None     # None when not asked for
     changes: list[float]        # mean |frame[t+1] - frame[t]| in grey levels (0-255); the wrap-around included unless "once"
     jumps: list[int]            # t where changes[t] is a sharp jump
+
+    @property
+    def median_change(self) -> float:
+        """The median of ``changes``: the yardstick of the jump rule."""
+        return float(np.median(self.changes)) if self.changes else 0.0
 
 
 def walk_keyframes(seed: Any = 0, count: int = WALK_POINTS) -> list[int]:
@@ -384,7 +402,7 @@ def _strip(path_frames: np.ndarray, frames: int) -> np.ndarray:
     return tile_grid(np.concatenate(rows), len(cols), padding=1)
 
 
-def interpolate(registry: CheckpointRegistry, model: str, keyframes: Any, frames: Any = 16, method: Any = "slerp", fps: Any = 12.0,
+def interpolate(catalog: Catalog, model: str, keyframes: Any, frames: Any = 16, method: Any = "slerp", fps: Any = 12.0,
                 loop: Any = "loop", truncation: Any = 1.0, *, out: OutputDir, strip: bool = True) -> Interpolation:
     """Frames along a lerp/slerp path through keyframe seeds, written as a looping GIF, an MP4 and (if ``strip``) a PNG
     strip. The MP4 is encoded by ffmpeg while later frames are still being generated."""
@@ -398,7 +416,7 @@ def interpolate(registry: CheckpointRegistry, model: str, keyframes: Any, frames
     total = count_frames(len(seeds), frames, loop)
     if total > MAX_TOTAL_FRAMES:
         raise ConfigError(f"{len(seeds)} keyframes x {frames} frames ({loop}) make {total} frames; at most {MAX_TOTAL_FRAMES}")
-    m = registry.get(model)
+    m = catalog.state(model).model
     path = interpolate_path(seed_latents(m, seeds, psi), frames, method=method, loop=loop == "loop")
     stem = f"{model}-{format_seeds(seeds)[:40]}-{method}-{frames}f"
     gif_path, mp4_path = out.path(stem, ".gif"), out.path(stem, ".mp4")
@@ -440,11 +458,11 @@ class Nearest:
         return squeeze(tile_grid(np.concatenate([query[None], self.images]), len(self.images) + 1, padding=2))
 
 
-def nearest(registry: CheckpointRegistry, model: str, seed: Any, truncation: Any = 1.0, k: Any = 8) -> Nearest:
+def nearest(catalog: Catalog, model: str, seed: Any, truncation: Any = 1.0, k: Any = 8) -> Nearest:
     """The ``k`` training images closest to G(seed) in pixel space (needs the model's training data on disk)."""
     seed, psi, k = check_seed(seed), _truncation(truncation), check_int("k", k, 1, MAX_NEAREST)
-    m = registry.get(model)
-    data = registry.training_data(m)
+    state = catalog.state(model)
+    m, data = state.model, catalog.training_data(state)
     x = render_float(m, seed_latents(m, [seed], psi))
     query = ((x + 1) * 127.5).flatten(1)
     dist = torch.cat([(chunk.flatten(1).float() - query).square().mean(1) for chunk in data.images.split(1024)])

@@ -38,19 +38,20 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import expect, sync_playwright
 
+    from explorer.derived import Catalog
     from explorer.registry import CheckpointRegistry
-    from explorer.ui import build_app, launch_options
+    from explorer.ui.app import build_app, launch_options
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    registry = CheckpointRegistry(args.checkpoints, data_roots=args.data_root)
-    registry.directions(args.model, wait=True)  # so the sliders are all there when the page opens
+    catalog = Catalog(CheckpointRegistry(args.checkpoints), data_roots=args.data_root)
+    catalog.directions(args.model, wait=True)  # so the sliders are all there when the page opens
     training = None
     if "train" in shots:
         from explorer.training import TrainingLimits, TrainingManager
 
         training = TrainingManager(Path(tempfile.mkdtemp(prefix="screenshot-runs-")), Path(args.train_data), TrainingLimits(max_minutes=5))
-    demo = build_app(registry, training=training)
+    demo = build_app(catalog, training=training)
     demo.queue(default_concurrency_limit=2, max_size=64)
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_options())
     try:

@@ -199,25 +199,26 @@ def test_load_or_compute_caches_and_tolerates_unwritable(tmp_path, tiny_ckpt, mo
     run_dir.mkdir()
     shutil.copy(tiny_ckpt / GENERATOR_FILE, run_dir / GENERATOR_FILE)
     G, meta = load_generator(run_dir)
-    monkeypatch.setattr(dirs, "compute_directions", lambda G, info: dirs.sefa_directions(G, 3))
+    monkeypatch.setattr(dirs, "unlabelled_directions", lambda G: dirs.sefa_directions(G, 3))
     first = dirs.load_or_compute_directions(run_dir, G, meta)
     assert (run_dir / "directions.safetensors").is_file() and len(first) == 3
 
     def fail(*args, **kwargs):
         raise AssertionError("should have read the cached file")
 
-    monkeypatch.setattr(dirs, "compute_directions", fail)
+    monkeypatch.setattr(dirs, "unlabelled_directions", fail)
     again = dirs.load_or_compute_directions(run_dir / GENERATOR_FILE, G, meta)
     assert [d.name for d in again] == [d.name for d in first]
 
-    # a classifier for the data set has appeared since: the unlabelled cache is recomputed
-    monkeypatch.setattr(dirs, "_shipped_classifier", lambda dataset, load=True: not load)
-    monkeypatch.setattr(dirs, "compute_directions", lambda G, info: dirs.sefa_directions(G, 4))
-    assert len(dirs.load_or_compute_directions(run_dir, G, meta)) == 4
+    # a classifier for the data set has appeared since: the unlabelled cache gains the labelled directions
+    smiling = dirs.Direction("Smiling", torch.eye(meta.model.z_dim)[0], 0.9, "attribute")
+    monkeypatch.setattr(dirs, "labelled_directions", lambda G, classifier: [smiling])
+    assert len(dirs.load_or_compute_directions(run_dir, G, meta, classifier=object())) == 4
+    assert len(dirs.load_directions(run_dir / "directions.safetensors")) == 4  # saved for next time
 
     with torch.no_grad():  # new weights: the cached file is stale and must be recomputed
         G.main[0].weight.mul_(1.5)
-    monkeypatch.setattr(dirs, "compute_directions", lambda G, info: dirs.sefa_directions(G, 2))
+    monkeypatch.setattr(dirs, "unlabelled_directions", lambda G: dirs.sefa_directions(G, 2))
 
     def unwritable(data, path):
         raise CheckpointError(f"{path.parent}: cannot write here (read-only)")
@@ -228,7 +229,7 @@ def test_load_or_compute_caches_and_tolerates_unwritable(tmp_path, tiny_ckpt, mo
 
 def test_compute_directions_and_cli(tmp_path, tiny_ckpt, capsys):
     G, meta = load_generator(tiny_ckpt)
-    found = dirs.compute_directions(G, meta, k=20, n=100, labeled=False)  # k is capped at z_dim = 8
+    found = dirs.compute_directions(G, meta, k=20, n=100, labelled=False)  # k is capped at z_dim = 8
     assert [d.kind for d in found] == ["sefa"] * 8 + ["pca"] * 8
     shutil.copy(tiny_ckpt / GENERATOR_FILE, tmp_path / "tiny.safetensors")
     assert cli.main(["directions", str(tmp_path / "tiny.safetensors"), "--k", "3", "--n", "100", "--no-classifier"]) == 0
@@ -241,10 +242,10 @@ def test_compute_directions_and_cli(tmp_path, tiny_ckpt, capsys):
 # ----------------------------------------------------------------------------------------------------------------
 # labelled directions and exemplars
 
-def test_labeled_directions_with_stand_in_classifier(generator):
+def test_labelled_directions_with_stand_in_classifier(generator):
     G, meta = generator
     classifier = BrightnessClassifier(G, meta.model.z_dim)
-    found = dirs.labeled_directions(G, classifier, n=600, names=["Bright"])
+    found = dirs.labelled_directions(G, classifier, n=600, names=["Bright"])
     assert [(d.name, d.kind) for d in found] == [("Bright", "attribute")]
     bright = found[0]
     assert abs(float(bright.vector.norm()) - 1) < 1e-5 and bright.strength > 0.7
@@ -254,10 +255,10 @@ def test_labeled_directions_with_stand_in_classifier(generator):
         after = classifier.brightness(G(dirs.apply_directions(z, found, {"Bright": 2.0})))
     assert float((after - before).mean()) > 0 and float((after > before).double().mean()) > 0.8
     with pytest.raises(LatentError, match="not among"):
-        dirs.labeled_directions(G, classifier, n=100, names=["Smiling"])
+        dirs.labelled_directions(G, classifier, n=100, names=["Smiling"])
 
 
-def test_labeled_class_names(generator):
+def test_labelled_class_names(generator):
     G, meta = generator
 
     class DigitClassifier(BrightnessClassifier):
@@ -268,19 +269,19 @@ def test_labeled_class_names(generator):
             bright = super().predict_proba(x)[:, 0]
             return torch.stack([1 - bright, bright], 1)
 
-    found = dirs.labeled_directions(G, DigitClassifier(G, meta.model.z_dim), n=400)
+    found = dirs.labelled_directions(G, DigitClassifier(G, meta.model.z_dim), n=400)
     assert [(d.name, d.kind) for d in found] == [("digit-0", "class"), ("digit-1", "class")]
     assert float(found[0].vector @ found[1].vector) < -0.9  # one-vs-rest of two classes: opposite boundaries
 
 
-def test_labeled_directions_with_real_mnist_classifier():
+def test_labelled_directions_with_real_mnist_classifier():
     """On the trained MNIST generator with the shipped classifier, "digit-7" makes sevens more likely."""
     classifiers = pytest.importorskip("dcgan.classifiers")
     if not (REAL_GENERATOR.is_file() and classifiers.has_classifier("mnist")):
         pytest.skip("needs checkpoints/mnist/generator.safetensors and the shipped mnist classifier")
     G, meta = load_generator(REAL_GENERATOR)
     classifier = classifiers.load_classifier("mnist")
-    found = dirs.labeled_directions(G, classifier, n=1000, names=["digit-7", "1 - one"])
+    found = dirs.labelled_directions(G, classifier, n=1000, names=["digit-7", "1 - one"])
     assert [(d.name, d.kind) for d in found] == [("digit-7", "class"), ("digit-1", "class")]
     z = torch.randn(64, meta.model.z_dim, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():

@@ -69,6 +69,13 @@ def registry(checkpoints_dir):
 
 
 @pytest.fixture
+def catalog(registry):
+    from explorer.derived import Catalog
+
+    return Catalog(registry)
+
+
+@pytest.fixture
 def out(tmp_path):
     from explorer.outputs import OutputDir
 

@@ -24,21 +24,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def app_registry(checkpoints_dir):
+def app_catalog(checkpoints_dir):
+    from explorer.derived import Catalog
     from explorer.registry import CheckpointRegistry
 
-    return CheckpointRegistry([checkpoints_dir])
+    return Catalog(CheckpointRegistry([checkpoints_dir]))
 
 
 @pytest.fixture(scope="module")
-def connect(app_registry, tmp_path_factory, gradio_env):
+def connect(app_catalog, tmp_path_factory, gradio_env):
     """build_app(...).launch(prevent_thread_lock=True) on a free port; yields a gradio_client.Client, then closes both."""
     from gradio_client import Client
 
     from explorer.outputs import OutputDir
-    from explorer.ui import build_app, launch_options
+    from explorer.ui.app import build_app, launch_options
 
-    demo = build_app(app_registry, out=OutputDir(tmp_path_factory.mktemp("api-out")), concurrency_limit=2)
+    demo = build_app(app_catalog, out=OutputDir(tmp_path_factory.mktemp("api-out")), concurrency_limit=2)
     demo.queue(default_concurrency_limit=2, max_size=64)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
     client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
@@ -68,17 +69,17 @@ def test_models(connect):
     assert rows[0]["image_size"] == 16 and rows[0]["z_dim"] == 8 and rows[1]["channels"] == 1
 
 
-def test_directions(connect, app_registry):
+def test_directions(connect, app_catalog):
     names = connect.predict("tiny", api_name="/directions")
-    assert names == service.directions(app_registry, "tiny") and "sefa-0" in names and "pca-0" in names
+    assert names == service.directions(app_catalog, "tiny") and "sefa-0" in names and "pca-0" in names
 
 
-def test_generate_native_tiles(connect, app_registry):
+def test_generate_native_tiles(connect, app_catalog):
     path, meta = connect.predict("tiny", "3,7,42", 1.0, api_name="/generate")
     assert meta == {"seeds": [3, 7, 42], "columns": 2, "rows": 2, "tile_size": [16, 16]}
     grid = png(path)
     assert grid.shape == (32, 32, 3)
-    np.testing.assert_array_equal(grid[:16, 16:], service.generate(app_registry, "tiny", "7").images[0])
+    np.testing.assert_array_equal(grid[:16, 16:], service.generate(app_catalog, "tiny", "7").images[0])
     _, meta = connect.predict("tiny", "random", api_name="/generate")
     assert len(meta["seeds"]) == service.RANDOM_COUNT
 
@@ -93,25 +94,25 @@ def test_same_seed_same_image_api_and_cli(connect, checkpoints_dir, tmp_path):
     np.testing.assert_array_equal(png(path)[16:, :16], np.load(out)[0])  # seed 42 is tile 2: row 1, column 0
 
 
-def test_edit(connect, app_registry):
+def test_edit(connect, app_catalog):
     img = png(connect.predict("tiny", 5, {"sefa-0": 2.0, "pca-1": -1.0}, 0.9, ["sefa-2"], api_name="/edit"))
-    np.testing.assert_array_equal(img, service.edit(app_registry, "tiny", 5, {"sefa-0": 2.0, "pca-1": -1.0}, 0.9, ["sefa-2"]))
+    np.testing.assert_array_equal(img, service.edit(app_catalog, "tiny", 5, {"sefa-0": 2.0, "pca-1": -1.0}, 0.9, ["sefa-2"]))
     grey = png(connect.predict("tiny-grey", 5, {"sefa-0": 1.0}, api_name="/edit"))
     assert grey.shape == (16, 16)
 
 
-def test_arithmetic(connect, app_registry):
+def test_arithmetic(connect, app_catalog):
     centre, grid, pixel = connect.predict("tiny", "1,2", "3", "4,5,6", 0.25, 7, api_name="/arithmetic")
-    expected = service.arithmetic(app_registry, "tiny", "1,2", "3", "4,5,6", 0.25, 7)
+    expected = service.arithmetic(app_catalog, "tiny", "1,2", "3", "4,5,6", 0.25, 7)
     np.testing.assert_array_equal(png(centre), expected.centre)
     np.testing.assert_array_equal(png(grid), expected.grid)
     np.testing.assert_array_equal(png(pixel), expected.pixel)
     assert png(grid).shape == (52, 52, 3)
 
 
-def test_concept(connect, app_registry):
+def test_concept(connect, app_catalog):
     img = png(connect.predict("tiny", 9, "1,2", "3", 2.0, api_name="/concept"))
-    np.testing.assert_array_equal(img, service.concept(app_registry, "tiny", 9, "1,2", "3", 2.0))
+    np.testing.assert_array_equal(img, service.concept(app_catalog, "tiny", 9, "1,2", "3", 2.0))
 
 
 def test_interpolate_gif_and_mp4(connect):

@@ -16,10 +16,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def app_url(checkpoints_dir, tmp_path_factory, gradio_env):
     from explorer.outputs import OutputDir
+    from explorer.derived import Catalog
     from explorer.registry import CheckpointRegistry
-    from explorer.ui import build_app, launch_options
+    from explorer.ui.app import build_app, launch_options
 
-    demo = build_app(CheckpointRegistry([checkpoints_dir]), out=OutputDir(tmp_path_factory.mktemp("browser-out")))
+    demo = build_app(Catalog(CheckpointRegistry([checkpoints_dir])), out=OutputDir(tmp_path_factory.mktemp("browser-out")))
     demo.queue(default_concurrency_limit=2, max_size=64)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
     yield url

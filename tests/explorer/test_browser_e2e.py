@@ -20,18 +20,20 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def app(checkpoints_dir, tmp_path_factory, gradio_env):
     from explorer.outputs import OutputDir
+    from explorer.derived import Catalog
+    from explorer.derived import Catalog
     from explorer.registry import CheckpointRegistry
     from explorer.training import TrainingLimits, TrainingManager
-    from explorer.ui import build_app, launch_options, security_options
+    from explorer.ui.app import build_app, launch_options, security_options
 
     runs = tmp_path_factory.mktemp("e2e-runs")
     models = tmp_path_factory.mktemp("e2e-checkpoints") / "checkpoints"
     shutil.copytree(checkpoints_dir, models)  # the stub classifier's directions files stay out of the shared fixture
-    registry = CheckpointRegistry([models, runs])
-    registry.classifier = lambda model: StubClassifier()  # "Smiling"/"Male" attributes, so the first preset works
+    catalog = Catalog(CheckpointRegistry([models, runs]))
+    catalog.classifier = lambda state: StubClassifier()  # "Smiling"/"Male" attributes, so the first preset works
     manager = TrainingManager(runs, SHARED_DATA, TrainingLimits(max_minutes=3))
     out = OutputDir(tmp_path_factory.mktemp("e2e-out"))
-    demo = build_app(registry, out=out, training=manager)
+    demo = build_app(catalog, out=out, training=manager)
     demo.queue(default_concurrency_limit=2, max_size=64)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
                             **security_options(out), **launch_options())

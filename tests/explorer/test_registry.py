@@ -1,4 +1,4 @@
-"""CheckpointRegistry: scanning, name resolution (no paths), LRU cache, reloads, directions, training data."""
+"""CheckpointRegistry: scanning, name resolution (no paths), LRU cache, reloads."""
 from __future__ import annotations
 
 import os
@@ -95,55 +95,6 @@ def test_concurrent_gets_share_one_model(registry):
     assert not errors and len({id(m) for m in results}) == 1
 
 
-def test_directions_are_lazy_and_cached_beside_the_checkpoint(checkpoints_dir, tmp_path):
-    shutil.copytree(checkpoints_dir / "tiny", tmp_path / "run")
-    registry = CheckpointRegistry([tmp_path / "run"])
-    model = registry.get("run")
-    assert model.directions is None  # nothing computed on load
-    names = [d.name for d in registry.directions("run")]
-    assert names[:2] == ["sefa-0", "sefa-1"] and "pca-0" in names and len(names) >= 8
-    assert (tmp_path / "run" / "directions.safetensors").is_file()
-    again = CheckpointRegistry([tmp_path / "run"])
-    assert [d.name for d in again.directions("run")] == names
-    assert torch.equal(again.directions("run")[0].vector, registry.directions("run")[0].vector)
-
-
-def test_labelled_directions_arrive_in_the_background(checkpoints_dir, tmp_path, monkeypatch):
-    shutil.copytree(checkpoints_dir / "tiny", tmp_path / "run")
-    registry = CheckpointRegistry([tmp_path / "run"])
-    monkeypatch.setattr(registry, "classifier", lambda model: StubClassifier())
-    quick = [d.name for d in registry.directions("run")]
-    assert "Smiling" not in quick and all(n.startswith(("sefa", "pca")) for n in quick)
-    full = [d.name for d in registry.directions("run", wait=True, timeout=120)]
-    assert {"Smiling", "Male"} <= set(full)
-    assert registry.directions_status("run") == ""
-
-
-def test_read_only_folders_only_cost_recomputation(checkpoints_dir, tmp_path):
-    shutil.copytree(checkpoints_dir / "tiny", tmp_path / "ro")
-    os.chmod(tmp_path / "ro", 0o555)
-    try:
-        registry = CheckpointRegistry([tmp_path / "ro"])
-        assert registry.directions("ro")
-    finally:
-        os.chmod(tmp_path / "ro", 0o755)
-
-
 def test_model_card_is_the_readme(registry):
     assert "16 px test generator" in registry.card("tiny")
     assert registry.card("tiny-grey") == ""
-
-
-def test_training_data_from_the_run_config(registry):
-    data = registry.training_data(registry.get("tiny"))
-    assert data.images.shape[1:] == (3, 16, 16) and len(data) == 128  # the run's max_images
-
-
-def test_missing_training_data_says_what_to_do(checkpoints_dir, tmp_path):
-    (tmp_path / "celeb").mkdir()
-    G, meta = load_generator(checkpoints_dir / "tiny")
-    save_generator(G, tmp_path / "celeb" / GENERATOR_FILE, model=meta.model, info={"dataset": "celeba"})
-    (tmp_path / "celeb" / "config.json").write_text('{"data": {"dataset": "celeba", "root": "%s"}}' % (tmp_path / "nowhere"))
-    registry = CheckpointRegistry([tmp_path / "celeb"], data_roots=[tmp_path / "empty"])
-    with pytest.raises(DatasetError, match="--data-root"):
-        registry.training_data(registry.get("celeb"))

@@ -21,55 +21,55 @@ from .conftest import StubClassifier
 # ------------------------------------------------------------------------------------------------ generate
 
 
-def test_generate_shapes_and_seed_order(registry):
-    samples = service.generate(registry, "tiny", "3,7,42", 1.0)
+def test_generate_shapes_and_seed_order(catalog):
+    samples = service.generate(catalog, "tiny", "3,7,42", 1.0)
     assert samples.seeds == [3, 7, 42]
     assert samples.images.shape == (3, 16, 16, 3) and samples.images.dtype == np.uint8
     assert samples.grid().shape == (32, 32, 3)  # 2x2 native tiles, no padding
     np.testing.assert_array_equal(samples.grid()[:16, 16:32], samples.images[1])
 
 
-def test_same_seed_same_image_as_dcgan_sample(registry, checkpoints_dir, tmp_path):
+def test_same_seed_same_image_as_dcgan_sample(catalog, checkpoints_dir, tmp_path):
     out = tmp_path / "cli.npy"
     assert cli.main(["sample", str(checkpoints_dir / "tiny"), "--seeds", "3,7,42", "--truncation", "0.7", "--out", str(out)]) == 0
     from_cli = np.load(out)
-    np.testing.assert_array_equal(service.generate(registry, "tiny", "3,7,42", 0.7).images, from_cli)
-    np.testing.assert_array_equal(service.generate(registry, "tiny", "42,0-5", 0.7).images[0], from_cli[2])  # batch-independent
-    np.testing.assert_array_equal(service.edit(registry, "tiny", 7, {}, 0.7), from_cli[1])
-    np.testing.assert_array_equal(service.edit(registry, "tiny", 7, {"sefa-0": 0.0}, 0.7), from_cli[1])
+    np.testing.assert_array_equal(service.generate(catalog, "tiny", "3,7,42", 0.7).images, from_cli)
+    np.testing.assert_array_equal(service.generate(catalog, "tiny", "42,0-5", 0.7).images[0], from_cli[2])  # batch-independent
+    np.testing.assert_array_equal(service.edit(catalog, "tiny", 7, {}, 0.7), from_cli[1])
+    np.testing.assert_array_equal(service.edit(catalog, "tiny", 7, {"sefa-0": 0.0}, 0.7), from_cli[1])
 
 
-def test_random_seeds(registry):
-    samples = service.generate(registry, "tiny", "random")
+def test_random_seeds(catalog):
+    samples = service.generate(catalog, "tiny", "random")
     assert len(samples.seeds) == service.RANDOM_COUNT
     assert all(0 <= s <= service.RANDOM_SEED_MAX for s in samples.seeds)
 
 
-def test_truncation_zero_collapses_to_the_mean(registry):
-    images = service.generate(registry, "tiny", "0-3", 0.0).images
+def test_truncation_zero_collapses_to_the_mean(catalog):
+    images = service.generate(catalog, "tiny", "0-3", 0.0).images
     assert all(np.array_equal(images[0], img) for img in images)
 
 
-def test_grey_models_give_2d_images(registry):
-    assert service.generate(registry, "tiny-grey", "0-1").grid().shape == (16, 32)
-    assert service.edit(registry, "tiny-grey", 1, {"sefa-0": 1.0}).shape == (16, 16)
+def test_grey_models_give_2d_images(catalog):
+    assert service.generate(catalog, "tiny-grey", "0-1").grid().shape == (16, 32)
+    assert service.edit(catalog, "tiny-grey", 1, {"sefa-0": 1.0}).shape == (16, 16)
 
 
 @pytest.mark.parametrize("seeds", ["", "a-b", "5-3", "0-64", "-1", "1,,2", f"{2**32}", None, 3.5, [1, -1], list(range(65))])
-def test_bad_seed_lists(registry, seeds):
+def test_bad_seed_lists(catalog, seeds):
     with pytest.raises(LatentError):
-        service.generate(registry, "tiny", seeds)
+        service.generate(catalog, "tiny", seeds)
 
 
 @pytest.mark.parametrize("psi", [-0.1, 1.5, float("nan"), float("inf"), "1", None, True])
-def test_bad_truncation(registry, psi):
+def test_bad_truncation(catalog, psi):
     with pytest.raises(ConfigError, match="truncation"):
-        service.generate(registry, "tiny", "0", psi)
+        service.generate(catalog, "tiny", "0", psi)
 
 
-def test_unknown_model(registry):
+def test_unknown_model(catalog):
     with pytest.raises(CheckpointError, match="available models: tiny, tiny-grey"):
-        service.generate(registry, "celeba-64", "0")
+        service.generate(catalog, "celeba-64", "0")
 
 
 def test_format_seeds_round_trips():
@@ -81,19 +81,19 @@ def test_format_seeds_round_trips():
 # ------------------------------------------------------------------------------------------------ edit
 
 
-def test_edit_moves_along_directions(registry):
-    plain = service.edit(registry, "tiny", 5)
-    assert not np.array_equal(service.edit(registry, "tiny", 5, {"sefa-0": 3.0}), plain)
-    z = service.edited_latent(registry, "tiny", 5, {"sefa-0": 3.0, "pca-1": -1.5})
-    dirs = {d.name: d.vector for d in registry.directions("tiny")}
+def test_edit_moves_along_directions(catalog):
+    plain = service.edit(catalog, "tiny", 5)
+    assert not np.array_equal(service.edit(catalog, "tiny", 5, {"sefa-0": 3.0}), plain)
+    z = service.edited_latent(catalog, "tiny", 5, {"sefa-0": 3.0, "pca-1": -1.5})
+    dirs = {d.name: d.vector for d in catalog.directions("tiny")}
     expected = latent_from_seed(5, 8) + 3.0 * dirs["sefa-0"] - 1.5 * dirs["pca-1"]
     torch.testing.assert_close(z[0], expected)
 
 
-def test_keep_fixed_projects_out_the_fixed_directions(registry):
-    dirs = {d.name: d.vector for d in registry.directions("tiny")}
-    z0 = service.edited_latent(registry, "tiny", 5)
-    z = service.edited_latent(registry, "tiny", 5, {"pca-0": 4.0}, keep_fixed=["sefa-0", "sefa-1"])
+def test_keep_fixed_projects_out_the_fixed_directions(catalog):
+    dirs = {d.name: d.vector for d in catalog.directions("tiny")}
+    z0 = service.edited_latent(catalog, "tiny", 5)
+    z = service.edited_latent(catalog, "tiny", 5, {"pca-0": 4.0}, keep_fixed=["sefa-0", "sefa-1"])
     delta = (z - z0)[0]
     assert abs(float(delta @ dirs["sefa-0"])) < 1e-4 and abs(float(delta @ dirs["sefa-1"])) < 1e-4
     assert float(delta.norm()) == pytest.approx(4.0, rel=1e-4)
@@ -104,49 +104,49 @@ def test_keep_fixed_projects_out_the_fixed_directions(registry):
     ({"sefa-0": 10.5}, "finite number from -10"), ({"sefa-0": "2"}, "finite"), ({"sefa-0": True}, "finite"),
     ([("sefa-0", 1.0)], "mapping"), ({1: 1.0}, "strings"), ({f"d{i}": 0.0 for i in range(65)}, "at most 64"),
 ])
-def test_bad_amounts(registry, amounts, match):
+def test_bad_amounts(catalog, amounts, match):
     with pytest.raises(LatentError, match=match):
-        service.edit(registry, "tiny", 1, amounts)
+        service.edit(catalog, "tiny", 1, amounts)
 
 
 @pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "7", None, float("nan"), True])
-def test_bad_edit_seed(registry, seed):
+def test_bad_edit_seed(catalog, seed):
     with pytest.raises(LatentError, match="seed"):
-        service.edit(registry, "tiny", seed)
+        service.edit(catalog, "tiny", seed)
 
 
-def test_keep_fixed_must_name_directions(registry):
+def test_keep_fixed_must_name_directions(catalog):
     with pytest.raises(LatentError, match="unknown"):
-        service.edit(registry, "tiny", 1, {"sefa-0": 1.0}, keep_fixed=["Smiling"])
+        service.edit(catalog, "tiny", 1, {"sefa-0": 1.0}, keep_fixed=["Smiling"])
     with pytest.raises(LatentError, match="list"):
-        service.edit(registry, "tiny", 1, {"sefa-0": 1.0}, keep_fixed="sefa-1")
+        service.edit(catalog, "tiny", 1, {"sefa-0": 1.0}, keep_fixed="sefa-1")
 
 
-def test_snippet_reproduces_the_edit(registry):
+def test_snippet_reproduces_the_edit(catalog):
     amounts = {"sefa-0": 2.5, "pca-2": -1.0}
-    code = service.edit_snippet(registry, "tiny", 9, amounts, 0.8, ["sefa-1"])
+    code = service.edit_snippet(catalog, "tiny", 9, amounts, 0.8, ["sefa-1"])
     offline = code.split("# offline, with the library (same pixels):")[1]
     scope: dict = {}
     exec(offline, scope)  # noqa: S102 - our own generated code
-    np.testing.assert_array_equal(to_uint8(scope["x"])[0], service.edit(registry, "tiny", 9, amounts, 0.8, ["sefa-1"]))
+    np.testing.assert_array_equal(to_uint8(scope["x"])[0], service.edit(catalog, "tiny", 9, amounts, 0.8, ["sefa-1"]))
     assert "api_name=\"/edit\"" in code and "'sefa-0': 2.5" in code
 
 
-def test_directions_lists_names(registry):
-    names = service.directions(registry, "tiny")
-    assert names == [d["name"] for d in service.direction_info(registry, "tiny")]
-    assert {"sefa", "pca"} == {d["kind"] for d in service.direction_info(registry, "tiny")}
+def test_directions_lists_names(catalog):
+    names = service.directions(catalog, "tiny")
+    assert names == [d["name"] for d in service.direction_info(catalog, "tiny")]
+    assert {"sefa", "pca"} == {d["kind"] for d in service.direction_info(catalog, "tiny")}
 
 
 # ------------------------------------------------------------------------------------------------ arithmetic
 
 
-def test_arithmetic_is_exactly_mean_a_minus_mean_b_plus_mean_c(registry):
-    result = service.arithmetic(registry, "tiny", "1,2,3", "4,5", "6", noise=0.25, noise_seed=3)
+def test_arithmetic_is_exactly_mean_a_minus_mean_b_plus_mean_c(catalog):
+    result = service.arithmetic(catalog, "tiny", "1,2,3", "4,5", "6", noise=0.25, noise_seed=3)
     z = {s: latent_from_seed(s, 8) for s in range(1, 7)}
     expected = (z[1] + z[2] + z[3]) / 3 - (z[4] + z[5]) / 2 + z[6]
     torch.testing.assert_close(result.y, expected, rtol=0, atol=1e-6)
-    model = registry.get("tiny")
+    model = catalog.registry.get("tiny")
     with torch.no_grad():
         centre = to_uint8(model.G(result.y[None]))[0]
     np.testing.assert_array_equal(result.centre, centre)
@@ -154,18 +154,18 @@ def test_arithmetic_is_exactly_mean_a_minus_mean_b_plus_mean_c(registry):
     np.testing.assert_array_equal(result.grid[18:34, 18:34], centre)  # G(Y) in the centre of the 3x3
 
 
-def test_arithmetic_variants_follow_noise_and_its_seed(registry):
-    a = service.arithmetic(registry, "tiny", "1", "2", "3", noise=0.25, noise_seed=1)
-    assert np.array_equal(a.grid, service.arithmetic(registry, "tiny", "1", "2", "3", noise=0.25, noise_seed=1).grid)
-    assert not np.array_equal(a.grid, service.arithmetic(registry, "tiny", "1", "2", "3", noise=0.25, noise_seed=2).grid)
-    flat = service.arithmetic(registry, "tiny", "1", "2", "3", noise=0.0).grid
+def test_arithmetic_variants_follow_noise_and_its_seed(catalog):
+    a = service.arithmetic(catalog, "tiny", "1", "2", "3", noise=0.25, noise_seed=1)
+    assert np.array_equal(a.grid, service.arithmetic(catalog, "tiny", "1", "2", "3", noise=0.25, noise_seed=1).grid)
+    assert not np.array_equal(a.grid, service.arithmetic(catalog, "tiny", "1", "2", "3", noise=0.25, noise_seed=2).grid)
+    flat = service.arithmetic(catalog, "tiny", "1", "2", "3", noise=0.0).grid
     tiles = [flat[r * 18: r * 18 + 16, c * 18: c * 18 + 16] for r in range(3) for c in range(3)]
     assert all(np.array_equal(t, tiles[4]) for t in tiles)
 
 
-def test_pixel_space_baseline(registry):
-    result = service.arithmetic(registry, "tiny", "1,2", "3", "4")
-    model = registry.get("tiny")
+def test_pixel_space_baseline(catalog):
+    result = service.arithmetic(catalog, "tiny", "1,2", "3", "4")
+    model = catalog.registry.get("tiny")
     with torch.no_grad():
         x = model.G(torch.stack([latent_from_seed(s, 8) for s in (1, 2, 3, 4)]))
     expected = to_uint8(((x[0] + x[1]) / 2 - x[2] + x[3]).clamp(-1, 1)[None])[0]
@@ -173,36 +173,36 @@ def test_pixel_space_baseline(registry):
 
 
 @pytest.mark.parametrize("groups", [("", "1", "2"), ("1", "0-8", "2"), ("1", "2", "x"), ("1", "2", None)])
-def test_arithmetic_groups_hold_one_to_eight(registry, groups):
+def test_arithmetic_groups_hold_one_to_eight(catalog, groups):
     with pytest.raises(LatentError, match="group"):
-        service.arithmetic(registry, "tiny", *groups)
+        service.arithmetic(catalog, "tiny", *groups)
 
 
 @pytest.mark.parametrize("noise", [-0.1, 1.5, float("nan")])
-def test_arithmetic_noise_range(registry, noise):
+def test_arithmetic_noise_range(catalog, noise):
     with pytest.raises(ConfigError, match="noise"):
-        service.arithmetic(registry, "tiny", "1", "2", "3", noise=noise)
+        service.arithmetic(catalog, "tiny", "1", "2", "3", noise=noise)
 
 
-def test_presets_need_an_attribute_classifier(registry, monkeypatch):
+def test_presets_need_an_attribute_classifier(catalog, monkeypatch):
     from dcgan.directions import ARITHMETIC_PRESETS
 
     preset = next(iter(ARITHMETIC_PRESETS))
     with pytest.raises(ConfigError, match="no attribute classifier"):
-        service.arithmetic_preset(registry, "tiny", preset)
+        service.arithmetic_preset(catalog, "tiny", preset)
     with pytest.raises(ConfigError, match="preset"):
-        service.arithmetic_preset(registry, "tiny", "no such preset")
-    monkeypatch.setattr(registry, "classifier", lambda model: StubClassifier())
-    groups = service.arithmetic_preset(registry, "tiny", "smiling woman - neutral woman + neutral man", 2)
+        service.arithmetic_preset(catalog, "tiny", "no such preset")
+    monkeypatch.setattr(catalog, "classifier", lambda model: StubClassifier())
+    groups = service.arithmetic_preset(catalog, "tiny", "smiling woman - neutral woman + neutral man", 2)
     assert list(groups) == ["A", "B", "C"] and all(len(g) == 2 for g in groups.values())
 
 
-def test_concept_vector(registry):
-    plain = service.edit(registry, "tiny", 11)
-    np.testing.assert_array_equal(service.concept(registry, "tiny", 11, "1,2", "3", 0.0), plain)
-    assert not np.array_equal(service.concept(registry, "tiny", 11, "1,2", "3", 3.0), plain)
+def test_concept_vector(catalog):
+    plain = service.edit(catalog, "tiny", 11)
+    np.testing.assert_array_equal(service.concept(catalog, "tiny", 11, "1,2", "3", 0.0), plain)
+    assert not np.array_equal(service.concept(catalog, "tiny", 11, "1,2", "3", 3.0), plain)
     delta = (latent_from_seed(1, 8) + latent_from_seed(2, 8)) / 2 - latent_from_seed(3, 8)
-    assert service.concept_length(registry, "tiny", "1,2", "3") == pytest.approx(float(delta.norm()))
+    assert service.concept_length(catalog, "tiny", "1,2", "3") == pytest.approx(float(delta.norm()))
     assert service.concept_name("  smile ") == "smile"
     for bad in ("", "x" * 41, "a/b", None):
         with pytest.raises(ConfigError):
@@ -222,8 +222,8 @@ def test_slerp_keeps_the_norm():
 
 
 @pytest.mark.parametrize("loop, expected", [("loop", 3 * 8), ("once", 2 * 8 + 1), ("pingpong", 2 * (2 * 8 + 1) - 2)])
-def test_gif_has_the_requested_frames_and_loops(registry, out, loop, expected):
-    result = service.interpolate(registry, "tiny", "0,1,2", 8, "slerp", 10, loop, out=out)
+def test_gif_has_the_requested_frames_and_loops(catalog, out, loop, expected):
+    result = service.interpolate(catalog, "tiny", "0,1,2", 8, "slerp", 10, loop, out=out)
     assert len(result.frames) == expected == service.count_frames(3, 8, loop)
     with Image.open(result.gif_path) as gif:
         assert gif.n_frames == expected
@@ -236,9 +236,9 @@ def test_gif_has_the_requested_frames_and_loops(registry, out, loop, expected):
     assert len(result.changes) == (expected if loop != "once" else expected - 1)
 
 
-def test_interpolation_ends_on_keyframes(registry, out):
-    result = service.interpolate(registry, "tiny", "4,9", 5, "linear", 12, "once", out=out)
-    plain = service.generate(registry, "tiny", "4,9").images
+def test_interpolation_ends_on_keyframes(catalog, out):
+    result = service.interpolate(catalog, "tiny", "4,9", 5, "linear", 12, "once", out=out)
+    plain = service.generate(catalog, "tiny", "4,9").images
     np.testing.assert_array_equal(result.frames[0], plain[0])
     np.testing.assert_array_equal(result.frames[-1], plain[1])
 
@@ -249,11 +249,11 @@ def test_interpolation_ends_on_keyframes(registry, out):
     ({"keyframes": "0-9", "frames": 60}, ConfigError, "at most 512"), ({"fps": 0}, ConfigError, "fps"),
     ({"fps": float("nan")}, ConfigError, "fps"), ({"method": "cubic"}, ConfigError, "method"), ({"loop": "twice"}, ConfigError, "loop"),
 ])
-def test_interpolation_limits(registry, out, kwargs, error, match):
+def test_interpolation_limits(catalog, out, kwargs, error, match):
     args = {"keyframes": "0,1", "frames": 8, "method": "slerp", "fps": 12.0, "loop": "loop", **kwargs}
     t0 = time.perf_counter()
     with pytest.raises(error, match=match):
-        service.interpolate(registry, "tiny", out=out, **args)
+        service.interpolate(catalog, "tiny", out=out, **args)
     assert time.perf_counter() - t0 < 1.0  # refused before any rendering
     assert not list(out.root.iterdir())
 
@@ -275,44 +275,45 @@ def test_walk_preset_is_nine_reproducible_points():
 # ------------------------------------------------------------------------------------------------ nearest, models, files
 
 
-def test_nearest_training_images(registry):
-    result = service.nearest(registry, "tiny", 3, 1.0, 5)
+def test_nearest_training_images(catalog):
+    result = service.nearest(catalog, "tiny", 3, 1.0, 5)
     assert result.images.shape == (5, 16, 16, 3) and result.query.shape == (16, 16, 3)
     assert result.distances == sorted(result.distances) and len(set(result.indices)) == 5
-    data = registry.training_data(registry.get("tiny")).images
+    data = catalog.training_data(catalog.state("tiny")).images
     rms = float((data[result.indices[0]].permute(1, 2, 0).float() - torch.from_numpy(result.query).float()).square().mean().sqrt())
     assert rms == pytest.approx(result.distances[0], abs=0.5)
     assert result.row().shape == (16, 6 * 18 - 2, 3)
 
 
-def test_nearest_without_data(registry, monkeypatch):
+def test_nearest_without_data(catalog, monkeypatch):
     def missing(model):
         raise DatasetError("training data for model 'tiny' is not available. Start the app with --data-root DIR pointing at it.")
-    monkeypatch.setattr(registry, "training_data", missing)
+    monkeypatch.setattr(catalog, "training_data", missing)
     with pytest.raises(DatasetError, match="--data-root"):
-        service.nearest(registry, "tiny", 3)
+        service.nearest(catalog, "tiny", 3)
 
 
-def test_models_and_card(registry, checkpoints_dir):
-    rows = service.models(registry)
+def test_models_and_card(catalog, checkpoints_dir):
+    rows = service.models(catalog)
     assert [r["name"] for r in rows] == ["tiny", "tiny-grey"]
     assert rows[0] | {"step": 2} == {"name": "tiny", "dataset": "fake", "arch": "dcgan", "image_size": 16, "channels": 3, "z_dim": 8, "step": 2}
-    card = service.model_card(registry, "tiny")
+    card = service.model_card(catalog, "tiny")
     assert "16 px test generator" in card and "| data set | fake |" in card
-    assert "No model card" in service.model_card(registry, "tiny-grey")
+    assert "No model card" in service.model_card(catalog, "tiny-grey")
 
 
 def test_a_broken_checkpoint_does_not_hide_the_others(checkpoints_dir, tmp_path):
+    from explorer.derived import Catalog
     from explorer.registry import CheckpointRegistry
 
     (tmp_path / "broken").mkdir()
     good = (checkpoints_dir / "tiny" / "generator.safetensors").read_bytes()
     (tmp_path / "broken" / "generator.safetensors").write_bytes(good[:200])
-    registry = CheckpointRegistry([checkpoints_dir, tmp_path])
-    rows = {r["name"]: r for r in service.models(registry)}
+    catalog = Catalog(CheckpointRegistry([checkpoints_dir, tmp_path]))
+    rows = {r["name"]: r for r in service.models(catalog)}
     assert "error" in rows["broken"] and rows["tiny"]["image_size"] == 16
     with pytest.raises(CheckpointError):
-        service.generate(registry, "broken", "0")
+        service.generate(catalog, "broken", "0")
 
 
 def test_output_dir_prunes_old_files(out):

@@ -66,9 +66,9 @@ def test_public_on_a_space_local_elsewhere(app_module, tmp_path):
     assert manager.limits.max_minutes == 10.0 and not manager.limits.allow_folders
 
 
-def test_random_seeds_are_drawn_per_call(registry):
+def test_random_seeds_are_drawn_per_call(catalog):
     """No example cache or fixed draw: "random" gives new seeds on every call."""
     from explorer import service
 
-    draws = {tuple(service.generate(registry, "tiny", "random").seeds) for _ in range(3)}
+    draws = {tuple(service.generate(catalog, "tiny", "random").seeds) for _ in range(3)}
     assert len(draws) == 3

@@ -28,14 +28,15 @@ def upload_app(checkpoints_dir, tmp_path_factory, gradio_env):
     from gradio_client import Client
 
     from explorer.outputs import OutputDir
+    from explorer.derived import Catalog
     from explorer.registry import CheckpointRegistry
-    from explorer.ui import build_app, launch_options, security_options
+    from explorer.ui.app import build_app, launch_options, security_options
     from explorer.uploads import UploadStore
 
     registry = CheckpointRegistry([checkpoints_dir])
     out = OutputDir(tmp_path_factory.mktemp("upload-out"))
     store = UploadStore(registry, tmp_path_factory.mktemp("uploads"), max_uploads=4)
-    demo = build_app(registry, out=out, uploads=store)
+    demo = build_app(Catalog(registry), out=out, uploads=store)
     demo.queue(default_concurrency_limit=2, max_size=64)
     blocked = [store.root, checkpoints_dir, ROOT / "dcgan", ROOT / "explorer", ROOT / "app.py"]
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,

@@ -3,12 +3,12 @@ import gradio as gr
 
 from dcgan.errors import DatasetError
 
-from .. import service
-from ..ui import Context
+from ... import service
+from ..context import Context
 
 
 def generate_tab(ctx: Context) -> None:
-    registry, out = ctx.registry, ctx.out
+    catalog, out = ctx.catalog, ctx.out
     with gr.Tab("Generate", id="generate"):
         with gr.Row():
             seeds = gr.Textbox("0-15", label="Seeds", scale=3,
@@ -37,7 +37,7 @@ def generate_tab(ctx: Context) -> None:
         shown = gr.State([])
 
         def run(model, text, psi):
-            samples = service.generate(registry, model, text, psi)
+            samples = service.generate(catalog, model, text, psi)
             items = [(service.squeeze(img), f"seed {s}") for img, s in zip(samples.images, samples.seeds)]
             path = out.png(samples.grid(), f"{model}-grid-{service.format_seeds(samples.seeds)[:40]}")
             return items, samples.seeds, str(path), service.format_seeds(samples.seeds)
@@ -46,11 +46,11 @@ def generate_tab(ctx: Context) -> None:
             return seeds_shown[evt.index] if 0 <= evt.index < len(seeds_shown) else gr.skip()
 
         def show_current(model, seed, psi):
-            return service.edit(registry, model, seed, None, psi) if model else None
+            return service.seed_image(catalog, model, seed, psi) if model else None
 
         def find_nearest(model, seed, psi, count):
             try:
-                result = service.nearest(registry, model, seed, psi, count)
+                result = service.nearest(catalog, model, seed, psi, count)
             except DatasetError as exc:
                 return [], f"**Not available:** {exc}"
             items = [(img, f"#{i} · RMS {d:g}") for img, i, d in zip(service.squeeze(result.images), result.indices, result.distances)]

@@ -3,12 +3,12 @@ meter (per-frame change; sharp jumps flagged), and the paper's walk through 9 ra
 import gradio as gr
 import pandas as pd
 
-from .. import service
-from ..ui import Context
+from ... import service
+from ..context import Context
 
 
 def interpolate_tab(ctx: Context) -> None:
-    registry, out = ctx.registry, ctx.out
+    catalog, out = ctx.catalog, ctx.out
     with gr.Tab("Interpolation", id="interpolation"):
         with gr.Row():
             keyframes = gr.Textbox("0,1,2,3", label="Keyframe seeds", scale=3,
@@ -35,9 +35,9 @@ def interpolate_tab(ctx: Context) -> None:
             verdict = gr.Markdown()
 
         def run(model, seeds, n, how, rate, mode, psi):
-            result = service.interpolate(registry, model, seeds, int(n), how, rate, mode, psi, out=out)
+            result = service.interpolate(catalog, model, seeds, int(n), how, rate, mode, psi, out=out)
             table = pd.DataFrame({"frame": range(len(result.changes)), "change": result.changes})
-            median = sorted(result.changes)[len(result.changes) // 2] if result.changes else 0.0
+            median = result.median_change
             if result.jumps:
                 listed = ", ".join(f"{t}→{(t + 1) % len(result.frames)} ({result.changes[t]:.1f})" for t in result.jumps[:12])
                 text = (f"**{len(result.jumps)} sharp jump(s)** (over {service.JUMP_FACTOR:g}× the median change of {median:.2f}): "

@@ -1,7 +1,7 @@
 """Train tab: start, watch, stop and resume a training run (a `dcgan train` subprocess), or attach to a CLI run.
 
 A gr.Timer polls the run directory; the trainer and the app share files, never memory. Finished runs appear in the
-model picker at once (the registry scans the runs folder).
+model picker at once (the catalog rescans the runs folder).
 """
 from typing import Any, Optional
 
@@ -9,9 +9,11 @@ import gradio as gr
 import pandas as pd
 from gradio.data_classes import FileData
 
-from explorer.training import TrainingManager, TrainSettings, timelapse_gif
+from ... import service
+from ...derived import Catalog
+from ...training import TrainingManager, TrainSettings, timelapse_gif
 
-from ..ui import Context, guard
+from ..context import TRAINING_QUEUE, Context, guard
 
 POLL_SECONDS = 2.0
 STATES = {"starting": "⏳ starting", "running": "🟢 running", "finished": "✅ finished", "stopped": "⏹ stopped",
@@ -109,7 +111,7 @@ def train_tab(ctx: Context) -> None:
             loss_df, d_df = loss_frames(status)
             done = status["state"] not in ("running", "starting")
             if done and status["has_generator"]:
-                ctx.registry.rescan()  # the finished run is explorable right away
+                service.refresh(ctx.catalog)  # the finished run is explorable right away
             paths = [p for _, p in status["samples"]]
             return (status_markdown(status), status["latest_grid"], loss_df, d_df, paths,
                     gr.update(maximum=max(1, len(paths) - 1), value=max(0, len(paths) - 1)),
@@ -137,7 +139,7 @@ def train_tab(ctx: Context) -> None:
         gif_btn.click(guard(make_gif), run, gif_file, api_visibility="private")
 
 
-def register_training_api(manager: TrainingManager, registry) -> None:
+def register_training_api(manager: TrainingManager, catalog: Catalog) -> None:
     """/train_start, /train_status, /train_stop, /train_resume for gradio_client (call inside gr.Blocks).
     A run that has stopped with a generator is added to the model list at once."""
 
@@ -153,7 +155,7 @@ def register_training_api(manager: TrainingManager, registry) -> None:
         """({state, step, epoch, img_per_s, eta_s, images_seen, last_metrics, warnings, ...}, latest preview grid PNG)."""
         status = manager.status(run)
         if status["state"] not in ("running", "starting") and status["has_generator"]:
-            registry.rescan()
+            service.refresh(catalog)
         grid = FileData(path=status["latest_grid"]) if status["latest_grid"] else None
         keep = ("name", "state", "step", "epoch", "img_per_s", "eta_s", "images_seen", "last_metrics", "warnings",
                 "has_generator", "error", "log_tail")
@@ -162,7 +164,7 @@ def register_training_api(manager: TrainingManager, registry) -> None:
     def train_stop(run: str) -> dict:
         """Stop a run: it saves a checkpoint and exits; returns its final status."""
         status = manager.stop(run)
-        registry.rescan()
+        service.refresh(catalog)
         return {k: status[k] for k in ("name", "state", "step")}
 
     def train_resume(run: str, minutes: Optional[float] = None) -> str:
@@ -170,4 +172,4 @@ def register_training_api(manager: TrainingManager, registry) -> None:
         return manager.resume(run, minutes)
 
     for fn in (train_start, train_status, train_stop, train_resume):
-        gr.api(guard(fn), api_name=fn.__name__, concurrency_limit=4, concurrency_id="training")
+        gr.api(guard(fn), api_name=fn.__name__, concurrency_limit=4, concurrency_id=TRAINING_QUEUE)

@@ -9,8 +9,8 @@ from gradio.utils import get_upload_folder
 
 from dcgan.errors import CheckpointError
 
-from ..uploads import MAX_FORM_WIDTH, UploadStore, model_from_form
-from ..ui import Context, guard
+from ...uploads import MAX_FORM_WIDTH, UploadStore, model_from_form
+from ..context import Context, guard
 
 
 def uploaded_file(file: Any) -> tuple[Path, str]:
@@ -58,11 +58,11 @@ def upload_panel(ctx: Context) -> None:
         server_path, orig = uploaded_file(path)
         name = store.add(server_path, model_from_form(*config), orig_name=orig)
         session = list(dict.fromkeys([*session, name]))
-        choices = ctx.registry.names() + session
+        choices = ctx.catalog.registry.names() + session
         return gr.update(choices=choices, value=name), session, f"Loaded **{orig}** as model `{name}`."
 
-    load.click(guard(add), [file, arch, image_size, channels, z_dim, ngf, ctx.session_models],
-               [ctx.model, ctx.session_models, note], api_visibility="private", concurrency_id="upload", concurrency_limit=1)
+    load.click(guard(add), [file, arch, image_size, channels, z_dim, ngf, ctx.header.session_models],
+               [ctx.model, ctx.header.session_models, note], api_visibility="private", concurrency_id="upload", concurrency_limit=1)
 
 
 def register_upload_api(store: UploadStore) -> None:

@@ -2,22 +2,19 @@
 Y = mean(A) - mean(B) + mean(C) as the paper's 3x3 grid, the pixel-space baseline, and saved concept vectors."""
 import gradio as gr
 
-from .. import service
-from ..ui import Context
+from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT
+
+from ... import service
+from ..context import Context
 
 GROUPS = ("A", "B", "C")
 
 
-def _presets() -> list[str]:
-    from dcgan.directions import ARITHMETIC_PRESETS
-
-    return list(ARITHMETIC_PRESETS)
+PRESETS = list(ARITHMETIC_PRESETS)
 
 
 def arithmetic_tab(ctx: Context) -> None:
-    registry = ctx.registry
-    from dcgan.directions import MAX_AMOUNT
-
+    catalog = ctx.catalog
     with gr.Tab("Vector arithmetic", id="arithmetic"):
         gr.Markdown("Pick 1-8 exemplars for each group by clicking samples (click an exemplar again to remove it). "
                     "**Y = mean(A) − mean(B) + mean(C)**; the grid shows G(Y) in the centre and 8 variants Y + U(−noise, noise).")
@@ -36,7 +33,7 @@ def arithmetic_tab(ctx: Context) -> None:
                                               elem_classes=["pixelated"], label=f"{g} (click to remove)", show_label=False)
                     clears[g] = gr.Button(f"Clear {g}", size="sm")
         with gr.Row():
-            preset = gr.Dropdown(_presets(), value=_presets()[0], label="Preset (exemplars picked by the attribute classifier)", scale=3)
+            preset = gr.Dropdown(PRESETS, value=PRESETS[0], label="Preset (exemplars picked by the attribute classifier)", scale=3)
             preset_count = gr.Slider(1, service.MAX_PRESET_COUNT, 3, step=1, label="Exemplars per group", scale=1)
             pick = gr.Button("Pick exemplars", scale=0, min_width=140)
         with gr.Row():
@@ -64,7 +61,7 @@ def arithmetic_tab(ctx: Context) -> None:
         concepts = gr.State({})  # name -> {"a": [...], "b": [...], "model": str, "length": float}: seeds only
 
         def show_candidates(model, text, psi):
-            samples = service.generate(registry, model, text, psi)
+            samples = service.generate(catalog, model, text, psi)
             return [(service.squeeze(img), str(s)) for img, s in zip(samples.images, samples.seeds)], samples.seeds
 
         def add(evt: gr.SelectData, seeds_shown, group, a, b, c):
@@ -78,7 +75,7 @@ def arithmetic_tab(ctx: Context) -> None:
         def show_group(model, text, psi):
             if not text.strip():
                 return []
-            samples = service.generate(registry, model, service.seed_list(text, what="group", max_count=service.MAX_GROUP_SEEDS), psi)
+            samples = service.generate(catalog, model, service.seed_list(text, what="group", max_count=service.MAX_GROUP_SEEDS), psi)
             return [(service.squeeze(img), str(s)) for img, s in zip(samples.images, samples.seeds)]
 
         def remove(evt: gr.SelectData, text):
@@ -86,16 +83,16 @@ def arithmetic_tab(ctx: Context) -> None:
             return ",".join(str(s) for i, s in enumerate(seeds) if i != evt.index)
 
         def run(model, a, b, c, amount_noise, nseed, psi):
-            result = service.arithmetic(registry, model, a, b, c, amount_noise, nseed, psi)
+            result = service.arithmetic(catalog, model, a, b, c, amount_noise, nseed, psi)
             return result.centre, result.grid, result.pixel
 
         def run_preset(model, name, count):
-            groups = service.arithmetic_preset(registry, model, name, count)
+            groups = service.arithmetic_preset(catalog, model, name, count)
             return [",".join(str(s) for s in groups[g]) for g in GROUPS]
 
         def save_concept(model, name, a, b, saved):
             name = service.concept_name(name)
-            length = service.concept_length(registry, model, a, b)
+            length = service.concept_length(catalog, model, a, b)
             seeds = {g: service.seed_list(t, what=f"group {g}", max_count=service.MAX_GROUP_SEEDS) for g, t in (("a", a), ("b", b))}
             saved = {**saved, name: {**seeds, "model": model, "length": round(length, 3)}}
             note = f"**{name}** = mean(A) − mean(B) from {model}; its full length is {length:.2f} (the amount that adds the whole difference)."
@@ -105,7 +102,7 @@ def arithmetic_tab(ctx: Context) -> None:
             if not name or name not in saved:
                 return None
             c = saved[name]
-            return service.concept(registry, model, seed, c["a"], c["b"], value, psi)
+            return service.concept(catalog, model, seed, c["a"], c["b"], value, psi)
 
         ctx.on([show.click, candidate_seeds.submit, ctx.demo.load, ctx.model.change], show_candidates,
                [ctx.model, candidate_seeds, ctx.truncation], [candidates, shown], trigger_mode="always_last")

@@ -5,8 +5,10 @@ direction each slot drives. Sliders update the image while they are dragged (las
 """
 import gradio as gr
 
-from .. import service
-from ..ui import Context
+from dcgan.directions import LABELLED_KINDS
+
+from ... import service
+from ..context import Context
 
 SLOTS = {"sefa": 10, "pca": 10, "labelled": 10}  # sliders per group; more directions than slots are not shown
 SLIDER_RANGE = 5.0   # UI range of each slider (the API accepts up to ±dcgan.directions.MAX_AMOUNT)
@@ -20,7 +22,7 @@ def _slider_updates(names: list[str], labels: dict[str, str], count: int, *, res
 
 
 def sliders_tab(ctx: Context) -> None:
-    registry = ctx.registry
+    catalog = ctx.catalog
     sliders: dict[str, list[gr.Slider]] = {}
     with gr.Tab("Latent sliders", id="sliders"):
         with gr.Row():
@@ -59,37 +61,38 @@ def sliders_tab(ctx: Context) -> None:
         def setup(model, chosen=None, keep_unsupervised=False):
             """Relabel the slots for ``model``; keep the labelled choice when it still applies (and, when labelled
             directions arrive late, the positions of the SeFa/PCA sliders the user may be moving)."""
-            info = service.direction_info(registry, model)
+            info = service.direction_info(catalog, model)
             labels = {d["name"]: d["label"] for d in info}
             by_kind = {k: [d["name"] for d in info if d["kind"] == k] for k in ("sefa", "pca")}
-            labelled = [d["name"] for d in info if d["kind"] in ("class", "attribute")]
+            labelled = [d["name"] for d in info if d["kind"] in LABELLED_KINDS]
             if chosen is None or not set(chosen) <= set(labelled):
                 chosen = [n for n in FEATURED if n in labelled] or labelled[:SLOTS["labelled"]]
             names = (by_kind["sefa"][:SLOTS["sefa"]] + [""] * (SLOTS["sefa"] - len(by_kind["sefa"][:SLOTS["sefa"]]))
                      + by_kind["pca"][:SLOTS["pca"]] + [""] * (SLOTS["pca"] - len(by_kind["pca"][:SLOTS["pca"]]))
                      + chosen + [""] * (SLOTS["labelled"] - len(chosen)))
-            pending = registry.directions_status(model)
-            note = pending or ("" if labelled else "_No class/attribute directions for this model (no classifier for its data set)._")
+            pending, status_text = service.directions_status(catalog, model)
+            note = status_text or ("" if labelled else "_No class/attribute directions for this model (no classifier for its data set)._")
             keep = {"reset": not keep_unsupervised}
             updates = (_slider_updates(by_kind["sefa"], labels, SLOTS["sefa"], **keep) + _slider_updates(by_kind["pca"], labels, SLOTS["pca"], **keep)
                        + _slider_updates(chosen, labels, SLOTS["labelled"]))
             dropdown = gr.update(choices=[(labels[n], n) for n in labelled], value=chosen, visible=bool(labelled))
-            timer_update = gr.Timer(active=registry.get(model).directions_pending)
+            timer_update = gr.Timer(active=pending)
             return [names, dropdown, note, timer_update, *updates]
 
         def render(model, seed, psi, keep, names, *values):
             amounts = {n: float(v) for n, v in zip(names, values) if n and v}
             labelled = [n for n in names[SLOTS["sefa"] + SLOTS["pca"]:] if n]
             fixed = labelled if keep else []
-            img = service.edit(registry, model, seed, amounts, psi, fixed)
-            return img, service.edit_snippet(registry, model, int(seed), amounts, float(psi), fixed, url=ctx.url)
-
-        def poll(model, chosen):
-            if registry.get(model).directions_pending:
-                return [gr.skip()] * (4 + len(all_sliders))
-            return setup(model, chosen or None, keep_unsupervised=True)
+            img = service.edit(catalog, model, seed, amounts, psi, fixed)
+            return img, service.edit_snippet(catalog, model, int(seed), amounts, float(psi), fixed, url=ctx.url)
 
         setup_outputs = [slot_names, shown_labels, status, timer, *all_sliders]
+
+        def poll(model, chosen):
+            if service.directions_status(catalog, model)[0]:
+                return [gr.skip()] * len(setup_outputs)
+            return setup(model, chosen or None, keep_unsupervised=True)
+
         render_inputs = [ctx.model, ctx.seed, ctx.truncation, keep_fixed, slot_names, *all_sliders]
         ctx.then(ctx.on([ctx.demo.load, ctx.model.change], setup, ctx.model, setup_outputs), render, render_inputs, [edited, snippet])
         ctx.then(ctx.on(shown_labels.input, lambda model, chosen: setup(model, chosen, keep_unsupervised=True), [ctx.model, shown_labels], setup_outputs),
@@ -98,10 +101,10 @@ def sliders_tab(ctx: Context) -> None:
         # live: every drag step asks for an image; "always_last" drops stale ones so the last position always wins
         ctx.on([s.input for s in all_sliders] + [s.release for s in all_sliders] + [keep_fixed.change, ctx.seed.change, ctx.truncation.release],
                render, render_inputs, [edited, snippet], trigger_mode="always_last", show_progress="hidden")
-        ctx.on([ctx.seed.change, ctx.truncation.release], lambda model, seed, psi: service.edit(registry, model, seed, None, psi),
+        ctx.on([ctx.seed.change, ctx.truncation.release], lambda model, seed, psi: service.seed_image(catalog, model, seed, psi),
                [ctx.model, ctx.seed, ctx.truncation], original, trigger_mode="always_last", show_progress="hidden")
-        ctx.on([ctx.demo.load, ctx.model.change], lambda model, seed, psi: service.edit(registry, model, seed, None, psi),
+        ctx.on([ctx.demo.load, ctx.model.change], lambda model, seed, psi: service.seed_image(catalog, model, seed, psi),
                [ctx.model, ctx.seed, ctx.truncation], original, show_progress="hidden")
-        ctx.on(reset.click, lambda model, seed, psi: [0] * len(all_sliders) + [service.edit(registry, model, seed, None, psi),
-                                                                           service.edit_snippet(registry, model, int(seed), {}, float(psi), url=ctx.url)],
+        ctx.on(reset.click, lambda model, seed, psi: [0] * len(all_sliders) + [service.seed_image(catalog, model, seed, psi),
+                                                                           service.edit_snippet(catalog, model, int(seed), {}, float(psi), url=ctx.url)],
                [ctx.model, ctx.seed, ctx.truncation], [*all_sliders, edited, snippet])

@@ -1,0 +1,97 @@
+"""``build_app(catalog) -> gr.Blocks``: the header (model picker with its card, the current seed, truncation), the
+tabs of ``explorer.ui.tabs`` in ``TABS`` order, and the public API. Assembly only: each tab wires itself up.
+
+To add a tab, write ``def <name>_tab(ctx: Context) -> None`` in ``explorer/ui/tabs/`` and list it in ``TABS``; it
+gets the shared components through ``ctx``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from .. import service
+from ..derived import Catalog
+from ..outputs import OutputDir
+from ..training import TrainingManager
+from ..uploads import MAX_UPLOAD_BYTES, UploadStore
+from .api import register_api
+from .context import Context, Header
+from .tabs.arithmetic import arithmetic_tab
+from .tabs.generate import generate_tab
+from .tabs.interpolate import interpolate_tab
+from .tabs.sliders import sliders_tab
+from .tabs.train import register_training_api, train_tab
+from .tabs.upload import register_upload_api, upload_panel
+
+TITLE = "DCGAN explorer"
+TABS = (generate_tab, sliders_tab, arithmetic_tab, interpolate_tab)  # then Train, when build_app gets a TrainingManager
+
+# Small images are drawn enlarged with nearest-neighbour sampling by the browser; the files stay at native size,
+# so downloads (and the API) give the model's real pixels.
+CSS = """
+.pixelated img, .pixelated canvas, .pixelated video { image-rendering: pixelated; }
+.pixelated.big img { width: 100% !important; height: 100% !important; object-fit: contain !important; }
+.pixelated .thumbnail-item img, .pixelated .grid-wrap img { object-fit: contain !important; }
+.pixelated .grid-wrap.fixed-height { height: auto !important; min-height: 0 !important; max-height: 720px; }
+.pixelated .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important; }
+#model-row { align-items: end; }
+.snippet code { font-size: 12px; }
+"""
+
+
+def _header(names: list[str]) -> tuple[Header, gr.Markdown, gr.Button]:
+    gr.Markdown(f"# {TITLE}\nExplore what a DCGAN (Radford et al. 2015) learned. One integer seed is one latent vector "
+                "everywhere: here, in the API and in `dcgan sample`." + ("" if names else
+                "\n\n**No generators found.** Put one in `checkpoints/<name>/generator.safetensors` or start the app with `--checkpoints DIR`."))
+    with gr.Row(elem_id="model-row"):
+        model = gr.Dropdown(names, value=names[0] if names else None, label="Model", scale=3)
+        refresh = gr.Button("Rescan folders", size="sm", scale=0, min_width=120)
+        seed = gr.Number(0, precision=0, minimum=0, maximum=service.MAX_SEED, label="Current seed", scale=1,
+                         info="click a sample to choose it")
+        truncation = gr.Slider(0.0, 1.0, 1.0, step=0.05, label="Truncation ψ", scale=2, info="z ← ψ·z (1: none; lower: safer, blander)")
+    with gr.Accordion("Model card", open=False):
+        card = gr.Markdown()
+    return Header(model, seed, truncation, gr.State([])), card, refresh
+
+
+def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_limit: int = 2,
+              training: TrainingManager | None = None, uploads: UploadStore | None = None) -> gr.Blocks:
+    """The explorer over ``catalog``. Launch with ``launch_options()`` (CSS, theme), ``security_options(...)`` and
+    a queue (see app.py). ``uploads``: an explorer.uploads.UploadStore (default: one in a fresh temp folder)."""
+    out = out or OutputDir()
+    uploads = uploads or UploadStore(catalog.registry)
+    with gr.Blocks(title=TITLE, delete_cache=(900, 3600)) as demo:
+        header, card, refresh = _header(catalog.registry.names())
+        ctx = Context(catalog, out, demo, header, concurrency_limit, uploads, training)
+        upload_panel(ctx)
+        with gr.Tabs():
+            for tab in TABS:
+                tab(ctx)
+            if training is not None:
+                train_tab(ctx)
+        register_api(catalog, out, concurrency_limit=concurrency_limit)
+        register_upload_api(uploads)
+        if training is not None:
+            register_training_api(training, catalog)
+
+        def rescan(current: str | None, mine: list[str]) -> Any:
+            names = service.refresh(catalog)
+            names += [n for n in mine if catalog.registry.is_registered(n)]  # this session's uploads stay in its picker
+            return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
+
+        ctx.on_light(refresh.click, rescan, [header.model, header.session_models], header.model)
+        ctx.on_light([demo.load, header.model.change], lambda name: service.model_card(catalog, name) if name else "", header.model, card)
+    return demo
+
+
+def launch_options() -> dict[str, Any]:
+    """Keyword arguments for ``demo.launch`` that belong to the look (Gradio 6 takes css/theme at launch)."""
+    return {"css": CSS, "theme": gr.themes.Soft()}
+
+
+def security_options(out: OutputDir, *, blocked: list[Any] = ()) -> dict[str, Any]:
+    """``demo.launch`` arguments that decide what may come in and what is served: uploads up to the largest
+    generator accepted; files served only from the app's output folder (plus Gradio's own cache of uploads and
+    returned files); ``blocked`` (the uploads folder, checkpoint and run folders, the source tree) never served."""
+    return {"max_file_size": MAX_UPLOAD_BYTES, "allowed_paths": [str(out.root)], "blocked_paths": [str(p) for p in blocked]}

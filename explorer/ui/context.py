@@ -1,0 +1,98 @@
+"""What every tab and the API share: the Context (catalog, output folder, header components), the error guard
+and the queue names. Imports nothing of the tabs, so they can all import it."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gradio as gr
+
+from dcgan.errors import DCGANError
+
+from ..derived import Catalog
+from ..outputs import OutputDir
+from ..training import TrainingManager
+from ..uploads import UploadStore
+
+MODEL_QUEUE = "model"        # concurrency_id shared by everything that runs a generator: one CPU/GPU, one queue
+TRAINING_QUEUE = "training"  # the training API: cheap file reads and process control, never behind image work
+
+
+def guard(fn: Callable) -> Callable:
+    """Turn the library's input errors into gr.Error messages; anything else propagates (and is logged by Gradio)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DCGANError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+    return wrapper
+
+
+@dataclass
+class Header:
+    """The components above the tabs, shared by all of them."""
+    model: gr.Dropdown
+    seed: gr.Number
+    truncation: gr.Slider
+    session_models: gr.State  # names of this session's uploads (names only, never models)
+
+
+@dataclass
+class Context:
+    """What every tab may use: the catalog, where files go, the page and its header, and the optional back ends."""
+    catalog: Catalog
+    out: OutputDir
+    demo: gr.Blocks
+    header: Header
+    concurrency_limit: int
+    uploads: UploadStore
+    training: TrainingManager | None = None  # the Train tab is built only with one
+
+    @property
+    def model(self) -> gr.Dropdown:
+        return self.header.model
+
+    @property
+    def seed(self) -> gr.Number:
+        return self.header.seed
+
+    @property
+    def truncation(self) -> gr.Slider:
+        return self.header.truncation
+
+    @property
+    def url(self) -> str:
+        """The app's address for code snippets (its local URL once launched)."""
+        return getattr(self.demo, "local_url", None) or "http://127.0.0.1:7860/"
+
+    def on(self, triggers: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
+        """An event running ``fn`` in the shared model queue, hidden from the public API (see explorer.ui.api)."""
+        options = {"api_visibility": "private", "concurrency_id": MODEL_QUEUE, "concurrency_limit": self.concurrency_limit, **kwargs}
+        return gr.on(triggers, guard(self._needs_model(fn, inputs, outputs)), inputs, outputs, **options)
+
+    def then(self, dependency: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
+        """Run ``fn`` after ``dependency`` succeeds, in the model queue, hidden from the API."""
+        options = {"api_visibility": "private", "concurrency_id": MODEL_QUEUE, "concurrency_limit": self.concurrency_limit, **kwargs}
+        return dependency.success(guard(self._needs_model(fn, inputs, outputs)), inputs, outputs, **options)
+
+    def on_light(self, triggers: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
+        """An event for cheap bookkeeping (no generator): not queued behind image work."""
+        options = {"api_visibility": "private", "queue": False, "show_progress": "hidden", **kwargs}
+        return gr.on(triggers, guard(fn), inputs, outputs, **options)
+
+    def _needs_model(self, fn: Callable, inputs: Any, outputs: Any) -> Callable:
+        """With no model picked (an empty checkpoints folder), handlers taking the model first leave their outputs alone."""
+        first = inputs[0] if isinstance(inputs, (list, tuple)) and inputs else inputs
+        if first is not self.model:
+            return fn
+        count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            model = args[0] if args else None
+            if not model:
+                return gr.skip() if count == 1 else tuple(gr.skip() for _ in range(count))
+            return fn(*args, **kwargs)
+        return wrapper
