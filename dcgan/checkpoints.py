@@ -22,6 +22,7 @@ from torch import nn
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
 from .models import build_generator
+from .version import __version__
 
 FORMAT_VERSION = 1
 GENERATOR_FILE = "generator.safetensors"
@@ -85,8 +86,6 @@ def save_generator(G: nn.Module, path: Path, *, model: ModelConfig, info: dict[s
     for name, tensor in G.state_dict().items():
         tensor = tensor.detach().cpu()
         tensors[name] = (tensor.to(dtype) if tensor.is_floating_point() else tensor).contiguous()
-    from . import __version__
-
     info = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "version": __version__, **info}
     metadata = {"format_version": str(FORMAT_VERSION), "model": json.dumps(asdict(model)), "info": json.dumps(info)}
     atomic_write_bytes(st_save(tensors, metadata=metadata), Path(path))

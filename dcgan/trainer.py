@@ -253,7 +253,7 @@ def _rng_state(z_gen: torch.Generator, hw: Hardware) -> dict[str, Any]:
     return state
 
 
-def save_checkpoint(gan: GAN, cfg: RunConfig, run_dir: Path, step: int, z_gen: torch.Tensor, hw: Hardware, info: dict[str, Any]) -> None:
+def save_checkpoint(gan: GAN, cfg: RunConfig, run_dir: Path, step: int, z_gen: torch.Generator, hw: Hardware, info: dict[str, Any]) -> None:
     """state.pt (everything to resume exactly) and generator.safetensors (EMA G, BN recalibrated, eval mode)."""
     state = {
         "config": cfg.to_dict(), "step": step,

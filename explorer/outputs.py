@@ -68,15 +68,6 @@ class Mp4Writer:
         self._writer.close()
 
 
-def write_mp4(frames: np.ndarray, path: Path, *, fps: float = 12.0, scale: int = 1) -> None:
-    """uint8 [T, H, W, C] -> H.264 MP4, sides enlarged ``scale`` times by nearest neighbour."""
-    writer = Mp4Writer(path, frames.shape[1:3], fps=fps, scale=scale)
-    try:
-        writer.write(frames)
-    finally:
-        writer.close()
-
-
 class OutputDir:
     """A folder of generated files with unique names; files older than ``max_age_s`` are deleted now and then.
 
