@@ -7,10 +7,12 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
-from .errors import ConfigError
+from .errors import ConfigError, brief
 
 ARCHITECTURES = ("dcgan", "keras")  # dcgan: the paper's all-conv nets; keras: the 28x28 Keras-GAN seed nets
 D_NORMS = ("batch", "spectral")    # batch: the paper's BatchNorm in D; spectral: spectral norm on D's layers, no BatchNorm
+MAX_INTERVAL = 10**9  # the largest batch size or step interval (log, sample, checkpoint, eval) accepted
+BUDGET_LIMITS = {"epochs": 1e6, "max_steps": 10**12, "max_minutes": 60 * 24 * 365}  # larger means "never stop": refused
 
 
 def _from_dict(cls, values: dict[str, Any]):
@@ -28,13 +30,13 @@ def _from_dict(cls, values: dict[str, Any]):
         if value is None and type(None) in allowed:
             converted[name] = None
         elif isinstance(value, bool) != (bool in allowed):
-            raise ConfigError(f"{cls.__name__}.{name}: {value!r} is not of type {hints[name]}")
+            raise ConfigError(f"{cls.__name__}.{name}: {brief(value)} is not of type {hints[name]}")
         elif float in allowed and isinstance(value, (int, float)):
             converted[name] = float(value)
         elif any(t is not type(None) and isinstance(value, t) for t in allowed):
             converted[name] = value
         else:
-            raise ConfigError(f"{cls.__name__}.{name}: {value!r} is not of type {hints[name]}")
+            raise ConfigError(f"{cls.__name__}.{name}: {brief(value)} is not of type {hints[name]}")
     cfg = cls(**converted)
     cfg.validate()
     return cfg
@@ -60,7 +62,7 @@ class ModelConfig(_Options):
 
     def validate(self) -> None:
         if self.arch not in ARCHITECTURES:
-            raise ConfigError(f"arch: {self.arch!r} is not one of {ARCHITECTURES}")
+            raise ConfigError(f"arch: {brief(self.arch)} is not one of {ARCHITECTURES}")
         if self.arch == "dcgan":
             if not (16 <= self.image_size <= 256 and math.log2(self.image_size).is_integer()):
                 raise ConfigError(f"image_size: {self.image_size} must be a power of two from 16 to 256 for arch 'dcgan'")
@@ -69,7 +71,7 @@ class ModelConfig(_Options):
         if self.channels not in (1, 3):
             raise ConfigError(f"channels: {self.channels} must be 1 or 3")
         if self.d_norm not in D_NORMS:
-            raise ConfigError(f"d_norm: {self.d_norm!r} is not one of {D_NORMS}")
+            raise ConfigError(f"d_norm: {brief(self.d_norm)} is not one of {D_NORMS}")
         for name in ("z_dim", "ngf", "ndf"):
             value = getattr(self, name)
             if not 1 <= value <= 4096:
@@ -115,28 +117,30 @@ class TrainConfig(_Options):
     num_fixed: int = 64            # images in each preview grid
 
     def validate(self) -> None:
-        for name in ("batch_size", "log_every", "sample_every", "checkpoint_every", "num_fixed"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: {getattr(self, name)} must be at least 1")
-        if self.eval_every < 0:
-            raise ConfigError(f"eval_every: {self.eval_every} must be 0 (off) or positive")
+        for name in ("batch_size", "log_every", "sample_every", "checkpoint_every", "num_fixed", "eval_every"):
+            value, lowest = getattr(self, name), 0 if name == "eval_every" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= MAX_INTERVAL:
+                raise ConfigError(f"{name}: {brief(value)} must be an integer, at least {lowest} and at most {MAX_INTERVAL:,}"
+                                  + (" (0: off)" if name == "eval_every" else ""))
         if not 0 <= self.label_smoothing < 0.5:
-            raise ConfigError(f"label_smoothing: {self.label_smoothing} must be in [0, 0.5)")
+            raise ConfigError(f"label_smoothing: {brief(self.label_smoothing)} must be in [0, 0.5)")
         if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"ema_decay: {self.ema_decay} must be in [0, 1)")
+            raise ConfigError(f"ema_decay: {brief(self.ema_decay)} must be in [0, 1)")
         for name in ("bf16", "channels_last"):
             if getattr(self, name) not in ("auto", "on", "off"):
-                raise ConfigError(f"{name}: {getattr(self, name)!r} must be auto, on or off")
-        if self.lr_d is not None and self.lr_d <= 0:
-            raise ConfigError(f"lr_d: {self.lr_d} must be positive")
-        if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ConfigError("lr must be positive and betas in [0, 1)")
+                raise ConfigError(f"{name}: {brief(getattr(self, name))} must be auto, on or off")
+        for name in ("lr", "lr_d"):  # written so that NaN fails too
+            value = getattr(self, name)
+            if value is not None and not 0 < value < math.inf:
+                raise ConfigError(f"{name}: {brief(value)} must be a positive number")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ConfigError(f"beta1 {brief(self.beta1)} and beta2 {brief(self.beta2)} must be in [0, 1)")
         if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < (self.max_steps or math.inf):
             raise ConfigError(f"lr_decay_from: {self.lr_decay_from} must be a step in [0, max_steps)")
-        for name in ("epochs", "max_steps", "max_minutes"):
+        for name, largest in BUDGET_LIMITS.items():
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"{name}: {value} must be positive")
+            if value is not None and not (math.isfinite(value) and 0 < value <= largest):
+                raise ConfigError(f"{name}: {brief(value)} must be a positive number no larger than {largest:g}")
 
 
 @dataclass

@@ -10,7 +10,7 @@ import re
 
 import torch
 
-from .errors import LatentError
+from .errors import LatentError, brief
 
 MAX_SEED = 2**32 - 1
 MAX_SEEDS = 1024  # the most seeds one seed list may name
@@ -19,7 +19,7 @@ MAX_SEEDS = 1024  # the most seeds one seed list may name
 def latent_from_seed(seed: int, z_dim: int) -> torch.Tensor:
     """The latent vector named by ``seed``: float32 [z_dim] ~ N(0, I), identical on every machine."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise LatentError(f"seed {seed!r}: seeds are integers from 0 to {MAX_SEED}")
+        raise LatentError(f"seed {brief(seed)}: seeds are integers from 0 to {MAX_SEED}")
     return torch.randn(z_dim, generator=torch.Generator().manual_seed(seed))
 
 
@@ -39,15 +39,17 @@ def parse_seeds(text: str, *, max_count: int = MAX_SEEDS) -> list[int]:
         part = part.strip()
         match = re.fullmatch(r"(\d+)\s*(?:-\s*(\d+))?", part)
         if not match:
-            raise LatentError(f"seed list {text!r}: cannot read {part!r}; write seeds like '0-15' or '3,7,42'")
+            raise LatentError(f"seed list {brief(text)}: cannot read {brief(part)}; write seeds like '0-15' or '3,7,42'")
+        if any(len(digits.lstrip("0")) > len(str(MAX_SEED)) for digits in match.groups() if digits):
+            raise LatentError(f"seed list {brief(text)}: {brief(part)} is above the largest seed {MAX_SEED}")
         start = int(match.group(1))
         stop = int(match.group(2)) if match.group(2) is not None else start
         if stop < start:
-            raise LatentError(f"seed range {part!r} goes backwards")
+            raise LatentError(f"seed range {brief(part)} goes backwards")
         if stop > MAX_SEED:
             raise LatentError(f"seed {stop} is above the largest seed {MAX_SEED}")
         if len(seeds) + stop - start + 1 > max_count:
-            raise LatentError(f"seed list {text!r} names more than {max_count} seeds")
+            raise LatentError(f"seed list {brief(text)} names more than {max_count} seeds")
         seeds.extend(range(start, stop + 1))
     return seeds
 
@@ -96,7 +98,7 @@ def interpolate_path(keyframes: torch.Tensor, frames_per_segment: int, *, method
     looping GIF does not show the first keyframe twice).
     """
     if method not in INTERPOLATIONS:
-        raise LatentError(f"interpolation {method!r} is not one of {sorted(INTERPOLATIONS)}")
+        raise LatentError(f"interpolation {brief(method)} is not one of {sorted(INTERPOLATIONS)}")
     if keyframes.ndim != 2 or keyframes.shape[0] < 2:
         raise LatentError("interpolation needs at least two keyframes")
     if frames_per_segment < 1:

@@ -6,6 +6,7 @@ derived from a loaded generator (directions, classifier, training data) lives in
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import struct
@@ -13,6 +14,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -20,7 +22,7 @@ from torch import nn
 from dcgan.checkpoints import GENERATOR_FILE, MAX_HEADER_BYTES, GeneratorInfo, load_generator, upgrade_metadata
 from dcgan.config import ModelConfig
 from dcgan.directions import DIRECTIONS_FILE, DIRECTIONS_SUFFIX
-from dcgan.errors import CheckpointError, ConfigError
+from dcgan.errors import CheckpointError, ConfigError, brief
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,16 @@ def scan_dirs(dirs: list[Path]) -> dict[str, ModelEntry]:
     return found
 
 
+@contextlib.contextmanager
+def _errors_by_name(entry: ModelEntry) -> Iterator[None]:
+    """A broken checkpoint's error names the model, not the server's path (that goes to the log only)."""
+    try:
+        yield
+    except CheckpointError as exc:
+        log.warning("%s", exc)
+        raise CheckpointError(str(exc).replace(str(entry.path), f"model {entry.name!r}")) from None
+
+
 class CheckpointRegistry:
     """Thread-safe registry of generators under ``dirs`` with an LRU cache of ``capacity`` loaded models.
 
@@ -170,7 +182,7 @@ class CheckpointRegistry:
             known = [n for n in self._entries if n not in self._registered]
         if entry is None:
             listed = ", ".join(known) if known else "none; add a folder with --checkpoints DIR"
-            raise CheckpointError(f"model {name!r} is unknown; available models: {listed}")
+            raise CheckpointError(f"model {brief(name)} is unknown; available models: {listed}")
         return entry
 
     def card(self, name: str) -> str:
@@ -190,6 +202,11 @@ class CheckpointRegistry:
         with self._lock:
             if name in self._cache:
                 return self._cache[name].info
+        with _errors_by_name(entry):
+            return self._describe(entry)
+
+    @staticmethod
+    def _describe(entry: ModelEntry) -> GeneratorInfo:
         metadata = read_metadata(entry.path)
         if metadata is None:
             raise CheckpointError(f"{entry.path}: not a readable safetensors file")
@@ -208,13 +225,15 @@ class CheckpointRegistry:
         try:
             mtime = entry.path.stat().st_mtime_ns
         except OSError as exc:
-            raise CheckpointError(f"{entry.path}: cannot read ({exc.strerror or exc})") from exc
+            log.warning("%s: cannot read (%s)", entry.path, exc)
+            raise CheckpointError(f"model {name!r}: its file cannot be read ({exc.strerror or exc})") from None
         with self._lock:
             model = self._cache.get(name)
             if model is not None and model.mtime_ns == mtime and model.entry == entry:
                 self._cache.move_to_end(name)
                 return model
-            G, info = load_generator(entry.path, device=self.device)
+            with _errors_by_name(entry):
+                G, info = load_generator(entry.path, device=self.device)
             G.requires_grad_(False)
             model = LoadedModel(entry, G, info, mtime, self.device)
             self._cache[name] = model

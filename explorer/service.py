@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT, apply_directions, concept_direction, condition, pick_preset_seeds
-from dcgan.errors import ConfigError, DCGANError, LatentError
+from dcgan.errors import ConfigError, DCGANError, LatentError, brief
 from dcgan.images import to_uint8
 from dcgan.latent import MAX_SEED, interpolate_path, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
 from dcgan.latent import arithmetic as latent_arithmetic
@@ -197,15 +197,15 @@ def _amounts(amounts: Any) -> dict[str, float]:
     if amounts is None:
         return {}
     if not isinstance(amounts, dict):
-        raise LatentError(f"amounts: {amounts!r} must be a mapping of direction name -> amount, e.g. {{\"sefa-0\": 2.0}}")
+        raise LatentError(f"amounts: {brief(amounts)} must be a mapping of direction name -> amount, e.g. {{\"sefa-0\": 2.0}}")
     if len(amounts) > MAX_AMOUNT_ENTRIES:
         raise LatentError(f"amounts: {len(amounts)} directions; at most {MAX_AMOUNT_ENTRIES} per edit")
     out = {}
     for name, value in amounts.items():
         if not isinstance(name, str):
-            raise LatentError(f"amounts: direction names are strings, got {name!r}")
+            raise LatentError(f"amounts: direction names are strings, got {brief(name)}")
         try:
-            out[name] = check_float(f"amount of direction {name!r}", value, -MAX_AMOUNT, MAX_AMOUNT)
+            out[name] = check_float(f"amount of direction {brief(name)}", value, -MAX_AMOUNT, MAX_AMOUNT)
         except ConfigError as exc:
             raise LatentError(str(exc)) from None
     return out
@@ -215,7 +215,7 @@ def _names(value: Any, what: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value) or len(value) > MAX_AMOUNT_ENTRIES:
-        raise LatentError(f"{what}: {value!r} must be a list of at most {MAX_AMOUNT_ENTRIES} direction names")
+        raise LatentError(f"{what}: {brief(value)} must be a list of at most {MAX_AMOUNT_ENTRIES} direction names")
     return list(value)
 
 
@@ -232,7 +232,7 @@ def edited_latent(catalog: Catalog, model: str, seed: Any, amounts: Any = None, 
     by_name = {d.name: d for d in found}
     unknown = sorted((set(amounts) | set(fixed_names)) - set(by_name))
     if unknown:
-        raise LatentError(f"unknown direction(s) {unknown} for model {model!r}; known: {sorted(by_name)}")
+        raise LatentError(f"unknown direction(s) {brief(unknown)} for model {brief(model)}; known: {sorted(by_name)}")
     fixed = [by_name[n] for n in fixed_names]
     moved = {n: a for n, a in amounts.items() if a != 0.0}
     used = [condition(by_name[n], fixed) if fixed else by_name[n] for n in moved]

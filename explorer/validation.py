@@ -8,7 +8,7 @@ import re
 import secrets
 from typing import Any
 
-from dcgan.errors import ConfigError, LatentError
+from dcgan.errors import ConfigError, LatentError, brief
 from dcgan.latent import MAX_SEED, parse_seeds
 
 RANDOM_COUNT = 16              # seeds drawn for "random"
@@ -20,14 +20,14 @@ def check_int(name: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
-        raise ConfigError(f"{name}: {value!r} must be an integer from {lo} to {hi}")
+        raise ConfigError(f"{name}: {brief(value)} must be an integer from {lo} to {hi}")
     return int(value)
 
 
 def check_float(name: str, value: Any, lo: float, hi: float) -> float:
     """A finite number in [lo, hi]; ConfigError otherwise (NaN and infinities are refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not lo <= value <= hi:
-        raise ConfigError(f"{name}: {value!r} must be a finite number from {lo} to {hi}")
+        raise ConfigError(f"{name}: {brief(value)} must be a finite number from {lo} to {hi}")
     return float(value)
 
 
@@ -40,7 +40,7 @@ def check_seed(value: Any, name: str = "seed") -> int:
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+        raise ConfigError(f"{name}: {brief(value)} is not one of {', '.join(choices)}")
     return value
 
 
@@ -60,7 +60,7 @@ def seed_list(value: Any, *, what: str, max_count: int, min_count: int = 1, allo
     elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
         seeds = [check_seed(value, what)]
     else:
-        raise LatentError(f"{what}: {value!r} is not a seed list; write seeds like '0-15' or '3,7,42'")
+        raise LatentError(f"{what}: {brief(value)} is not a seed list; write seeds like '0-15' or '3,7,42'")
     if len(seeds) < min_count:
         raise LatentError(f"{what}: needs at least {min_count} seed{'s' if min_count > 1 else ''}, got {len(seeds)}")
     return seeds
@@ -82,5 +82,5 @@ def concept_name(text: Any) -> str:
     """A concept's name: 1-40 letters, digits, spaces, '_' or '-'."""
     name = text.strip() if isinstance(text, str) else ""
     if not re.fullmatch(r"[A-Za-z0-9_ -]{1,40}", name):
-        raise ConfigError(f"concept name {text!r}: use 1-40 letters, digits, spaces, '_' or '-' (e.g. 'smile')")
+        raise ConfigError(f"concept name {brief(text)}: use 1-40 letters, digits, spaces, '_' or '-' (e.g. 'smile')")
     return name

@@ -36,3 +36,28 @@ def test_unknown_section():
 
 def test_ints_are_accepted_for_floats():
     assert TrainConfig.from_dict({"lr": 1}).lr == 1.0
+
+
+@pytest.mark.parametrize("values,match", [
+    ({"max_minutes": float("nan")}, "max_minutes: nan must be a positive number"),
+    ({"max_minutes": float("inf")}, "max_minutes"),
+    ({"max_minutes": -1.0}, "max_minutes"),
+    ({"epochs": 1e308}, "no larger than"),
+    ({"max_steps": 2**64}, "no larger than"),
+    ({"lr": float("nan")}, "lr: nan must be a positive number"),
+    ({"lr_d": float("inf")}, "lr_d"),
+    ({"sample_every": 2**40}, "at most"),
+    ({"eval_every": -1}, "at least 0"),
+])
+def test_budgets_and_rates_refuse_non_finite_and_absurd_values(values, match):
+    """NaN compares false with everything: a cap written as `value <= 0` would let it through (and never stop)."""
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig.from_dict(values)
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig(**values).validate()
+
+
+def test_error_messages_cut_huge_inputs():
+    with pytest.raises(ConfigError) as info:
+        ModelConfig.from_dict({"arch": "x" * 1_000_000})
+    assert len(str(info.value)) < 300 and "1,000,002 characters" in str(info.value)

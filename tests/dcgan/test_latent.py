@@ -93,3 +93,10 @@ def test_truncation():
     torch.testing.assert_close(truncate(z, 0.5), z * 0.5)
     with pytest.raises(LatentError):
         truncate(z, 1.5)
+
+
+def test_seed_lists_refuse_numbers_with_thousands_of_digits():
+    with pytest.raises(LatentError, match="above the largest seed") as info:
+        parse_seeds("1" * 5000)
+    assert len(str(info.value)) < 300
+    assert parse_seeds("0000000000007") == [7]  # leading zeros are not digits of size

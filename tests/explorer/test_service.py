@@ -312,8 +312,10 @@ def test_a_broken_checkpoint_does_not_hide_the_others(checkpoints_dir, tmp_path)
     catalog = Catalog(CheckpointRegistry([checkpoints_dir, tmp_path]))
     rows = {r["name"]: r for r in service.models(catalog)}
     assert "error" in rows["broken"] and rows["tiny"]["image_size"] == 16
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError) as info:
         service.generate(catalog, "broken", "0")
+    for message in (rows["broken"]["error"], str(info.value)):  # callers get the model's name, never the server's path
+        assert "model 'broken'" in message and str(tmp_path) not in message
 
 
 def test_output_dir_prunes_old_files(out):
