@@ -12,8 +12,11 @@ On a Hugging Face Space (SPACE_ID set) the app listens on 0.0.0.0 and runs in pu
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
+import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -84,8 +87,6 @@ def public_mode(args: argparse.Namespace, environ: dict[str, str]) -> bool:
 
 def training_manager(args: argparse.Namespace, environ: dict[str, str]):
     """The Train tab's back end; public mode refuses folder paths and caps each run's minutes."""
-    import atexit
-
     from explorer.training import TrainingLimits, TrainingManager
 
     public = public_mode(args, environ)
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     catalog = Catalog(registry, data_roots=args.data_root)
     out = OutputDir()
     uploads = UploadStore(registry)  # a private temp folder, never served
+    for folder in (out.root, uploads.root):
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a Space stops the app with SIGTERM: exit through atexit
     training = None if args.no_train else training_manager(args, dict(os.environ))
     demo = build_app(catalog, out=out, concurrency_limit=args.concurrency, training=training, uploads=uploads)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)

@@ -6,9 +6,12 @@ gets the shared components through ``ctx``.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
+from starlette.middleware import Middleware
 
 from .. import service
 from ..derived import Catalog
@@ -17,6 +20,7 @@ from ..training import TrainingManager
 from ..uploads import MAX_UPLOAD_BYTES, UploadStore
 from .api import register_api
 from .context import Context, Header
+from .quota import UploadQuota
 from .tabs.arithmetic import arithmetic_tab
 from .tabs.generate import generate_tab
 from .tabs.interpolate import interpolate_tab
@@ -90,8 +94,11 @@ def launch_options() -> dict[str, Any]:
     return {"css": CSS, "theme": gr.themes.Soft()}
 
 
-def security_options(out: OutputDir, *, blocked: list[Any] = ()) -> dict[str, Any]:
+def security_options(out: OutputDir, *, blocked: list[Any] = (), **quota: Any) -> dict[str, Any]:
     """``demo.launch`` arguments that decide what may come in and what is served: uploads up to the largest
-    generator accepted; files served only from the app's output folder (plus Gradio's own cache of uploads and
-    returned files); ``blocked`` (the uploads folder, checkpoint and run folders, the source tree) never served."""
-    return {"max_file_size": MAX_UPLOAD_BYTES, "allowed_paths": [str(out.root)], "blocked_paths": [str(p) for p in blocked]}
+    generator accepted, within a disk quota (explorer.ui.quota); files served only from the app's output folder
+    (plus Gradio's own cache of uploads and returned files); ``blocked`` (the uploads folder, checkpoint and run
+    folders, the source tree) never served. ``quota``: UploadQuota's limits (max_total_bytes, per_client_bytes)."""
+    middleware = Middleware(UploadQuota, upload_folder=lambda: Path(get_upload_folder()), **quota)
+    return {"max_file_size": MAX_UPLOAD_BYTES, "allowed_paths": [str(out.root)], "blocked_paths": [str(p) for p in blocked],
+            "app_kwargs": {"middleware": [middleware]}}

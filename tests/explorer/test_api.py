@@ -197,7 +197,8 @@ def test_python_app_py_serves_the_checkpoints_folder(checkpoints_dir, tmp_path):
     from gradio_client import Client
 
     port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path / "tmp")}
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--checkpoints", str(checkpoints_dir),
                              "--runs-dir", str(tmp_path / "runs")], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -217,6 +218,8 @@ def test_python_app_py_serves_the_checkpoints_folder(checkpoints_dir, tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+    assert proc.returncode == 0  # SIGTERM (how a Space stops) is a clean exit...
+    assert not list((tmp_path / "tmp").glob("dcgan-*"))  # ...that removes the app's output and upload folders
 
 
 def test_app_options():

@@ -1,0 +1,94 @@
+"""A disk quota for Gradio's upload route: Gradio checks each file's size (``max_file_size``) but not how many files
+one visitor sends, and keeps them for an hour, so without this anyone could fill the server's disk.
+
+An ASGI middleware (passed to ``demo.launch(app_kwargs={"middleware": [...]})``) refuses an upload with 413 when
+the upload folder would grow past ``max_total_bytes``, or when one client has sent more than ``per_client_bytes``
+in the last ``window_s`` seconds. Uploads must declare their size (Content-Length), as browsers and gradio_client do.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+MAX_TOTAL_BYTES = 512 * 2**20     # everything in Gradio's upload folder
+PER_CLIENT_BYTES = 192 * 2**20    # what one client may upload per window (three of the largest generators)
+WINDOW_S = 3600.0                 # Gradio keeps uploads this long (delete_cache in explorer.ui.app)
+UPLOAD_PATHS = ("/upload", "/process_recording")
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (0 if it does not exist); files vanishing meanwhile are skipped."""
+    total = 0
+    for path in Path(folder).rglob("*"):
+        try:
+            if path.is_file():
+                total += path.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+class UploadQuota:
+    """ASGI middleware; ``upload_folder`` is a callable so that it reads Gradio's folder at request time."""
+
+    def __init__(self, app: Any, *, upload_folder: Callable[[], Path], max_total_bytes: int = MAX_TOTAL_BYTES,
+                 per_client_bytes: int = PER_CLIENT_BYTES, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic):
+        self.app = app
+        self.upload_folder = upload_folder
+        self.max_total_bytes = max_total_bytes
+        self.per_client_bytes = per_client_bytes
+        self.window_s = window_s
+        self.clock = clock
+        self._sent: dict[str, deque[tuple[float, int]]] = {}  # client -> (time, bytes) of accepted uploads, oldest first
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or not scope.get("path", "").endswith(UPLOAD_PATHS):
+            await self.app(scope, receive, send)
+            return
+        refusal = self.check(scope)
+        if refusal:
+            log.warning("upload refused (%s): %s", self.client(scope), refusal)
+            await send({"type": "http.response.start", "status": 413 if "declare" not in refusal else 411,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            await send({"type": "http.response.body", "body": refusal.encode()})
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def client(scope: dict) -> str:
+        """The client as a proxy (a Hugging Face Space) reports it, else the peer address."""
+        headers = dict(scope.get("headers") or [])
+        forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1").split(",")[0].strip()
+        return forwarded or (scope.get("client") or ("unknown",))[0]
+
+    def check(self, scope: dict) -> str:
+        """'' when the upload may go ahead (and is then counted), else why not."""
+        headers = dict(scope.get("headers") or [])
+        try:
+            size = int(headers[b"content-length"])
+        except (KeyError, ValueError):
+            return "uploads must declare their size (Content-Length)"
+        client, now = self.client(scope), self.clock()
+        with self._lock:
+            for known in list(self._sent):  # forget what left the window (and clients with nothing in it)
+                recent = self._sent[known]
+                while recent and recent[0][0] < now - self.window_s:
+                    recent.popleft()
+                if not recent:
+                    del self._sent[known]
+            sent = self._sent.get(client, deque())
+            if sum(b for _, b in sent) + size > self.per_client_bytes:
+                return (f"upload quota reached: at most {self.per_client_bytes // 2**20} MB per client per "
+                        f"{self.window_s / 60:g} minutes; try again later")
+            if folder_bytes(self.upload_folder()) + size > self.max_total_bytes:
+                return "the server's upload space is full; try again later"
+            sent.append((now, size))
+            self._sent[client] = sent
+        return ""

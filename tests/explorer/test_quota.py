@@ -1,0 +1,63 @@
+"""The upload quota: a real Gradio app behind the middleware, uploads sent to Gradio's own route over HTTP."""
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+
+from explorer.ui.quota import UploadQuota, folder_bytes
+
+from .conftest import free_port
+
+MB = 2**20
+
+
+@pytest.fixture
+def quota_app(tmp_path, monkeypatch):
+    import gradio as gr
+
+    from explorer.outputs import OutputDir
+    from explorer.ui.app import security_options
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    with gr.Blocks() as demo:
+        gr.File()
+    options = security_options(OutputDir(tmp_path / "out"), max_total_bytes=5 * MB, per_client_bytes=int(2.5 * MB))
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **options)
+    try:
+        yield url, tmp_path / "gradio"
+    finally:
+        demo.close()
+
+
+def upload(url: str, size: int, client: str) -> httpx.Response:
+    """Random bytes: Gradio stores identical files once."""
+    return httpx.post(f"{url}gradio_api/upload", files={"files": ("x.bin", os.urandom(size))}, headers={"X-Forwarded-For": client},
+                      timeout=60)
+
+
+def test_one_client_cannot_fill_the_disk(quota_app):
+    url, folder = quota_app
+    assert upload(url, MB, "10.0.0.1").status_code == 200
+    assert upload(url, MB, "10.0.0.1").status_code == 200
+    refused = upload(url, MB, "10.0.0.1")
+    assert refused.status_code == 413 and "per client" in refused.text
+    assert upload(url, MB, "10.0.0.2").status_code == 200  # others still may
+    assert upload(url, MB, "10.0.0.3").status_code == 200
+    full = upload(url, 2 * MB, "10.0.0.4")
+    assert full.status_code == 413 and "upload space is full" in full.text
+    assert folder_bytes(folder) <= 5 * MB
+    assert httpx.get(url, timeout=60).status_code == 200  # the app is alive
+
+
+def test_the_window_forgets_old_uploads(tmp_path):
+    now = [0.0]
+    quota = UploadQuota(None, upload_folder=lambda: tmp_path, per_client_bytes=100, window_s=60, clock=lambda: now[0])
+    scope = {"headers": [(b"content-length", b"80")], "client": ("127.0.0.1", 1)}
+    assert quota.check(scope) == ""
+    assert "per client" in quota.check(scope)
+    now[0] = 61.0
+    assert quota.check(scope) == ""
+    assert "Content-Length" in quota.check({"headers": [], "client": ("127.0.0.1", 1)})
+    assert list(quota._sent) == ["127.0.0.1"]  # clients with nothing left in the window are forgotten
