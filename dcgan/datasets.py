@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import DataConfig
 from .errors import DatasetError
+from .io import atomic_torch_save
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CELEBA_CROP = 0.72  # side of the centre face crop as a fraction of the aligned image's width (64 px at 89 px wide)
@@ -195,8 +196,6 @@ def build(cfg: DataConfig, image_size: int, channels: int, *, use_cache: bool = 
     if len(data) == 0:
         raise DatasetError(f"dataset {cfg.dataset!r} under {cfg.root or default_data_root()} is empty")
     if use_cache and cfg.dataset != "fake":
-        from .checkpoints import atomic_torch_save
-
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             atomic_torch_save({"images": data.images, "labels": data.labels, "label_names": data.label_names}, cache)

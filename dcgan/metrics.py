@@ -24,8 +24,9 @@ from torch import nn
 from . import datasets
 from .classifiers import Classifier, load_classifier
 from .config import DataConfig
-from .errors import ConfigError, DatasetError, LatentError
+from .errors import CheckpointError, ConfigError, DatasetError, LatentError
 from .images import quantise
+from .io import atomic_write_bytes
 from .latent import MAX_SEED, latents_from_seeds
 
 log = logging.getLogger(__name__)
@@ -263,9 +264,6 @@ def real_features(dataset: str, split: str, n: int, classifier: Classifier, *, r
 
 
 def _write_cache(data: bytes, path: Path) -> None:
-    from .checkpoints import atomic_write_bytes
-    from .errors import CheckpointError
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(data, path)

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .io import atomic_write_bytes
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_DIR = "samples"
@@ -71,8 +73,6 @@ def truncate_jsonl_after(path: Path, step: int) -> None:
 
 def write_status(run_dir: Path, **fields: Any) -> None:
     """Atomically record the run's state (running / finished / stopped / failed) for watchers such as the app."""
-    from .checkpoints import atomic_write_bytes
-
     atomic_write_bytes(json.dumps(fields).encode(), Path(run_dir) / STATUS_FILE)
 
 

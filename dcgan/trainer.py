@@ -24,10 +24,11 @@ import torch.distributed as dist
 from torch import nn
 
 from . import datasets, rundir
-from .checkpoints import GENERATOR_FILE, STATE_FILE, atomic_write_bytes, load_state, save_generator, save_state
+from .checkpoints import GENERATOR_FILE, STATE_FILE, load_state, save_generator, save_state
 from .config import RunConfig
 from .errors import ConfigError, DCGANError
 from .images import make_grid, save_png
+from .io import atomic_write_bytes
 from .latent import latents_from_seeds
 from .losses import d_loss_fake, d_loss_real, g_loss
 from .models import build_discriminator, build_generator, recalibrate_batchnorm
