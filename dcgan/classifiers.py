@@ -15,15 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .datasets import DATASETS, LUMA
 from .errors import CheckpointError, ConfigError
 from .io import load_safetensors, metadata_json, module_tensors, read_header, save_safetensors
 
 FORMAT_VERSION = 1
 ASSETS_DIR = Path(__file__).resolve().parent / "assets" / "classifiers"
-CLASSIFIER_DATASETS = ("mnist", "fashion-mnist", "celeba")
+CLASSIFIER_DATASETS = tuple(name for name, spec in DATASETS.items() if spec.classifier)  # mnist, fashion-mnist, celeba
 KINDS = ("classes", "attributes")
 MAX_CLASSIFIER_BYTES = 64 * 2**20  # the shipped ones are a few MB
-LUMA = (0.299, 0.587, 0.114)  # RGB -> grey weights, as dcgan.datasets uses
 
 
 # ----------------------------------------------------------------------------------------------------------------

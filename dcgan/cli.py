@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from . import checkpoints, rundir
+from .classifiers import CLASSIFIER_DATASETS
 from .config import ARCHITECTURES, D_NORMS, DataConfig, ModelConfig, RunConfig, TrainConfig
-from .datasets import DATASETS, default_data_root
+from .datasets import DATASETS, KERAS_IMAGE_SIZE, default_data_root
 from .errors import DCGANError
 
 log = logging.getLogger("dcgan")
@@ -43,8 +44,11 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--max-images", type=int, metavar="N", default=None, help="use only the first N images")
     # model
     p.add_argument("--arch", choices=ARCHITECTURES, default=m.arch, help="dcgan: the paper's nets; keras: the 28x28 Keras-GAN seed nets")
-    p.add_argument("--image-size", type=int, metavar="PX", default=None, help="image side (dcgan: power of two 16-256; keras: 28) [default: 32 for mnist/fashion-mnist/cifar10 with dcgan, 28 with keras, 64 otherwise]")
-    p.add_argument("--channels", type=int, choices=(1, 3), default=None, help="[default: 1 for mnist/fashion-mnist, 3 otherwise]")
+    sizes = ", ".join(f"{name} {spec.train_size}" for name, spec in DATASETS.items())
+    p.add_argument("--image-size", type=int, metavar="PX", default=None,
+                   help=f"image side (dcgan: power of two 16-256; keras: {KERAS_IMAGE_SIZE}) [default: {KERAS_IMAGE_SIZE} with keras; with dcgan {sizes}]")
+    channels = ", ".join(f"{name} {spec.channels}" for name, spec in DATASETS.items())
+    p.add_argument("--channels", type=int, choices=(1, 3), default=None, help=f"[default: the data set's own: {channels}]")
     p.add_argument("--z-dim", type=int, metavar="N", default=m.z_dim, help="latent size")
     p.add_argument("--ngf", type=int, metavar="N", default=m.ngf, help="generator width")
     p.add_argument("--ndf", type=int, metavar="N", default=m.ndf, help="discriminator width")
@@ -79,9 +83,9 @@ def _add_train_parser(sub) -> None:
 
 
 def _train_config(args) -> RunConfig:
-    small = args.dataset in ("mnist", "fashion-mnist", "cifar10")
-    image_size = args.image_size or (28 if args.arch == "keras" else 32 if small else 64)
-    channels = args.channels or (1 if args.dataset in ("mnist", "fashion-mnist") else 3)
+    spec = DATASETS[args.dataset]
+    image_size = args.image_size or spec.default_image_size(args.arch)
+    channels = args.channels or spec.channels
     return RunConfig(
         model=ModelConfig.from_dict(dict(arch=args.arch, image_size=image_size, channels=channels, z_dim=args.z_dim, ngf=args.ngf,
                                          ndf=args.ndf, d_norm=args.d_norm)),
@@ -167,7 +171,7 @@ def cmd_eval(args) -> int:
     G, meta = checkpoints.load_generator(args.checkpoint)
     dataset = args.dataset or meta.info.get("dataset")
     if not dataset:
-        raise DCGANError(f"{meta.path}: its metadata names no data set; pass --dataset mnist, fashion-mnist or celeba")
+        raise DCGANError(f"{meta.path}: its metadata names no data set; pass --dataset {' or '.join(CLASSIFIER_DATASETS)}")
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
     result = evaluate(G, dataset, n=args.n, seed=args.seed, z_dim=meta.model.z_dim, root=args.data_root or "", metrics=metrics)
     result = {"checkpoint": meta.path, **result}
@@ -218,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="generator .safetensors file or run directory")
     p.add_argument("--n", type=int, metavar="N", default=10000, help="samples to generate (seeds SEED..SEED+N-1)")
     p.add_argument("--seed", type=int, default=0, help="first latent seed")
-    p.add_argument("--dataset", choices=("mnist", "fashion-mnist", "celeba"), default=None, help="data set to compare with [default: the checkpoint's]")
+    p.add_argument("--dataset", choices=CLASSIFIER_DATASETS, default=None, help="data set to compare with [default: the checkpoint's]")
     p.add_argument("--data-root", metavar="DIR", default=None, help="folder holding the data set [default: the user cache data folder]")
     p.add_argument("--metrics", default=None, help="comma-separated subset of fid,kid,pr,inception,hist [default: all]")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the results (and floors) as JSON here")

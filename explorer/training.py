@@ -22,6 +22,7 @@ from PIL import Image
 from dcgan import rundir
 from dcgan.checkpoints import GENERATOR_FILE, STATE_FILE
 from dcgan.config import ModelConfig
+from dcgan.datasets import DATASETS
 from dcgan.errors import ConfigError, DCGANError
 
 from .outputs import write_gif
@@ -60,14 +61,6 @@ class TrainingLimits:
     max_image_size: int = 128
 
 
-DATA_CHECKS = {  # data set -> (folder under the data root, a file that must exist there)
-    "mnist": ("", "MNIST/raw/train-images-idx3-ubyte"),
-    "fashion-mnist": ("", "FashionMNIST/raw/train-images-idx3-ubyte"),
-    "cifar10": ("", "cifar-10-batches-py/data_batch_1"),
-    "celeba": ("celeba10k", "celeba10k/list_attr_celeba.txt"),
-}
-
-
 class TrainingManager:
     def __init__(self, runs_dir: Path, data_root: Path, limits: TrainingLimits | None = None):
         self.runs_dir = Path(runs_dir)
@@ -81,7 +74,7 @@ class TrainingManager:
 
     def available_datasets(self) -> list[str]:
         """Data sets present offline under the data root (plus "folder" where folder paths are allowed)."""
-        found = [name for name, (_, marker) in DATA_CHECKS.items() if (self.data_root / marker).exists()]
+        found = [name for name, spec in DATASETS.items() if spec.is_present(self.data_root)]
         return found + (["folder"] if self.limits.allow_folders else [])
 
     def check(self, s: TrainSettings) -> list[str]:
@@ -111,7 +104,7 @@ class TrainingManager:
                 raise TrainingError(f"folder {s.folder!r} is not a folder on this machine")
             args += ["--data-root", str(folder.resolve())]
         else:
-            args += ["--data-root", str(self.data_root / DATA_CHECKS[s.dataset][0])]
+            args += ["--data-root", str(DATASETS[s.dataset].root_under(self.data_root))]
         args += ["--epochs", str(s.epochs)] if s.epochs else []
         args += ["--max-steps", str(int(s.max_steps))] if s.max_steps else []
         return args
