@@ -102,7 +102,10 @@ def save_state(state: dict[str, Any], path: Path) -> None:
 
 
 def load_state(path: Path | str) -> dict[str, Any]:
-    """Read a training state with ``weights_only=True`` (no code runs); raises CheckpointError if unusable."""
+    """Read a training state with ``weights_only=True`` (no code runs); raises CheckpointError if unusable.
+
+    The one place that upgrades older states: those written before ``world_size`` was stored get 1.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / STATE_FILE
@@ -114,5 +117,6 @@ def load_state(path: Path | str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: cannot read training state ({type(exc).__name__}: {exc})") from exc
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {state.get('format_version') if isinstance(state, dict) else None}, expected {FORMAT_VERSION}")
+    state.setdefault("world_size", 1)
     return state
 

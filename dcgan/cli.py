@@ -46,7 +46,8 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--arch", choices=ARCHITECTURES, default=m.arch, help="dcgan: the paper's nets; keras: the 28x28 Keras-GAN seed nets")
     sizes = ", ".join(f"{name} {spec.train_size}" for name, spec in DATASETS.items())
     p.add_argument("--image-size", type=int, metavar="PX", default=None,
-                   help=f"image side (dcgan: power of two 16-256; keras: {KERAS_IMAGE_SIZE}) [default: {KERAS_IMAGE_SIZE} with keras; with dcgan {sizes}]")
+                   help=f"image side (dcgan: power of two 16-256; keras: {KERAS_IMAGE_SIZE}) "
+                        f"[default: {KERAS_IMAGE_SIZE} with keras; with dcgan {sizes}]")
     channels = ", ".join(f"{name} {spec.channels}" for name, spec in DATASETS.items())
     p.add_argument("--channels", type=int, choices=(1, 3), default=None, help=f"[default: the data set's own: {channels}]")
     p.add_argument("--z-dim", type=int, metavar="N", default=m.z_dim, help="latent size")
@@ -139,12 +140,13 @@ def cmd_sample(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .trainer import generator_from_state
+    from .trainer import generator_from_state, images_seen
 
     state = checkpoints.load_state(Path(args.run_dir))
     G, cfg = generator_from_state(state, raw=args.raw)
     out = Path(args.out) if args.out else Path(args.run_dir) / checkpoints.GENERATOR_FILE
-    info = {"dataset": cfg.data.dataset, "step": state["step"], "images_seen": state["step"] * cfg.train.batch_size}
+    info = {"dataset": cfg.data.dataset, "step": state["step"], "world_size": state["world_size"],
+            "images_seen": images_seen(state["step"], cfg.train.batch_size, state["world_size"])}
     checkpoints.save_generator(G, out, model=cfg.model, info=info, dtype=torch.float16 if args.fp16 else torch.float32)
     print(f"{out}: generator of step {state['step']} ({'raw G' if args.raw else 'EMA'})")
     return 0

@@ -1,11 +1,12 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from dcgan.checkpoints import load_generator
+from dcgan.checkpoints import load_generator, load_state, save_state
 from dcgan.cli import main
 from dcgan.images import to_uint8
 from dcgan.latent import latents_from_seeds
@@ -69,3 +70,17 @@ def test_python_dash_m_entry_point(tmp_path):
 
     result = subprocess.run([sys.executable, "-m", "dcgan", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "train" in result.stdout and "sample" in result.stdout
+
+
+@pytest.mark.parametrize("world_size", [2, None])
+def test_export_counts_the_images_of_every_process(tiny_ckpt, tmp_path, world_size):
+    """images_seen = step * batch_size * world_size, as the trainer writes it; states without world_size were 1 process."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_ckpt, run)
+    state = load_state(run)
+    state.pop("world_size")
+    save_state(state if world_size is None else {**state, "world_size": world_size}, run / "state.pt")
+    assert main(["export", str(run), "--out", str(tmp_path / "g.safetensors")]) == 0
+    info = load_generator(tmp_path / "g.safetensors")[1].info
+    assert info["step"] == 2 and info["world_size"] == (world_size or 1)
+    assert info["images_seen"] == 2 * 16 * (world_size or 1)
