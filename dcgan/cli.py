@@ -4,6 +4,7 @@ Examples:
   dcgan train --dataset mnist --data-root ../shared/data --arch keras --max-minutes 30 --out runs/mnist
   dcgan train --dataset celeba --data-root ../shared/data/celeba10k --image-size 64 --epochs 25
   dcgan train --resume runs/mnist --max-steps 20000
+  dcgan train --config runs/mnist/config.json --out runs/mnist-again
   dcgan sample runs/mnist --seeds 0-63 --out grid.png
   dcgan sample checkpoints/celeba-64 --seeds 3,7,42 --out faces.npy
   dcgan export runs/mnist --out mnist.safetensors --fp16
@@ -20,6 +21,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +30,7 @@ from . import checkpoints, rundir
 from .classifiers import CLASSIFIER_DATASETS
 from .config import ARCHITECTURES, D_NORMS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from .datasets import DATASETS, KERAS_IMAGE_SIZE, default_data_root
-from .errors import DCGANError
+from .errors import ConfigError, DCGANError
 
 log = logging.getLogger("dcgan")
 
@@ -79,6 +81,9 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, metavar="N", default=t.checkpoint_every, help="steps between checkpoints")
     p.add_argument("--keep-generators", action="store_true", default=None, help="also keep every checkpoint's generator as RUN_DIR/generators/step-NNNNNNN.safetensors, to score them with dcgan eval and ship the best (may be set on --resume)")
     p.add_argument("--eval-every", type=int, metavar="N", default=t.eval_every, help="steps between quality metrics (0: off)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="take every model, data and training option from this RunConfig JSON (a run's config.json; unknown keys are "
+                        "refused); only --out and --dry-run may be given beside it")
     p.add_argument("--dry-run", action="store_true", help="print the resolved options as JSON and exit")
     p.set_defaults(func=cmd_train)
 
@@ -96,17 +101,30 @@ def _train_config(args) -> RunConfig:
 
 
 RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from", "keep_generators")  # how long, how it ends, what it keeps
+BESIDE_CONFIG = ("config", "out", "dry_run", "verbose")  # the flags --config leaves meaningful
+
+
+def _config_file(args) -> RunConfig:
+    """The RunConfig of --config FILE, refusing any other option given with it (the file holds them all)."""
+    defaults = vars(build_parser().parse_args(["train"]))
+    given = sorted(k for k, v in vars(args).items() if k in defaults and k not in BESIDE_CONFIG and v != defaults[k])
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise DCGANError(f"--config {args.config} holds every option; drop {flags} or change the file")
+    return rundir.read_config(Path(args.config))
 
 
 def cmd_train(args) -> int:
     from .trainer import fit, resume_config
 
+    if args.resume and args.config:
+        raise DCGANError("--resume continues a run with its saved options; it cannot take --config too")
     if args.resume:
         run_dir = Path(args.resume)
         cfg = resume_config(run_dir, {k: getattr(args, k) for k in RESUME_OVERRIDES if getattr(args, k) is not None})
     else:
-        cfg = _train_config(args)
-        run_dir = Path(args.out) if args.out else rundir.next_run_dir(Path("runs"), f"{args.dataset}-{cfg.model.image_size}")
+        cfg = _config_file(args) if args.config else _train_config(args)
+        run_dir = Path(args.out) if args.out else rundir.next_run_dir(Path("runs"), f"{cfg.data.dataset}-{cfg.model.image_size}")
     if args.dry_run:
         print(json.dumps({"run_dir": str(run_dir), **cfg.to_dict()}, indent=2))
         return 0
@@ -119,6 +137,32 @@ def cmd_train(args) -> int:
     if int(os.environ.get("RANK", 0)) == 0:
         print(f"{run_dir}: step {record.get('step')}, {record.get('images_seen')} images seen, {record.get('img_per_s')} img/s")
     return 0
+
+
+def train_argv(config_path: Path, run_dir: Path) -> list[str]:
+    """`dcgan` arguments that train the RunConfig saved at ``config_path`` into ``run_dir`` (for launchers such as the app)."""
+    return ["train", "--config", str(config_path), "--out", str(run_dir)]
+
+
+def resume_argv(run_dir: Path, overrides: dict[str, Any]) -> list[str]:
+    """`dcgan` arguments that resume ``run_dir`` with new values for some of RESUME_OVERRIDES, checked here (unknown
+    names, wrong types and bad values raise ConfigError) rather than in the trainer's process."""
+    unknown = sorted(set(overrides) - set(RESUME_OVERRIDES))
+    if unknown:
+        raise ConfigError(f"{unknown} cannot be changed on resume; only {list(RESUME_OVERRIDES)} can")
+    TrainConfig.from_dict(overrides)
+    argv = ["train", "--resume", str(run_dir)]
+    for name, value in overrides.items():
+        flag = "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        if isinstance(value, bool):  # a store_true flag: it can switch an option on, never off
+            if not value:
+                raise ConfigError(f"{name}: a resumed run can switch it on ({flag}) but not off")
+            argv.append(flag)
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 def cmd_sample(args) -> int:

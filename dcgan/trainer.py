@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import json
 import logging
 import math
 import os
@@ -406,7 +405,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
         for stale in run_dir.glob(".*.tmp"):  # temp files of a write that was killed midway; the real files are intact
             stale.unlink(missing_ok=True)
         (run_dir / rundir.SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
-        (run_dir / rundir.CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
+        rundir.write_config(cfg, run_dir / rundir.CONFIG_FILE)
         rundir.truncate_jsonl_after(metrics_path, step) if resume else metrics_path.write_text("")
 
     _, steps_per_epoch = _batch_indices(len(images), 0, cfg.train.batch_size, hw, cfg.train.seed)
