@@ -13,17 +13,17 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as st_save
 from torch import nn
 
+from .datasets import DATASETS, LUMA
 from .errors import CheckpointError, ConfigError
+from .io import load_safetensors, metadata_json, module_tensors, read_header, save_safetensors
 
 FORMAT_VERSION = 1
 ASSETS_DIR = Path(__file__).resolve().parent / "assets" / "classifiers"
-CLASSIFIER_DATASETS = ("mnist", "fashion-mnist", "celeba")
+CLASSIFIER_DATASETS = tuple(name for name, spec in DATASETS.items() if spec.classifier)  # mnist, fashion-mnist, celeba
 KINDS = ("classes", "attributes")
-LUMA = (0.299, 0.587, 0.114)  # RGB -> grey weights, as dcgan.datasets uses
+MAX_CLASSIFIER_BYTES = 64 * 2**20  # the shipped ones are a few MB
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -163,31 +163,20 @@ def has_classifier(dataset: str) -> bool:
 
 def save_classifier(net: Classifier, path: Path, *, results: dict[str, Any], training: dict[str, Any], dtype: torch.dtype = torch.float16) -> None:
     """Write weights (floats cast to ``dtype``) with the config, measured accuracies and training record as metadata."""
-    from .checkpoints import atomic_write_bytes
-
-    tensors = {}
-    for name, tensor in net.state_dict().items():
-        tensor = tensor.detach().cpu()
-        tensors[name] = (tensor.to(dtype) if tensor.is_floating_point() else tensor).contiguous()
     metadata = {"format_version": str(FORMAT_VERSION), "config": json.dumps(asdict(net.cfg)),
                 "results": json.dumps(results), "training": json.dumps(training)}
-    atomic_write_bytes(st_save(tensors, metadata=metadata), Path(path))
-    Path(path).chmod(0o644)  # shipped with the package: readable by every user (the temp file was 0600)
+    save_safetensors(module_tensors(net, dtype), path, metadata=metadata)
+
+
+def _classifier_metadata(metadata: dict[str, str], path: Path) -> dict[str, Any]:
+    if metadata.get("format_version") != str(FORMAT_VERSION):
+        raise CheckpointError(f"{path}: format_version {metadata.get('format_version')}, expected {FORMAT_VERSION}")
+    return {key: metadata_json(metadata, key, path, default="{}") for key in ("config", "results", "training")}
 
 
 def read_classifier_metadata(path: Path) -> dict[str, Any]:
     """The JSON metadata of a classifier file: {"config", "results", "training"}; raises CheckpointError."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
-    if metadata.get("format_version") != str(FORMAT_VERSION):
-        raise CheckpointError(f"{path}: format_version {metadata.get('format_version')}, expected {FORMAT_VERSION}")
-    try:
-        return {key: json.loads(metadata.get(key, "{}")) for key in ("config", "results", "training")}
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: classifier metadata is damaged ({exc})") from exc
+    return _classifier_metadata(read_header(path).get("__metadata__") or {}, Path(path))
 
 
 def load_classifier(dataset: str, *, path: Path | str | None = None) -> Classifier:
@@ -203,14 +192,13 @@ def load_classifier(dataset: str, *, path: Path | str | None = None) -> Classifi
     if not path.is_file():
         raise CheckpointError(f"{path}: classifier weights for {dataset!r} are missing; "
                               f"reinstall the package or retrain them with `python tools/train_classifier.py --dataset {dataset}`")
-    meta = read_classifier_metadata(path)
+    metadata, tensors = load_safetensors(path, max_bytes=MAX_CLASSIFIER_BYTES, what="classifier file")
+    meta = _classifier_metadata(metadata, path)
     try:
         cfg = ClassifierConfig(**meta["config"])
         net = Classifier(cfg)
     except (TypeError, ConfigError) as exc:
         raise CheckpointError(f"{path}: invalid classifier config in metadata: {exc}") from exc
-    with safe_open(str(path), framework="pt") as f:
-        tensors = {key: f.get_tensor(key) for key in f.keys()}
     expected = net.state_dict()
     if set(tensors) != set(expected) or any(tensors[k].shape != expected[k].shape for k in expected):
         raise CheckpointError(f"{path}: tensors do not match the classifier described in its metadata")

@@ -4,6 +4,7 @@ Examples:
   dcgan train --dataset mnist --data-root ../shared/data --arch keras --max-minutes 30 --out runs/mnist
   dcgan train --dataset celeba --data-root ../shared/data/celeba10k --image-size 64 --epochs 25
   dcgan train --resume runs/mnist --max-steps 20000
+  dcgan train --config runs/mnist/config.json --out runs/mnist-again
   dcgan sample runs/mnist --seeds 0-63 --out grid.png
   dcgan sample checkpoints/celeba-64 --seeds 3,7,42 --out faces.npy
   dcgan export runs/mnist --out mnist.safetensors --fp16
@@ -20,14 +21,16 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from . import checkpoints, rundir
+from .classifiers import CLASSIFIER_DATASETS
 from .config import ARCHITECTURES, D_NORMS, DataConfig, ModelConfig, RunConfig, TrainConfig
-from .datasets import DATASETS, default_data_root
-from .errors import DCGANError
+from .datasets import DATASETS, KERAS_IMAGE_SIZE, default_data_root
+from .errors import ConfigError, DCGANError
 
 log = logging.getLogger("dcgan")
 
@@ -43,8 +46,12 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--max-images", type=int, metavar="N", default=None, help="use only the first N images")
     # model
     p.add_argument("--arch", choices=ARCHITECTURES, default=m.arch, help="dcgan: the paper's nets; keras: the 28x28 Keras-GAN seed nets")
-    p.add_argument("--image-size", type=int, metavar="PX", default=None, help="image side (dcgan: power of two 16-256; keras: 28) [default: 32 for mnist/fashion-mnist/cifar10 with dcgan, 28 with keras, 64 otherwise]")
-    p.add_argument("--channels", type=int, choices=(1, 3), default=None, help="[default: 1 for mnist/fashion-mnist, 3 otherwise]")
+    sizes = ", ".join(f"{name} {spec.train_size}" for name, spec in DATASETS.items())
+    p.add_argument("--image-size", type=int, metavar="PX", default=None,
+                   help=f"image side (dcgan: power of two 16-256; keras: {KERAS_IMAGE_SIZE}) "
+                        f"[default: {KERAS_IMAGE_SIZE} with keras; with dcgan {sizes}]")
+    channels = ", ".join(f"{name} {spec.channels}" for name, spec in DATASETS.items())
+    p.add_argument("--channels", type=int, choices=(1, 3), default=None, help=f"[default: the data set's own: {channels}]")
     p.add_argument("--z-dim", type=int, metavar="N", default=m.z_dim, help="latent size")
     p.add_argument("--ngf", type=int, metavar="N", default=m.ngf, help="generator width")
     p.add_argument("--ndf", type=int, metavar="N", default=m.ndf, help="discriminator width")
@@ -74,14 +81,17 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, metavar="N", default=t.checkpoint_every, help="steps between checkpoints")
     p.add_argument("--keep-generators", action="store_true", default=None, help="also keep every checkpoint's generator as RUN_DIR/generators/step-NNNNNNN.safetensors, to score them with dcgan eval and ship the best (may be set on --resume)")
     p.add_argument("--eval-every", type=int, metavar="N", default=t.eval_every, help="steps between quality metrics (0: off)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="take every model, data and training option from this RunConfig JSON (a run's config.json; unknown keys are "
+                        "refused); only --out and --dry-run may be given beside it")
     p.add_argument("--dry-run", action="store_true", help="print the resolved options as JSON and exit")
     p.set_defaults(func=cmd_train)
 
 
 def _train_config(args) -> RunConfig:
-    small = args.dataset in ("mnist", "fashion-mnist", "cifar10")
-    image_size = args.image_size or (28 if args.arch == "keras" else 32 if small else 64)
-    channels = args.channels or (1 if args.dataset in ("mnist", "fashion-mnist") else 3)
+    spec = DATASETS[args.dataset]
+    image_size = args.image_size or spec.default_image_size(args.arch)
+    channels = args.channels or spec.channels
     return RunConfig(
         model=ModelConfig.from_dict(dict(arch=args.arch, image_size=image_size, channels=channels, z_dim=args.z_dim, ngf=args.ngf,
                                          ndf=args.ndf, d_norm=args.d_norm)),
@@ -91,17 +101,30 @@ def _train_config(args) -> RunConfig:
 
 
 RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from", "keep_generators")  # how long, how it ends, what it keeps
+BESIDE_CONFIG = ("config", "out", "dry_run", "verbose")  # the flags --config leaves meaningful
+
+
+def _config_file(args) -> RunConfig:
+    """The RunConfig of --config FILE, refusing any other option given with it (the file holds them all)."""
+    defaults = vars(build_parser().parse_args(["train"]))
+    given = sorted(k for k, v in vars(args).items() if k in defaults and k not in BESIDE_CONFIG and v != defaults[k])
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise DCGANError(f"--config {args.config} holds every option; drop {flags} or change the file")
+    return rundir.read_config(Path(args.config))
 
 
 def cmd_train(args) -> int:
     from .trainer import fit, resume_config
 
+    if args.resume and args.config:
+        raise DCGANError("--resume continues a run with its saved options; it cannot take --config too")
     if args.resume:
         run_dir = Path(args.resume)
         cfg = resume_config(run_dir, {k: getattr(args, k) for k in RESUME_OVERRIDES if getattr(args, k) is not None})
     else:
-        cfg = _train_config(args)
-        run_dir = Path(args.out) if args.out else rundir.next_run_dir(Path("runs"), f"{args.dataset}-{cfg.model.image_size}")
+        cfg = _config_file(args) if args.config else _train_config(args)
+        run_dir = Path(args.out) if args.out else rundir.next_run_dir(Path("runs"), f"{cfg.data.dataset}-{cfg.model.image_size}")
     if args.dry_run:
         print(json.dumps({"run_dir": str(run_dir), **cfg.to_dict()}, indent=2))
         return 0
@@ -114,6 +137,32 @@ def cmd_train(args) -> int:
     if int(os.environ.get("RANK", 0)) == 0:
         print(f"{run_dir}: step {record.get('step')}, {record.get('images_seen')} images seen, {record.get('img_per_s')} img/s")
     return 0
+
+
+def train_argv(config_path: Path, run_dir: Path) -> list[str]:
+    """`dcgan` arguments that train the RunConfig saved at ``config_path`` into ``run_dir`` (for launchers such as the app)."""
+    return ["train", "--config", str(config_path), "--out", str(run_dir)]
+
+
+def resume_argv(run_dir: Path, overrides: dict[str, Any]) -> list[str]:
+    """`dcgan` arguments that resume ``run_dir`` with new values for some of RESUME_OVERRIDES, checked here (unknown
+    names, wrong types and bad values raise ConfigError) rather than in the trainer's process."""
+    unknown = sorted(set(overrides) - set(RESUME_OVERRIDES))
+    if unknown:
+        raise ConfigError(f"{unknown} cannot be changed on resume; only {list(RESUME_OVERRIDES)} can")
+    TrainConfig.from_dict(overrides)
+    argv = ["train", "--resume", str(run_dir)]
+    for name, value in overrides.items():
+        flag = "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        if isinstance(value, bool):  # a store_true flag: it can switch an option on, never off
+            if not value:
+                raise ConfigError(f"{name}: a resumed run can switch it on ({flag}) but not off")
+            argv.append(flag)
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 def cmd_sample(args) -> int:
@@ -135,12 +184,13 @@ def cmd_sample(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .trainer import generator_from_state
+    from .trainer import generator_from_state, images_seen
 
     state = checkpoints.load_state(Path(args.run_dir))
     G, cfg = generator_from_state(state, raw=args.raw)
     out = Path(args.out) if args.out else Path(args.run_dir) / checkpoints.GENERATOR_FILE
-    info = {"dataset": cfg.data.dataset, "step": state["step"], "images_seen": state["step"] * cfg.train.batch_size}
+    info = {"dataset": cfg.data.dataset, "step": state["step"], "world_size": state["world_size"],
+            "images_seen": images_seen(state["step"], cfg.train.batch_size, state["world_size"])}
     checkpoints.save_generator(G, out, model=cfg.model, info=info, dtype=torch.float16 if args.fp16 else torch.float32)
     print(f"{out}: generator of step {state['step']} ({'raw G' if args.raw else 'EMA'})")
     return 0
@@ -167,7 +217,7 @@ def cmd_eval(args) -> int:
     G, meta = checkpoints.load_generator(args.checkpoint)
     dataset = args.dataset or meta.info.get("dataset")
     if not dataset:
-        raise DCGANError(f"{meta.path}: its metadata names no data set; pass --dataset mnist, fashion-mnist or celeba")
+        raise DCGANError(f"{meta.path}: its metadata names no data set; pass --dataset {' or '.join(CLASSIFIER_DATASETS)}")
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
     result = evaluate(G, dataset, n=args.n, seed=args.seed, z_dim=meta.model.z_dim, root=args.data_root or "", metrics=metrics)
     result = {"checkpoint": meta.path, **result}
@@ -218,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="generator .safetensors file or run directory")
     p.add_argument("--n", type=int, metavar="N", default=10000, help="samples to generate (seeds SEED..SEED+N-1)")
     p.add_argument("--seed", type=int, default=0, help="first latent seed")
-    p.add_argument("--dataset", choices=("mnist", "fashion-mnist", "celeba"), default=None, help="data set to compare with [default: the checkpoint's]")
+    p.add_argument("--dataset", choices=CLASSIFIER_DATASETS, default=None, help="data set to compare with [default: the checkpoint's]")
     p.add_argument("--data-root", metavar="DIR", default=None, help="folder holding the data set [default: the user cache data folder]")
     p.add_argument("--metrics", default=None, help="comma-separated subset of fid,kid,pr,inception,hist [default: all]")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the results (and floors) as JSON here")

@@ -1,5 +1,7 @@
 """Data sets decoded once into an in-memory uint8 tensor [N, C, H, W] at the model's size.
 
+`DATASETS` holds one `DatasetSpec` per name: its loader and every other fact about it (default size and channels,
+splits, classifier, where it lives offline), so the CLI, the metrics, the classifiers and the app read one table.
 Every loader returns `ImageData`; `batch_to_float` maps a uint8 batch to [-1, 1]. Decoded tensors are cached
 (keyed by data set, size and count) outside the data folder, which may be read-only.
 """
@@ -18,9 +20,12 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import DataConfig
 from .errors import DatasetError
+from .io import atomic_torch_save
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CELEBA_CROP = 0.72  # side of the centre face crop as a fraction of the aligned image's width (64 px at 89 px wide)
+LUMA = (0.299, 0.587, 0.114)  # RGB -> grey weights (ITU-R BT.601, as PIL's "L" mode); dcgan.classifiers uses them too
+KERAS_IMAGE_SIZE = 28  # the keras seed nets are built for 28x28 images only (ModelConfig.validate)
 
 
 @dataclass
@@ -61,19 +66,24 @@ def _match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
         return images
     if channels == 3:
         return images.expand(-1, 3, -1, -1).contiguous()
-    return (images.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True).round().to(torch.uint8)
+    return (images.float() * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True).round().to(torch.uint8)
 
 
-def _torchvision(name: str) -> Callable[[DataConfig, int, int], ImageData]:
+Loader = Callable[[DataConfig, int, int], ImageData]  # (cfg, image_size, channels) -> images at that size
+
+
+def _torchvision(class_name: str, *, train: bool = True) -> Loader:
+    """A loader for torchvision.datasets.<class_name>: its train split, or with train=False its official test split."""
     def load(cfg: DataConfig, image_size: int, channels: int) -> ImageData:
-        import torchvision
+        import torchvision  # slow to import; only these loaders need it
 
-        cls = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST, "cifar10": torchvision.datasets.CIFAR10}[name]
         root = Path(cfg.root) if cfg.root else default_data_root()
+        split = "" if train else " test split"
         try:
-            ds = cls(root=str(root), train=True, download=cfg.download)
+            ds = getattr(torchvision.datasets, class_name)(root=str(root), train=train, download=cfg.download)
         except RuntimeError as exc:
-            raise DatasetError(f"{name}: not found under {root} ({exc}); pass --data-root DIR holding it, or --download") from exc
+            raise DatasetError(f"{cfg.dataset}{split}: not found under {root} ({exc}); "
+                               "pass --data-root DIR holding it, or --download") from exc
         data = torch.as_tensor(np.asarray(ds.data))
         images = data[:, None] if data.ndim == 3 else data.permute(0, 3, 1, 2)
         labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
@@ -163,40 +173,91 @@ def load_fake(cfg: DataConfig, image_size: int, channels: int) -> ImageData:
     return ImageData((images * 255).round().to(torch.uint8), torch.randint(0, 10, (n,), generator=rng), [str(i) for i in range(10)])
 
 
-DATASETS: dict[str, Callable[[DataConfig, int, int], ImageData]] = {
-    "mnist": _torchvision("mnist"),
-    "fashion-mnist": _torchvision("fashion-mnist"),
-    "cifar10": _torchvision("cifar10"),
-    "celeba": load_celeba,
-    "folder": load_folder,
-    "fake": load_fake,
+# ----------------------------------------------------------------------------------------------------------------
+# the table
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Every fact about one data set. Label names themselves come from the loader (torchvision's classes, CelebA's
+    attribute file), so they are never written twice."""
+    load: Loader                           # the training images
+    channels: int                          # native channels (1 grey, 3 RGB): the default for training
+    native_size: int | None                # side of the stored images; None: they vary and are centre-cropped
+    train_size: int = 64                   # default image size for arch "dcgan" (keras: always KERAS_IMAGE_SIZE)
+    labels: str | None = None              # "classes" (one per image) or "attributes" (several per image); None: unlabelled
+    splits: tuple[int, int] | None = None  # (train, test) images in the metrics' splits; None: no held-out split
+    load_test: Loader | None = None        # the official test split; None with splits: test = the next images after train
+    classifier: bool = False               # a metric classifier ships for it (dcgan/assets/classifiers/<name>.safetensors)
+    folder: str = ""                       # where it lives under a data root: DataConfig.root is data_root/folder
+    files: tuple[str, ...] = ()            # files under data_root/folder that show it is present offline (none: never)
+    hflip: bool = False                    # a mirrored image is still a valid sample (faces, photos; not digits or clothes)
+    cache: bool = True                     # decoded images are cached (not for generated data)
+
+    def default_image_size(self, arch: str) -> int:
+        return KERAS_IMAGE_SIZE if arch == "keras" else self.train_size
+
+    def root_under(self, data_root: Path | str) -> Path:
+        """The DataConfig.root of this data set inside a data root laid out like ../shared/data."""
+        return Path(data_root) / self.folder
+
+    def is_present(self, data_root: Path | str) -> bool:
+        """Whether its files are under ``data_root`` (checked without decoding anything)."""
+        return bool(self.files) and all((self.root_under(data_root) / f).exists() for f in self.files)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(_torchvision("MNIST"), channels=1, native_size=28, train_size=32, labels="classes",
+                         splits=(60_000, 10_000), load_test=_torchvision("MNIST", train=False), classifier=True,
+                         files=("MNIST/raw/train-images-idx3-ubyte",)),
+    "fashion-mnist": DatasetSpec(_torchvision("FashionMNIST"), channels=1, native_size=28, train_size=32, labels="classes",
+                                 splits=(60_000, 10_000), load_test=_torchvision("FashionMNIST", train=False), classifier=True,
+                                 files=("FashionMNIST/raw/train-images-idx3-ubyte",)),
+    "cifar10": DatasetSpec(_torchvision("CIFAR10"), channels=3, native_size=32, train_size=32, labels="classes",
+                           splits=(50_000, 10_000), load_test=_torchvision("CIFAR10", train=False),
+                           files=("cifar-10-batches-py/data_batch_1",), hflip=True),
+    # celeba10k ships no split: faces 1-8000 are the metrics' train split, 8001-10000 the held-out one
+    "celeba": DatasetSpec(load_celeba, channels=3, native_size=None, labels="attributes", splits=(8_000, 2_000), classifier=True,
+                          folder="celeba10k", files=("list_attr_celeba.txt",), hflip=True),
+    "folder": DatasetSpec(load_folder, channels=3, native_size=None, hflip=True),
+    "fake": DatasetSpec(load_fake, channels=3, native_size=None, labels="classes", hflip=True, cache=False),
 }
 
 
-def _cache_path(cfg: DataConfig, image_size: int, channels: int) -> Path:
+def get_spec(name: str) -> DatasetSpec:
+    """The table entry of data set ``name``; DatasetError naming the choices if there is none."""
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def _cache_path(cfg: DataConfig, image_size: int, channels: int, test: bool) -> Path:
     root = str(Path(cfg.root).resolve()) if cfg.root else ""
-    key = hashlib.sha1(f"{cfg.dataset}|{root}|{image_size}|{channels}|{cfg.max_images}|v1".encode()).hexdigest()[:16]
+    split = "|test" if test else ""  # the training images keep the keys they always had
+    key = hashlib.sha1(f"{cfg.dataset}|{root}|{image_size}|{channels}|{cfg.max_images}{split}|v1".encode()).hexdigest()[:16]
     base = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
-    return base / "decoded" / f"{cfg.dataset}-{image_size}px-{channels}ch-{key}.pt"
+    return base / "decoded" / f"{cfg.dataset}{'-test' if test else ''}-{image_size}px-{channels}ch-{key}.pt"
 
 
-def build(cfg: DataConfig, image_size: int, channels: int, *, use_cache: bool = True) -> ImageData:
-    """Load data set `cfg.dataset` as uint8 [N, channels, image_size, image_size] (cached after the first decode)."""
-    if cfg.dataset not in DATASETS:
-        raise DatasetError(f"unknown dataset {cfg.dataset!r}; choose from {sorted(DATASETS)}")
-    cache = _cache_path(cfg, image_size, channels)
-    if use_cache and cfg.dataset != "fake" and cache.exists():
+def build(cfg: DataConfig, image_size: int, channels: int, *, test: bool = False, use_cache: bool = True) -> ImageData:
+    """Load data set `cfg.dataset` as uint8 [N, channels, image_size, image_size] (cached after the first decode).
+
+    test=True loads its official test split instead (only for data sets whose spec has ``load_test``).
+    """
+    spec = get_spec(cfg.dataset)
+    loader = spec.load_test if test else spec.load
+    if loader is None:
+        raise DatasetError(f"dataset {cfg.dataset!r} has no official test split")
+    cache = _cache_path(cfg, image_size, channels, test)
+    if use_cache and spec.cache and cache.exists():
         try:
             blob = torch.load(cache, weights_only=True)
             return ImageData(blob["images"], blob.get("labels"), blob.get("label_names"))
         except (RuntimeError, KeyError, EOFError, OSError):
             cache.unlink(missing_ok=True)  # a broken cache is rebuilt from the data
-    data = DATASETS[cfg.dataset](cfg, image_size, channels)
+    data = loader(cfg, image_size, channels)
     if len(data) == 0:
         raise DatasetError(f"dataset {cfg.dataset!r} under {cfg.root or default_data_root()} is empty")
-    if use_cache and cfg.dataset != "fake":
-        from .checkpoints import atomic_torch_save
-
+    if use_cache and spec.cache:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             atomic_torch_save({"images": data.images, "labels": data.labels, "label_names": data.label_names}, cache)

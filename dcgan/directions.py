@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 from torch import nn
 
-from .checkpoints import GENERATOR_FILE, GeneratorInfo, _read_header, atomic_write_bytes
+from .checkpoints import GENERATOR_FILE, GeneratorInfo
 from .errors import CheckpointError, ConfigError, LatentError
+from .io import load_safetensors, metadata_json, save_safetensors
 from .latent import latent_from_seed
 from .models import DCGANGenerator, KerasGenerator
 
@@ -387,30 +385,23 @@ def save_directions(directions: list[Direction], path: Path | str, *, fingerprin
     entries = [{"name": d.name, "strength": float(d.strength), "kind": d.kind, "label": d.label} for d in directions]
     metadata = {"format_version": str(DIRECTIONS_FORMAT_VERSION), "content": "dcgan-directions",
                 "directions": json.dumps(entries), "generator_fingerprint": fingerprint}
-    atomic_write_bytes(st_save({"vectors": vectors}, metadata=metadata), Path(path))
+    save_safetensors({"vectors": vectors}, path, metadata=metadata)
 
 
 def load_directions(path: Path | str, *, fingerprint: str | None = None) -> list[Direction]:
     """Read and validate a directions file; CheckpointError if it is damaged, foreign, or (given ``fingerprint``)
     computed for a different generator."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such directions file")
-    if path.stat().st_size > MAX_DIRECTIONS_BYTES:
-        raise CheckpointError(f"{path}: larger than the {MAX_DIRECTIONS_BYTES // 2**20} MB limit for a directions file")
-    data = path.read_bytes()
-    metadata = _read_header(data, path).get("__metadata__") or {}
+    metadata, tensors = load_safetensors(path, max_bytes=MAX_DIRECTIONS_BYTES, what="directions file")
     if metadata.get("content") != "dcgan-directions":
         raise CheckpointError(f"{path}: not a directions file (no 'content: dcgan-directions' metadata)")
     if metadata.get("format_version") != str(DIRECTIONS_FORMAT_VERSION):
         raise CheckpointError(f"{path}: format_version {metadata.get('format_version')}, expected {DIRECTIONS_FORMAT_VERSION}")
     if fingerprint is not None and metadata.get("generator_fingerprint") != fingerprint:
         raise CheckpointError(f"{path}: computed for another generator (its weights changed); recompute with `dcgan directions`")
-    try:
-        vectors = st_load(data)["vectors"]
-        entries = json.loads(metadata["directions"])
-    except (SafetensorError, ValueError, RuntimeError, KeyError) as exc:
-        raise CheckpointError(f"{path}: damaged directions file ({type(exc).__name__}: {exc})") from exc
+    if "vectors" not in tensors:
+        raise CheckpointError(f"{path}: damaged directions file (no 'vectors' tensor)")
+    vectors, entries = tensors["vectors"], metadata_json(metadata, "directions", path)
     if not isinstance(entries, list) or vectors.ndim != 2 or len(entries) != len(vectors) or vectors.dtype != torch.float32:
         raise CheckpointError(f"{path}: metadata lists {len(entries) if isinstance(entries, list) else '?'} directions for vectors {tuple(vectors.shape)}")
     out = []

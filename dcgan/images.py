@@ -1,11 +1,14 @@
 """Image helpers: [-1, 1] float batches to uint8, grids, PNG files (the app's GIF/MP4 writers are in explorer.outputs)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from .io import atomic_write_bytes
 
 
 def quantise(x: torch.Tensor) -> torch.Tensor:
@@ -34,10 +37,6 @@ def to_pil(img: np.ndarray) -> Image.Image:
 
 def save_png(img: np.ndarray, path: Path) -> None:
     """Write a PNG atomically: a watcher (or a full disk) never sees half an image."""
-    import io
-
-    from .checkpoints import atomic_write_bytes
-
     buffer = io.BytesIO()
     to_pil(img).save(buffer, format="PNG")
     atomic_write_bytes(buffer.getvalue(), Path(path))

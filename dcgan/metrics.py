@@ -24,13 +24,13 @@ from torch import nn
 from . import datasets
 from .classifiers import Classifier, load_classifier
 from .config import DataConfig
-from .errors import ConfigError, DatasetError, LatentError
+from .errors import CheckpointError, ConfigError, DatasetError, LatentError
 from .images import quantise
+from .io import atomic_write_bytes
 from .latent import MAX_SEED, latents_from_seeds
 
 log = logging.getLogger(__name__)
 
-CELEBA_TRAIN, CELEBA_END = 8000, 10000  # faces 1-8000 are the train split, 8001-10000 the held-out split
 FLOOR_VERSION = 1       # bump when a metric's definition changes: cached floors are keyed by it
 REFERENCE_SEED = 0      # picks the reference sample of the train split (fixed, so floors cache across seeds)
 COLLAPSE_LOW, COLLAPSE_HIGH = 0.02, 0.30  # a class under 2% or over 30% of samples (10 balanced classes: 10% each)
@@ -39,34 +39,32 @@ COLLAPSE_LOW, COLLAPSE_HIGH = 0.02, 0.30  # a class under 2% or over 30% of samp
 # ----------------------------------------------------------------------------------------------------------------
 # real data splits
 
+def _splits(dataset: str) -> tuple[int, int]:
+    """(train, test) sizes of the data set's metric splits, from its DatasetSpec."""
+    splits = datasets.get_spec(dataset).splits
+    if splits is None:
+        with_splits = [name for name, spec in datasets.DATASETS.items() if spec.splits]
+        raise DatasetError(f"no train/test split is defined for dataset {dataset!r}; metrics exist for {', '.join(with_splits)}")
+    return splits
+
+
 def load_split(dataset: str, split: str, *, root: str = "", image_size: int, channels: int) -> datasets.ImageData:
     """Real images of ``split`` ("train" or "test") as uint8 [N, channels, image_size, image_size].
 
-    mnist/fashion-mnist: the official 60k/10k splits; celeba: faces 1-8000 vs 8001-10000.
+    Data sets with an official test split use it (mnist, fashion-mnist: 60k/10k); the others split their first
+    images by the sizes in their DatasetSpec (celeba: faces 1-8000 vs 8001-10000).
     """
     if split not in ("train", "test"):
         raise DatasetError(f"split {split!r} must be 'train' or 'test'")
-    if dataset == "celeba":
-        data = datasets.build(DataConfig(dataset="celeba", root=root, max_images=CELEBA_END), image_size, channels)
-        if len(data) < CELEBA_END or data.labels is None:
-            raise DatasetError(f"celeba under {root or 'the default data root'}: the metrics need the first {CELEBA_END} "
-                               f"aligned faces and list_attr_celeba.txt, found {len(data)} faces")
-        part = slice(0, CELEBA_TRAIN) if split == "train" else slice(CELEBA_TRAIN, CELEBA_END)
-        return datasets.ImageData(data.images[part], data.labels[part], data.label_names)
-    if dataset not in ("mnist", "fashion-mnist"):
-        raise DatasetError(f"no train/test split is defined for dataset {dataset!r}; metrics exist for mnist, fashion-mnist, celeba")
-    if split == "train":
-        return datasets.build(DataConfig(dataset=dataset, root=root), image_size, channels)
-    import torchvision
-
-    cls = torchvision.datasets.MNIST if dataset == "mnist" else torchvision.datasets.FashionMNIST
-    data_root = Path(root) if root else datasets.default_data_root()
-    try:
-        ds = cls(root=str(data_root), train=False, download=False)
-    except RuntimeError as exc:
-        raise DatasetError(f"{dataset} test split: not found under {data_root} ({exc}); pass the folder holding it") from exc
-    images = datasets._match_channels(ds.data[:, None].contiguous(), channels)
-    return datasets.ImageData(datasets.resize_uint8(images, image_size), ds.targets.clone(), list(ds.classes))
+    n_train, n_test = _splits(dataset)
+    if datasets.get_spec(dataset).load_test is not None:
+        return datasets.build(DataConfig(dataset=dataset, root=root), image_size, channels, test=split == "test")
+    data = datasets.build(DataConfig(dataset=dataset, root=root, max_images=n_train + n_test), image_size, channels)
+    if len(data) < n_train + n_test or data.labels is None:
+        raise DatasetError(f"{dataset} under {root or 'the default data root'}: the metrics need the first {n_train + n_test} "
+                           f"labelled images, found {len(data)}{'' if data.labels is not None else ' without labels'}")
+    part = slice(0, n_train) if split == "train" else slice(n_train, n_train + n_test)
+    return datasets.ImageData(data.images[part], data.labels[part], data.label_names)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -263,9 +261,6 @@ def real_features(dataset: str, split: str, n: int, classifier: Classifier, *, r
 
 
 def _write_cache(data: bytes, path: Path) -> None:
-    from .checkpoints import atomic_write_bytes
-    from .errors import CheckpointError
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(data, path)
@@ -295,9 +290,8 @@ def generated_features(G: nn.Module, classifier: Classifier, *, n: int, seed: in
 
 def _floor_sizes(dataset: str, n: int) -> tuple[int, int]:
     """(reference, held-out) sizes: n capped by the train and test splits."""
-    if dataset == "celeba":
-        return min(n, CELEBA_TRAIN), min(n, CELEBA_END - CELEBA_TRAIN)
-    return min(n, 60_000), min(n, 10_000)
+    n_train, n_test = _splits(dataset)
+    return min(n, n_train), min(n, n_test)
 
 
 def real_floor(dataset: str, n: int = 10000, *, root: str = "", image_size: int | None = None, channels: int | None = None,

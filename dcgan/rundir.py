@@ -6,6 +6,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .config import RunConfig
+from .errors import ConfigError
+from .io import atomic_write_bytes
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_DIR = "samples"
@@ -18,6 +22,27 @@ def next_run_dir(root: Path, desc: str) -> Path:
     root = Path(root)
     numbers = [int(m.group(1)) for p in root.glob("*") if (m := re.match(r"(\d{5})-", p.name))] if root.is_dir() else []
     return root / f"{max(numbers, default=-1) + 1:05d}-{desc}"
+
+
+def write_config(cfg: RunConfig, path: Path) -> None:
+    """Save a RunConfig as JSON (a run's config.json, or a file to start one with `dcgan train --config`), atomically."""
+    atomic_write_bytes((json.dumps(cfg.to_dict(), indent=2) + "\n").encode(), Path(path))
+
+
+def read_config(path: Path) -> RunConfig:
+    """A RunConfig from a JSON file such as a run's config.json; ConfigError naming the file (and any unknown key)."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not a JSON config ({exc})") from exc
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a JSON object with model, data and train sections")
+    try:
+        return RunConfig.from_dict(values)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 def sample_path(run_dir: Path, step: int) -> Path:
@@ -71,8 +96,6 @@ def truncate_jsonl_after(path: Path, step: int) -> None:
 
 def write_status(run_dir: Path, **fields: Any) -> None:
     """Atomically record the run's state (running / finished / stopped / failed) for watchers such as the app."""
-    from .checkpoints import atomic_write_bytes
-
     atomic_write_bytes(json.dumps(fields).encode(), Path(run_dir) / STATUS_FILE)
 
 

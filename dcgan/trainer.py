@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import json
 import logging
 import math
 import os
@@ -24,10 +23,11 @@ import torch.distributed as dist
 from torch import nn
 
 from . import datasets, rundir
-from .checkpoints import GENERATOR_FILE, STATE_FILE, atomic_write_bytes, load_state, save_generator, save_state
+from .checkpoints import GENERATOR_FILE, STATE_FILE, load_state, save_generator, save_state
 from .config import RunConfig
 from .errors import ConfigError, DCGANError
 from .images import make_grid, save_png
+from .io import atomic_write_bytes
 from .latent import latents_from_seeds
 from .losses import d_loss_fake, d_loss_real, g_loss
 from .models import build_discriminator, build_generator, recalibrate_batchnorm
@@ -230,6 +230,11 @@ def _stop_step(cfg: RunConfig, steps_per_epoch: int) -> int | None:
     return min(limits) if limits else None
 
 
+def images_seen(step: int, batch_size: int, world_size: int) -> int:
+    """Real images drawn after ``step`` generator updates: each of the world_size processes takes batch_size per step."""
+    return step * batch_size * world_size
+
+
 def d_lr(cfg: RunConfig) -> float:
     """D's learning rate: lr_d where set (two time-scale updates), else the shared lr."""
     return cfg.train.lr_d if cfg.train.lr_d is not None else cfg.train.lr
@@ -256,7 +261,7 @@ def _rng_state(z_gen: torch.Generator, hw: Hardware) -> dict[str, Any]:
 def save_checkpoint(gan: GAN, cfg: RunConfig, run_dir: Path, step: int, z_gen: torch.Generator, hw: Hardware, info: dict[str, Any]) -> None:
     """state.pt (everything to resume exactly) and generator.safetensors (EMA G, BN recalibrated, eval mode)."""
     state = {
-        "config": cfg.to_dict(), "step": step,
+        "config": cfg.to_dict(), "step": step, "world_size": hw.world_size,
         "G": gan.G_core.state_dict(), "D": gan.D_core.state_dict(), "G_ema": gan.G_ema.state_dict(),
         "opt_G": gan.opt_G.state_dict(), "opt_D": gan.opt_D.state_dict(), "rng": _rng_state(z_gen, hw),
     }
@@ -400,7 +405,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
         for stale in run_dir.glob(".*.tmp"):  # temp files of a write that was killed midway; the real files are intact
             stale.unlink(missing_ok=True)
         (run_dir / rundir.SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
-        (run_dir / rundir.CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2))
+        rundir.write_config(cfg, run_dir / rundir.CONFIG_FILE)
         rundir.truncate_jsonl_after(metrics_path, step) if resume else metrics_path.write_text("")
 
     _, steps_per_epoch = _batch_indices(len(images), 0, cfg.train.batch_size, hw, cfg.train.seed)
@@ -445,7 +450,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
             elapsed = time.monotonic() - window_start
             record = {"step": step, "epoch": step / steps_per_epoch, **{k: round(v, 5) for k, v in zip(STAT_NAMES, stats)},
                       "img_per_s": round(window_steps * cfg.train.batch_size * hw.world_size / max(elapsed, 1e-9), 1),
-                      "images_seen": step * cfg.train.batch_size * hw.world_size, "lr": gan.opt_G.param_groups[0]["lr"],
+                      "images_seen": images_seen(step, cfg.train.batch_size, hw.world_size), "lr": gan.opt_G.param_groups[0]["lr"],
                       "time": round(time.time(), 3)}
             if not all(math.isfinite(v) for v in stats):
                 raise TrainingDiverged(f"step {step}: losses became NaN/inf ({record}); "
@@ -468,7 +473,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
         if is_main and (step % cfg.train.sample_every == 0 or stopping):
             save_png(make_grid(preview(gan.G_ema, fixed_z)), rundir.sample_path(run_dir, step))
         if is_main and (step % cfg.train.checkpoint_every == 0 or stopping):
-            save_checkpoint(gan, cfg, run_dir, step, z_gen, hw, {**info, "images_seen": step * cfg.train.batch_size * hw.world_size})
+            seen = images_seen(step, cfg.train.batch_size, hw.world_size)
+            save_checkpoint(gan, cfg, run_dir, step, z_gen, hw, {**info, "images_seen": seen})
         if classifier is not None and step % cfg.train.eval_every == 0:
             eval_record = _evaluate_ema(gan, cfg, classifier, step)
             rundir.append_jsonl(metrics_path, eval_record)

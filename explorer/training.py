@@ -1,7 +1,8 @@
 """Training runs started from the app, and a watcher for any run directory (the app's or one written from the CLI).
 
-Runs are `python -m dcgan train` subprocesses writing to `runs/<name>`: the UI and the trainer share files, never
-memory, so the web server stays responsive and a run survives a page reload. Nothing here imports gradio.
+Runs are `python -m dcgan train --config runs/<name>/config.json` subprocesses writing to `runs/<name>`: the app
+builds a RunConfig (so the library validates every value before anything starts) and the UI and the trainer share
+files, never memory, so the web server stays responsive and a run survives a page reload. Nothing here imports gradio.
 """
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dcgan import rundir
+from dcgan import cli, rundir
 from dcgan.checkpoints import GENERATOR_FILE, STATE_FILE
-from dcgan.config import ModelConfig
+from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from dcgan.datasets import DATASETS
 from dcgan.errors import ConfigError, DCGANError
 
 from .outputs import write_gif
@@ -60,14 +62,6 @@ class TrainingLimits:
     max_image_size: int = 128
 
 
-DATA_CHECKS = {  # data set -> (folder under the data root, a file that must exist there)
-    "mnist": ("", "MNIST/raw/train-images-idx3-ubyte"),
-    "fashion-mnist": ("", "FashionMNIST/raw/train-images-idx3-ubyte"),
-    "cifar10": ("", "cifar-10-batches-py/data_batch_1"),
-    "celeba": ("celeba10k", "celeba10k/list_attr_celeba.txt"),
-}
-
-
 class TrainingManager:
     def __init__(self, runs_dir: Path, data_root: Path, limits: TrainingLimits | None = None):
         self.runs_dir = Path(runs_dir)
@@ -81,15 +75,16 @@ class TrainingManager:
 
     def available_datasets(self) -> list[str]:
         """Data sets present offline under the data root (plus "folder" where folder paths are allowed)."""
-        found = [name for name, (_, marker) in DATA_CHECKS.items() if (self.data_root / marker).exists()]
+        found = [name for name, spec in DATASETS.items() if spec.is_present(self.data_root)]
         return found + (["folder"] if self.limits.allow_folders else [])
 
-    def check(self, s: TrainSettings) -> list[str]:
-        """Validate settings against the data and the limits; returns the `dcgan train` arguments."""
+    def check(self, s: TrainSettings) -> RunConfig:
+        """Validate settings against the data and the limits; returns the run's config (each value checked by dcgan.config)."""
         if s.dataset not in self.available_datasets():
             raise TrainingError(f"dataset {s.dataset!r} is not available here; choose from {self.available_datasets()}")
+        spec = DATASETS[s.dataset]
         try:
-            ModelConfig(arch=s.arch, image_size=s.image_size, channels=3, ngf=s.width, ndf=s.width).validate()
+            model = ModelConfig.from_dict(dict(arch=s.arch, image_size=s.image_size, channels=spec.channels, ngf=s.width, ndf=s.width))
         except ConfigError as exc:
             raise TrainingError(str(exc)) from exc
         if s.image_size > self.limits.max_image_size:
@@ -101,46 +96,49 @@ class TrainingManager:
         minutes = min(s.minutes or self.limits.max_minutes, self.limits.max_minutes)
         if not 0 < minutes <= self.limits.max_minutes or any(v is not None and not 0 < v < 1e7 for v in (s.epochs, s.max_steps)):
             raise TrainingError("minutes, epochs and steps must be positive")
-        args = ["--dataset", s.dataset, "--arch", s.arch, "--image-size", str(s.image_size), "--ngf", str(s.width),
-                "--ndf", str(s.width), "--batch-size", str(s.batch_size), "--max-minutes", str(minutes),
-                "--sample-every", str(max(1, int(s.sample_every))), "--log-every", "10",
-                "--checkpoint-every", str(max(50, int(s.sample_every) * 4)), "--eval-every", str(max(0, int(s.eval_every)))]
         if s.dataset == "folder":
             folder = Path(s.folder).expanduser()
             if not s.folder or not folder.is_dir():
                 raise TrainingError(f"folder {s.folder!r} is not a folder on this machine")
-            args += ["--data-root", str(folder.resolve())]
+            root = folder.resolve()
         else:
-            args += ["--data-root", str(self.data_root / DATA_CHECKS[s.dataset][0])]
-        args += ["--epochs", str(s.epochs)] if s.epochs else []
-        args += ["--max-steps", str(int(s.max_steps))] if s.max_steps else []
-        return args
+            root = spec.root_under(self.data_root)
+        train = dict(batch_size=s.batch_size, max_minutes=minutes, epochs=s.epochs or None,
+                     max_steps=int(s.max_steps) if s.max_steps else None, sample_every=max(1, int(s.sample_every)), log_every=10,
+                     checkpoint_every=max(50, int(s.sample_every) * 4), eval_every=max(0, int(s.eval_every)))
+        try:
+            data = DataConfig.from_dict(dict(dataset=s.dataset, root=str(root)))
+            return RunConfig(model=model, data=data, train=TrainConfig.from_dict(train))
+        except ConfigError as exc:
+            raise TrainingError(str(exc)) from exc
 
     # -- start, stop, resume ------------------------------------------------------------------------------------
 
     def _running(self) -> list[str]:
         return [name for name, proc in self._procs.items() if proc.poll() is None]
 
-    def _launch(self, name: str, args: list[str]) -> None:
+    def _launch(self, run_dir: Path, argv: list[str], cfg: RunConfig | None = None) -> None:
+        """Start `python -m dcgan ARGV` logging to run_dir (after writing ``cfg`` as its config.json), if a slot is free."""
         running = self._running()
         if len(running) >= self.limits.max_concurrent:
             raise TrainingError(f"{', '.join(running)} is still training and this app runs {self.limits.max_concurrent} "
                                 "run(s) at a time: stop it or wait for it to finish")
-        run_dir = self.runs_dir / name
         run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg is not None:
+            rundir.write_config(cfg, run_dir / rundir.CONFIG_FILE)
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))  # leave a core for the web server
         with open(run_dir / LOG_FILE, "ab") as log_file:
-            self._procs[name] = subprocess.Popen([sys.executable, "-m", "dcgan", "train", *args], stdout=log_file,
+            self._procs[run_dir.name] = subprocess.Popen([sys.executable, "-m", "dcgan", *argv], stdout=log_file,
                                                  stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
     def start(self, settings: TrainSettings) -> str:
         """Start a run in a subprocess; returns its name (a folder under runs_dir)."""
-        args = self.check(settings)
+        cfg = self.check(settings)
         with self._lock:
-            name = rundir.next_run_dir(self.runs_dir, f"{settings.dataset}-{settings.image_size}").name
-            self._launch(name, [*args, "--out", str(self.runs_dir / name)])
-        return name
+            run_dir = rundir.next_run_dir(self.runs_dir, f"{settings.dataset}-{settings.image_size}")
+            self._launch(run_dir, cli.train_argv(run_dir / rundir.CONFIG_FILE, run_dir), cfg)
+        return run_dir.name
 
     def resume(self, name: str, minutes: float | None = None) -> str:
         """Continue a stopped or finished run exactly where its last checkpoint left it."""
@@ -151,7 +149,11 @@ class TrainingManager:
         with self._lock:
             if name in self._running():
                 raise TrainingError(f"{name} is already training")
-            self._launch(name, ["--resume", str(run_dir), "--max-minutes", str(minutes)])
+            try:
+                argv = cli.resume_argv(run_dir, {"max_minutes": minutes})
+            except ConfigError as exc:
+                raise TrainingError(str(exc)) from exc
+            self._launch(run_dir, argv)
         return name
 
     def stop(self, name: str, timeout: float = 120.0) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from dcgan.images import make_grid, save_png
 from dcgan.latent import latents_from_seeds
 from dcgan.metrics import evaluate
 from dcgan.models import num_params
-from dcgan.trainer import generator_from_state
+from dcgan.trainer import generator_from_state, images_seen
 
 
 def cpu_name() -> str:
@@ -104,11 +104,11 @@ def main() -> None:
     else:
         G, cfg = generator_from_state(state)
         step, source_info = state["step"], load_generator(args.run_dir)[1].info
-    images_seen = step * cfg.train.batch_size
+    seen = images_seen(step, cfg.train.batch_size, state["world_size"])
     log = rundir.read_jsonl(args.run_dir / rundir.METRICS_FILE)
     minutes = training_minutes(log, step)
     epochs = [r for r in log if "epoch" in r and r["step"] <= step][-1]["epoch"]
-    info = {"dataset": cfg.data.dataset, "step": step, "images_seen": images_seen, "label_names": source_info.get("label_names"),
+    info = {"dataset": cfg.data.dataset, "step": step, "images_seen": seen, "label_names": source_info.get("label_names"),
             "training_minutes": round(minutes, 1), "hardware": args.hardware, "commands": args.command, "license": args.license}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     gen_path = args.out_dir / GENERATOR_FILE
@@ -135,7 +135,7 @@ z_dim: {m.z_dim}
 ngf: {m.ngf}
 ndf: {m.ndf}
 step: {step}
-images_seen: {images_seen}
+images_seen: {seen}
 ---
 # {args.title}
 
@@ -150,7 +150,7 @@ A DCGAN generator trained with this project's own CLI on real data; explore it w
 | data | `{cfg.data.dataset}`, {args.data_license} |
 | architecture | `{m.arch}` (the paper's all-convolutional DCGAN), {m.image_size}x{m.image_size}x{m.channels}, z_dim {m.z_dim}, ngf {m.ngf}, ndf {m.ndf}; G has {num_params(G):,} parameters |
 | training | {recipe(cfg, step, log)} (shipped: EMA weights, BatchNorm recalibrated, eval mode, fp16 storage) |
-| length | {step:,} generator steps, {images_seen:,} images seen ({epochs:.1f} epochs) |
+| length | {step:,} generator steps, {seen:,} images seen ({epochs:.1f} epochs) |
 | time and hardware | {minutes:.0f} minutes of training on {args.hardware} |
 
 Command lines used (the run was resumed exactly with `--resume` where there are several):

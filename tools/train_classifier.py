@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from dcgan.classifiers import (ASSETS_DIR, ClassifierConfig, build_classifier, classifier_path, load_classifier,  # noqa: E402
                                read_classifier_metadata, save_classifier)
-from dcgan.datasets import batch_to_float  # noqa: E402
+from dcgan.datasets import DATASETS, batch_to_float  # noqa: E402
 from dcgan.metrics import load_split  # noqa: E402
 
 log = logging.getLogger("train_classifier")
@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) is None:
             setattr(args, name, preset[name])
     if args.data_root is None:
-        args.data_root = str(SHARED_DATA / "celeba10k" if args.dataset == "celeba" else SHARED_DATA)
+        args.data_root = str(DATASETS[args.dataset].root_under(SHARED_DATA))
     args.out = args.out or str(classifier_path(args.dataset))
     return args
 
@@ -150,7 +150,7 @@ def train(args: argparse.Namespace) -> None:
     size, channels = preset["model"]["image_size"], preset["model"]["channels"]
     train_data = load_split(args.dataset, "train", root=args.data_root, image_size=size, channels=channels)
     test_data = load_split(args.dataset, "test", root=args.data_root, image_size=size, channels=channels)
-    kind = "attributes" if args.dataset == "celeba" else "classes"
+    kind = DATASETS[args.dataset].labels
     cfg = ClassifierConfig(dataset=args.dataset, kind=kind, label_names=list(train_data.label_names), **preset["model"])
     net = build_classifier(cfg)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)

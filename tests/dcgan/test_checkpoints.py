@@ -6,9 +6,10 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from dcgan.checkpoints import (FORMAT_VERSION, atomic_write_bytes, load_generator, load_state, save_generator)
+from dcgan.checkpoints import FORMAT_VERSION, load_generator, load_state, save_generator
 from dcgan.config import ModelConfig
 from dcgan.errors import CheckpointError
+from dcgan.io import atomic_write_bytes
 from dcgan.models import build_generator
 
 CFG = ModelConfig(image_size=16, channels=1, z_dim=8, ngf=4, ndf=4)

@@ -3,6 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dcgan.classifiers import CLASSIFIER_DATASETS
 from dcgan.config import DataConfig
 from dcgan.datasets import DATASETS, batch_to_float, build
 from dcgan.errors import DatasetError
@@ -11,6 +12,21 @@ from tests.conftest import shared_data_or_skip
 
 def test_registry_names():
     assert set(DATASETS) == {"mnist", "fashion-mnist", "cifar10", "celeba", "folder", "fake"}
+
+
+def test_spec_table_holds_the_defaults_and_the_classifiers():
+    assert [DATASETS[n].default_image_size("dcgan") for n in ("mnist", "cifar10", "celeba", "fake")] == [32, 32, 64, 64]
+    assert {spec.default_image_size("keras") for spec in DATASETS.values()} == {28}
+    assert [n for n, spec in DATASETS.items() if spec.channels == 1] == ["mnist", "fashion-mnist"]
+    assert CLASSIFIER_DATASETS == ("mnist", "fashion-mnist", "celeba")
+    assert not DATASETS["mnist"].hflip and DATASETS["celeba"].hflip
+
+
+def test_presence_is_checked_from_the_spec(tmp_path):
+    root = shared_data_or_skip("MNIST")
+    assert DATASETS["mnist"].is_present(root) and not DATASETS["mnist"].is_present(tmp_path)
+    assert not DATASETS["folder"].is_present(root) and not DATASETS["fake"].is_present(root)  # never "present offline"
+    assert DATASETS["celeba"].root_under(root) == root / "celeba10k"
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])

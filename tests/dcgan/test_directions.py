@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from dcgan import cli
 from dcgan import directions as dirs
+from dcgan import io as dcgan_io
 from dcgan.checkpoints import GENERATOR_FILE, load_generator
 from dcgan.directions import Direction
 from dcgan.errors import CheckpointError, LatentError
@@ -223,7 +224,7 @@ def test_load_or_compute_caches_and_tolerates_unwritable(tmp_path, tiny_ckpt, mo
     def unwritable(data, path):
         raise CheckpointError(f"{path.parent}: cannot write here (read-only)")
 
-    monkeypatch.setattr(dirs, "atomic_write_bytes", unwritable)
+    monkeypatch.setattr(dcgan_io, "atomic_write_bytes", unwritable)
     assert len(dirs.load_or_compute_directions(run_dir, G, meta)) == 2
 
 

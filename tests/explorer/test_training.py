@@ -20,14 +20,40 @@ def test_settings_are_checked(tmp_path):
     shared_data_or_skip("MNIST")
     m = _manager(tmp_path, max_minutes=10, allow_folders=False)
     assert "mnist" in m.available_datasets() and "folder" not in m.available_datasets()
-    args = m.check(TrainSettings(dataset="mnist", minutes=500))
-    assert args[args.index("--max-minutes") + 1] == "10"  # capped by the app's limit
+    cfg = m.check(TrainSettings(dataset="mnist", minutes=500))
+    assert cfg.train.max_minutes == 10  # capped by the app's limit
     for bad in (TrainSettings(dataset="imagenet"), TrainSettings(image_size=48), TrainSettings(batch_size=0),
                 TrainSettings(minutes=None), TrainSettings(dataset="folder", folder="/etc")):
         with pytest.raises(TrainingError):
             m.check(bad)
     with pytest.raises(TrainingError, match="public mode"):
         m.attach(tmp_path)
+
+
+def test_start_writes_a_config_the_cli_runs_unchanged(tmp_path, monkeypatch, capsys):
+    """The app launches `dcgan train --config FILE`: feeding its argv to the real CLI resolves to the file's options."""
+    import subprocess
+
+    from dcgan import cli
+
+    shared_data_or_skip("MNIST")
+    launched = []
+
+    class Finished:
+        pid = 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", lambda argv, **kwargs: launched.append(argv) or Finished())
+    m = _manager(tmp_path)
+    name = m.start(TrainSettings(dataset="mnist", image_size=16, width=8, minutes=2))
+    saved = json.loads((tmp_path / "runs" / name / "config.json").read_text())
+    assert saved["model"]["channels"] == 1 and saved["train"]["max_minutes"] == 2 and saved["data"]["root"] == str(SHARED_DATA)
+    assert launched[0][1:3] == ["-m", "dcgan"]
+    assert cli.main([*launched[0][3:], "--dry-run"]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert resolved.pop("run_dir") == str(tmp_path / "runs" / name) and resolved == saved
 
 
 def test_run_names_cannot_escape_runs_dir(tmp_path):
