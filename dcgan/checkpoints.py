@@ -13,9 +13,8 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .errors import CheckpointError, ConfigError
-from .io import MAX_HEADER_BYTES as MAX_HEADER_BYTES  # re-exported: explorer/registry.py imports it from here
-from .io import atomic_torch_save, load_safetensors, metadata_json, module_tensors, save_safetensors
+from .errors import CheckpointError, ConfigError, brief
+from .io import atomic_torch_save, load_safetensors, metadata_json, module_tensors, read_laid_out_header, save_safetensors
 from .models import build_generator
 from .version import __version__
 
@@ -23,6 +22,8 @@ FORMAT_VERSION = 1
 GENERATOR_FILE = "generator.safetensors"
 STATE_FILE = "state.pt"
 MAX_GENERATOR_BYTES = 256 * 2**20   # a 256x256 DCGAN generator in fp32 is ~50 MB
+MAX_GENERATOR_PARAMETERS = 32_000_000  # ~2.5x the 256x256, ngf 64 DCGAN (12.7M); checked before anything is built
+FLOAT_DTYPES = ("F32", "F16", "BF16")  # safetensors' names; int8/fp8 weights would expand 4x on loading: refused
 
 
 @dataclass
@@ -51,6 +52,17 @@ def upgrade_metadata(metadata: dict[str, str], path: Path) -> dict[str, Any]:
     return {"model": metadata_json(metadata, "model", path), "info": metadata_json(metadata, "info", path, default="{}")}
 
 
+def describe_generator(metadata: dict[str, str], path: Path | str) -> GeneratorInfo:
+    """What a generator's metadata says (its model config and info), from the metadata alone: for loading, and
+    for listing models without loading their weights."""
+    meta = upgrade_metadata(metadata, Path(path))
+    try:
+        model = ModelConfig.from_dict(meta["model"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: invalid model config in metadata: {exc}") from exc
+    return GeneratorInfo(model, meta["info"] if isinstance(meta["info"], dict) else {}, str(path))
+
+
 def resolve_generator_path(path: Path | str) -> Path:
     path = Path(path)
     if path.is_dir():
@@ -67,30 +79,45 @@ def load_generator(path: Path | str, *, model: ModelConfig | None = None, device
     converted to safetensors). Anything foreign, truncated or mismatched raises CheckpointError.
     """
     path = resolve_generator_path(path)
-    metadata, tensors = load_safetensors(path, max_bytes=MAX_GENERATOR_BYTES, what="generator file")
+    header = read_laid_out_header(path)  # only the header: nothing is allocated before the tensors are known to fit
+    metadata = header.get("__metadata__") or {}
     info: dict[str, Any] = {}
     if "format_version" in metadata:
-        meta = upgrade_metadata(metadata, path)
-        try:
-            model = ModelConfig.from_dict(meta["model"])
-        except ConfigError as exc:
-            raise CheckpointError(f"{path}: invalid model config in metadata: {exc}") from exc
-        info = meta["info"] if isinstance(meta["info"], dict) else {}
+        described = describe_generator(metadata, path)
+        model, info = described.model, described.info
     elif model is None:
         raise CheckpointError(f"{path}: has no dcgan-explorer metadata; give its model config (arch, image_size, channels, z_dim, ngf)")
-    G = build_generator(model)
-    expected = G.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: tensors do not match a {model.arch} generator of this config: missing {missing[:4]}, unexpected {unexpected[:4]}")
+    check_tensors(header, model, path)
+    _, tensors = load_safetensors(path, max_bytes=MAX_GENERATOR_BYTES, what="generator file")
     for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
-            raise CheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)}, expected {tuple(expected[name].shape)} for this config")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path}: {name} contains NaN or infinite values")
+    G = build_generator(model)
+    expected = G.state_dict()
     G.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
     return G.to(device).eval(), GeneratorInfo(model, info, str(path))
+
+
+def check_tensors(header: dict[str, Any], model: ModelConfig, path: Path) -> None:
+    """Refuse, from the safetensors header alone, a file whose tensors are not exactly the generator of ``model``
+    (names, shapes, float dtypes), or a config too large to build: a 100-byte file must not make us allocate GBs."""
+    with torch.device("meta"):  # shapes without memory
+        expected = build_generator(model).state_dict()
+    count = sum(t.numel() for t in expected.values())
+    if count > MAX_GENERATOR_PARAMETERS:
+        raise CheckpointError(f"{path}: a {model.arch} generator of this config has {count:,} parameters; "
+                              f"the limit is {MAX_GENERATOR_PARAMETERS:,}")
+    specs = {k: v for k, v in header.items() if k != "__metadata__"}
+    missing, unexpected = sorted(set(expected) - set(specs)), sorted(set(specs) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: tensors do not match a {model.arch} generator of this config: missing {missing[:4]}, unexpected {unexpected[:4]}")
+    for name, spec in specs.items():
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        dtype = spec.get("dtype") if isinstance(spec, dict) else None
+        if not isinstance(shape, list) or tuple(shape) != tuple(expected[name].shape):
+            raise CheckpointError(f"{path}: {name} has shape {brief(shape)}, expected {tuple(expected[name].shape)} for this config")
+        if expected[name].is_floating_point() and dtype not in FLOAT_DTYPES:
+            raise CheckpointError(f"{path}: {name} is stored as {brief(dtype)}; a generator's weights are {', '.join(FLOAT_DTYPES)}")
 
 
 # ----------------------------------------------------------------------------------------------------------------

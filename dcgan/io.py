@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import struct
 import tempfile
@@ -126,6 +127,34 @@ def read_header(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     return parse_header(data, path)
+
+
+DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+               "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def read_laid_out_header(path: Path) -> dict[str, Any]:
+    """``read_header``, and the header's tensors checked against the file's size (each byte range matches its
+    shape and dtype and lies within the data), so that what it promises can be planned for before anything loads."""
+    path = Path(path)
+    header = read_header(path)
+    try:
+        with open(path, "rb") as f:
+            data_bytes = path.stat().st_size - 8 - struct.unpack("<Q", f.read(8))[0]
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        ok = isinstance(spec, dict) and spec.get("dtype") in DTYPE_BYTES and isinstance(spec.get("shape"), list) \
+            and all(isinstance(d, int) and d >= 0 for d in spec["shape"]) and isinstance(spec.get("data_offsets"), list) \
+            and len(spec["data_offsets"]) == 2 and all(isinstance(o, int) for o in spec["data_offsets"])
+        if ok:
+            start, end = spec["data_offsets"]
+            ok = 0 <= start <= end <= data_bytes and end - start == math.prod(spec["shape"]) * DTYPE_BYTES[spec["dtype"]]
+        if not ok:
+            raise CheckpointError(f"{path}: not a valid safetensors file (tensor {name[:80]!r} does not fit the file)")
+    return header
 
 
 def read_metadata(path: Path) -> dict[str, str] | None:

@@ -7,9 +7,7 @@ derived from a loaded generator (directions, classifier, training data) lives in
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -19,10 +17,10 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from dcgan.checkpoints import GENERATOR_FILE, MAX_HEADER_BYTES, GeneratorInfo, load_generator, upgrade_metadata
-from dcgan.config import ModelConfig
+from dcgan.checkpoints import GENERATOR_FILE, GeneratorInfo, describe_generator, load_generator
 from dcgan.directions import DIRECTIONS_FILE, DIRECTIONS_SUFFIX
-from dcgan.errors import CheckpointError, ConfigError, brief
+from dcgan.errors import CheckpointError, brief
+from dcgan.io import read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +52,6 @@ class LoadedModel:
     def dataset(self) -> str:
         value = self.info.info.get("dataset") if isinstance(self.info.info, dict) else None
         return value if isinstance(value, str) else ""
-
-
-def read_metadata(path: Path) -> dict[str, str] | None:
-    """The ``__metadata__`` of a safetensors file, reading only its header; None if it is not one."""
-    try:
-        with open(path, "rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            if length > MAX_HEADER_BYTES:
-                return None
-            header = json.loads(f.read(length))
-    except (OSError, struct.error, ValueError):
-        return None
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    return metadata if isinstance(metadata, dict) else None
 
 
 def _is_generator_file(path: Path) -> bool:
@@ -210,12 +194,7 @@ class CheckpointRegistry:
         metadata = read_metadata(entry.path)
         if metadata is None:
             raise CheckpointError(f"{entry.path}: not a readable safetensors file")
-        meta = upgrade_metadata(metadata, entry.path)
-        try:
-            model = ModelConfig.from_dict(meta["model"])
-        except ConfigError as exc:
-            raise CheckpointError(f"{entry.path}: invalid model config in metadata: {exc}") from exc
-        return GeneratorInfo(model, meta["info"] if isinstance(meta["info"], dict) else {}, str(entry.path))
+        return describe_generator(metadata, entry.path)
 
     # ------------------------------------------------------------------------------------------------ loading
 

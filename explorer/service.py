@@ -6,7 +6,6 @@ Images are numpy uint8 at the model's native size: [H, W, 3] for colour, [H, W] 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 64 * 2**20   # the largest generator accepted (a 128 px, ngf 64 DCGAN is ~14 MB in fp32)
 MAX_UPLOADS = 32                # uploads kept per app; the oldest is forgotten (and deleted) past this
-MAX_FORM_WIDTH = 1024           # z_dim / ngf bound for the form: the model is built before its shapes are compared
+MAX_FORM_WIDTH = 1024           # z_dim / ngf bound for the form (the parameter count is capped by the loader too)
 PREFIX = "upload-"
 SUFFIX = ".safetensors"
 IMAGE_SIZES = (16, 28, 32, 64, 128, 256)
@@ -36,7 +36,7 @@ IMAGE_SIZES = (16, 28, 32, 64, 128, 256)
 def model_from_form(arch: Any = None, image_size: Any = None, channels: Any = None, z_dim: Any = None,
                     ngf: Any = None) -> ModelConfig | None:
     """The config of a plain state dict from the form / API fields, None when none is given (missing ones take
-    ModelConfig's defaults). Bounded here because the model is allocated before its shapes are checked."""
+    ModelConfig's defaults), each within the form's bounds."""
     fields = {"arch": arch, "image_size": image_size, "channels": channels, "z_dim": z_dim, "ngf": ngf}
     given = {k: v for k, v in fields.items() if v is not None and v != ""}
     if not given:

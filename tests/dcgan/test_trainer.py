@@ -8,7 +8,6 @@ import torch
 
 from dcgan import rundir
 from dcgan.checkpoints import load_generator, load_state
-from dcgan.images import make_grid
 from dcgan.latent import latents_from_seeds
 from dcgan.config import TrainConfig
 from dcgan.errors import ConfigError

@@ -21,7 +21,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def app(checkpoints_dir, tmp_path_factory, gradio_env):
     from explorer.outputs import OutputDir
     from explorer.derived import Catalog
-    from explorer.derived import Catalog
     from explorer.registry import CheckpointRegistry
     from explorer.training import TrainingLimits, TrainingManager
     from explorer.ui.app import build_app, launch_options, security_options

@@ -7,13 +7,11 @@ import threading
 import time
 
 import pytest
-import torch
 
-from dcgan.checkpoints import GENERATOR_FILE, load_generator, save_generator
-from dcgan.errors import CheckpointError, DatasetError
+from dcgan.checkpoints import GENERATOR_FILE
+from dcgan.errors import CheckpointError
 from explorer.registry import CheckpointRegistry, scan_dirs
 
-from .conftest import StubClassifier
 
 
 def test_scan_finds_run_dirs_subdirs_and_loose_files(checkpoints_dir, tmp_path):

@@ -160,6 +160,35 @@ def test_upload_form_fields_are_bounded(upload_app, tmp_path, fields, match):
         client.predict(handle_file(str(_plain_state_dict(tmp_path / "g.safetensors"))), *fields, api_name="/upload")
 
 
+@pytest.mark.parametrize("image_size, z_dim, ngf", [(64, 1024, 1024), (128, 1024, 1024)])
+def test_a_tiny_file_with_a_huge_config_allocates_nothing(upload_app, tmp_path, image_size, z_dim, ngf):
+    """The attack: 100 bytes and the form's largest config once cost +3.2 GiB (64 px) or ~11.6 GiB (128 px)."""
+    import psutil
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client, _, _ = upload_app
+    path = _header_file(tmp_path / "tiny-huge.safetensors", {"main.0.weight": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}},
+                        b"\0" * 4)
+    rss = psutil.Process().memory_info().rss
+    with pytest.raises(AppError, match="parameters; the limit is"):
+        client.predict(handle_file(str(path)), "dcgan", image_size, 3, z_dim, ngf, api_name="/upload")
+    assert psutil.Process().memory_info().rss - rss < 200 * 2**20  # the app runs in this process
+    assert client.predict(api_name="/models")[0]["name"] == "tiny"
+
+
+def test_int8_weights_are_refused_before_loading(upload_app, tmp_path):
+    """Quantised tensors would grow 4x on loading: the header's dtype is read and refused."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client, _, _ = upload_app
+    tensors = {k: (v.to(torch.int8) if v.is_floating_point() else v).contiguous() for k, v in build_generator(PLAIN).state_dict().items()}
+    save_file(tensors, str(tmp_path / "int8.safetensors"))
+    with pytest.raises(AppError, match="stored as 'I8'"):
+        client.predict(handle_file(str(tmp_path / "int8.safetensors")), "dcgan", 16, 1, 8, 8, api_name="/upload")
+
+
 def _raw_call(url: str, api: str, data: list) -> str:
     request = urllib.request.Request(f"{url}gradio_api/call/{api}", data=json.dumps({"data": data}).encode(),
                                      headers={"Content-Type": "application/json"})
