@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .errors import ConfigError, brief
+from .config import AUGMENTATIONS
 
 TRANSLATION = 0.125   # shift by up to 1/8 of the side, zero-filled (the paper's setting)
 CUTOUT = 0.5          # erase one square of half the side
@@ -62,26 +62,16 @@ def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = CUTOUT) -> torc
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
-POLICIES: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
+TRANSFORMS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
     "color": color, "translation": translation, "cutout": cutout,
 }
-
-
-def parse_policy(policy: str) -> list[str]:
-    """"color,translation,cutout" -> its parts, in the paper's order of application; "" -> []."""
-    parts = [p.strip() for p in policy.split(",") if p.strip()] if policy else []
-    unknown = sorted(set(parts) - set(POLICIES))
-    if unknown:
-        raise ConfigError(f"augment: {unknown} not among {sorted(POLICIES)}; combine them with commas, e.g. color,translation,cutout")
-    if len(set(parts)) != len(parts):
-        raise ConfigError(f"augment: {brief(policy)} names a transform twice")
-    return [name for name in POLICIES if name in parts]
+assert tuple(TRANSFORMS) == AUGMENTATIONS  # the option's names (dcgan.config) and their functions, in one order
 
 
 def diff_augment(x: torch.Tensor, policy: list[str], gen: torch.Generator) -> torch.Tensor:
-    """``x`` through each transform of ``policy`` (from ``parse_policy``), with randomness from ``gen``."""
+    """``x`` through each transform of ``policy`` (from ``dcgan.config.parse_augment``), randomness from ``gen``."""
     for name in policy:
-        x = POLICIES[name](x, gen)
+        x = TRANSFORMS[name](x, gen)
     return x
 
 

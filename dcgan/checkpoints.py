@@ -130,7 +130,8 @@ def save_state(state: dict[str, Any], path: Path) -> None:
 def load_state(path: Path | str) -> dict[str, Any]:
     """Read a training state with ``weights_only=True`` (no code runs); raises CheckpointError if unusable.
 
-    The one place that upgrades older states: those written before ``world_size`` was stored get 1.
+    The one place that upgrades older states: those written before ``world_size`` was stored get 1, and those
+    from before augmentation no augmentation generator state.
     """
     path = Path(path)
     if path.is_dir():
@@ -144,5 +145,6 @@ def load_state(path: Path | str) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {state.get('format_version') if isinstance(state, dict) else None}, expected {FORMAT_VERSION}")
     state.setdefault("world_size", 1)
+    state["rng"].setdefault("augment", None)  # states from before flips and DiffAugment: the trainer seeds a fresh generator
     return state
 

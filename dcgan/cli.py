@@ -67,6 +67,12 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--lr-decay-from", type=int, metavar="STEP", default=None, help="from this step lr falls linearly to 0 at the last step (needs --max-steps or --epochs; may be set on --resume)")
     p.add_argument("--ema-decay", type=float, default=t.ema_decay, help="EMA decay of G's weights (0: off)")
     p.add_argument("--label-smoothing", type=float, default=t.label_smoothing, help="one-sided: D's target for real images is 1 - this (0: the paper)")
+    p.add_argument("--augment", metavar="POLICY", default=None,
+                   help="DiffAugment (Zhao et al. 2020) on every image D sees, real and fake: color, translation, cutout, "
+                        "combined with commas; helps most on small data sets (may be set on --resume) [default: off, the paper]")
+    p.add_argument("--flip", choices=("auto", "on", "off"), default=None,
+                   help="random left-right flips of real images; auto: on for celeba, cifar10 and folders, off for mnist and "
+                        "fashion-mnist, where a mirrored digit or garment is not one (may be set on --resume) [default: auto]")
     p.add_argument("--seed", type=int, default=t.seed, help="seeds weights, data order and noise")
     # hardware
     p.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:N or mps")
@@ -100,7 +106,7 @@ def _train_config(args) -> RunConfig:
     )
 
 
-RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from", "keep_generators")  # how long, how it ends, what it keeps
+RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from", "keep_generators", "augment", "flip")  # how long, how it ends, what it keeps and sees
 BESIDE_CONFIG = ("config", "out", "dry_run", "verbose")  # the flags --config leaves meaningful
 
 

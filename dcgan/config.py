@@ -11,8 +11,22 @@ from .errors import ConfigError, brief
 
 ARCHITECTURES = ("dcgan", "keras")  # dcgan: the paper's all-conv nets; keras: the 28x28 Keras-GAN seed nets
 D_NORMS = ("batch", "spectral")    # batch: the paper's BatchNorm in D; spectral: spectral norm on D's layers, no BatchNorm
+AUGMENTATIONS = ("color", "translation", "cutout")  # DiffAugment's transforms (dcgan.augment), applied in this order
 MAX_INTERVAL = 10**9  # the largest batch size or step interval (log, sample, checkpoint, eval) accepted
 BUDGET_LIMITS = {"epochs": 1e6, "max_steps": 10**12, "max_minutes": 60 * 24 * 365}  # larger means "never stop": refused
+
+
+def parse_augment(policy: str) -> list[str]:
+    """A DiffAugment policy such as "color,translation,cutout" -> its transforms in AUGMENTATIONS order; "" -> []."""
+    if not isinstance(policy, str):
+        raise ConfigError(f"augment: {brief(policy)} must be a string such as 'color,translation,cutout'")
+    parts = [p.strip() for p in policy.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(AUGMENTATIONS))
+    if unknown:
+        raise ConfigError(f"augment: {brief(unknown)} not among {list(AUGMENTATIONS)}; combine them with commas, e.g. color,translation,cutout")
+    if len(set(parts)) != len(parts):
+        raise ConfigError(f"augment: {brief(policy)} names a transform twice")
+    return [name for name in AUGMENTATIONS if name in parts]
 
 
 def _from_dict(cls, values: dict[str, Any]):
@@ -104,6 +118,8 @@ class TrainConfig(_Options):
     lr_decay_from: int | None = None  # from this step lr falls linearly to 0 at the last step (needs max_steps or epochs)
     ema_decay: float = 0.999       # EMA of G's weights (ramped up over the first steps); 0 disables
     label_smoothing: float = 0.0   # D's target for real images is 1 - this (one-sided; 0: the paper)
+    augment: str = ""              # DiffAugment policy: AUGMENTATIONS joined by commas, on reals and fakes alike ("": the paper)
+    flip: str = "auto"             # random left-right flips of real images; auto: where the data set allows (faces, folders)
     seed: int = 0                  # seeds weights, data order and noise
     device: str = "auto"           # auto, cpu, cuda, cuda:N, mps
     bf16: str = "auto"             # auto (on where the hardware has fast bf16), on, off
@@ -126,7 +142,8 @@ class TrainConfig(_Options):
             raise ConfigError(f"label_smoothing: {brief(self.label_smoothing)} must be in [0, 0.5)")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay: {brief(self.ema_decay)} must be in [0, 1)")
-        for name in ("bf16", "channels_last"):
+        parse_augment(self.augment)
+        for name in ("bf16", "channels_last", "flip"):
             if getattr(self, name) not in ("auto", "on", "off"):
                 raise ConfigError(f"{name}: {brief(getattr(self, name))} must be auto, on or off")
         for name in ("lr", "lr_d"):  # written so that NaN fails too

@@ -24,7 +24,8 @@ from torch import nn
 
 from . import datasets, rundir
 from .checkpoints import GENERATOR_FILE, STATE_FILE, load_state, save_generator, save_state
-from .config import RunConfig
+from .augment import diff_augment, random_flip
+from .config import RunConfig, parse_augment
 from .errors import ConfigError, DCGANError
 from .images import make_grid, save_png
 from .io import atomic_write_bytes
@@ -140,19 +141,24 @@ def build_gan(cfg: RunConfig, hw: Hardware) -> GAN:
     return GAN(G, D, G_ema, opt_G, opt_D)
 
 
-def train_step(gan: GAN, x_real: torch.Tensor, z: torch.Tensor, hw: Hardware, *, real_target: float = 1.0) -> torch.Tensor:
-    """One D update then one G update on the same fakes; returns STAT_NAMES as a float tensor (not synced)."""
+def train_step(gan: GAN, x_real: torch.Tensor, z: torch.Tensor, hw: Hardware, *, real_target: float = 1.0,
+               augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """One D update then one G update on the same fakes; returns STAT_NAMES as a float tensor (not synced).
+
+    ``augment`` (DiffAugment) transforms every image D sees, real and fake, in both steps; G's gradient flows through it.
+    """
+    seen = augment or (lambda x: x)
     with hw.autocast():
         fake = gan.G(z)
     # D step; the real half does not all-reduce so DDP syncs D's gradients once
     no_sync = gan.D.no_sync() if hasattr(gan.D, "no_sync") else contextlib.nullcontext()
     with no_sync:
         with hw.autocast():
-            logits_real = gan.D(x_real)
+            logits_real = gan.D(seen(x_real))
             loss_real = d_loss_real(logits_real, real_target)
         loss_real.backward()
     with hw.autocast():
-        logits_fake = gan.D(fake.detach())
+        logits_fake = gan.D(seen(fake.detach()))
         loss_fake = d_loss_fake(logits_fake)
     loss_fake.backward()
     gan.opt_D.step()
@@ -160,7 +166,7 @@ def train_step(gan: GAN, x_real: torch.Tensor, z: torch.Tensor, hw: Hardware, *,
     # G step through the unwrapped D with its parameters frozen: no wasted weight gradients, no DDP sync for D
     gan.D_core.requires_grad_(False)
     with hw.autocast():
-        loss_G = g_loss(gan.D_core(fake))
+        loss_G = g_loss(gan.D_core(seen(fake)))
     loss_G.backward()
     gan.D_core.requires_grad_(True)
     gan.opt_G.step()
@@ -251,19 +257,20 @@ def lr_at(step: int, cfg: RunConfig, stop_step: int | None) -> float:
     return cfg.train.lr * max(0.0, (stop_step - step) / (stop_step - start))
 
 
-def _rng_state(z_gen: torch.Generator, hw: Hardware) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "z": z_gen.get_state()}
+def _rng_state(z_gen: torch.Generator, aug_gen: torch.Generator, hw: Hardware) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "z": z_gen.get_state(), "augment": aug_gen.get_state()}
     if hw.device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(hw.device)
     return state
 
 
-def save_checkpoint(gan: GAN, cfg: RunConfig, run_dir: Path, step: int, z_gen: torch.Generator, hw: Hardware, info: dict[str, Any]) -> None:
+def save_checkpoint(gan: GAN, cfg: RunConfig, run_dir: Path, step: int, gens: tuple[torch.Generator, torch.Generator], hw: Hardware,
+                    info: dict[str, Any]) -> None:
     """state.pt (everything to resume exactly) and generator.safetensors (EMA G, BN recalibrated, eval mode)."""
     state = {
         "config": cfg.to_dict(), "step": step, "world_size": hw.world_size,
         "G": gan.G_core.state_dict(), "D": gan.D_core.state_dict(), "G_ema": gan.G_ema.state_dict(),
-        "opt_G": gan.opt_G.state_dict(), "opt_D": gan.opt_D.state_dict(), "rng": _rng_state(z_gen, hw),
+        "opt_G": gan.opt_G.state_dict(), "opt_D": gan.opt_D.state_dict(), "rng": _rng_state(*gens, hw),
     }
     save_state(state, run_dir / STATE_FILE)
     export = recalibrate_batchnorm(copy.deepcopy(gan.G_ema).float().to(memory_format=torch.contiguous_format), cfg.model.z_dim)
@@ -274,7 +281,8 @@ def save_checkpoint(gan: GAN, cfg: RunConfig, run_dir: Path, step: int, z_gen: t
         atomic_write_bytes((run_dir / GENERATOR_FILE).read_bytes(), kept)
 
 
-def _load_checkpoint(gan: GAN, state: dict[str, Any], z_gen: torch.Generator, hw: Hardware) -> int:
+def _load_checkpoint(gan: GAN, state: dict[str, Any], gens: tuple[torch.Generator, torch.Generator], hw: Hardware) -> int:
+    z_gen, aug_gen = gens
     gan.G_core.load_state_dict(state["G"])
     gan.D_core.load_state_dict(state["D"])
     gan.G_ema.load_state_dict(state["G_ema"])
@@ -282,9 +290,16 @@ def _load_checkpoint(gan: GAN, state: dict[str, Any], z_gen: torch.Generator, hw
     gan.opt_D.load_state_dict(state["opt_D"])
     torch.set_rng_state(state["rng"]["torch"])
     z_gen.set_state(state["rng"]["z"])
+    if state["rng"]["augment"] is not None:  # None: a state from before augmentation existed (load_state's upgrade)
+        aug_gen.set_state(state["rng"]["augment"])
     if "cuda" in state["rng"] and hw.device.type == "cuda":
         torch.cuda.set_rng_state(state["rng"]["cuda"], hw.device)
     return int(state["step"])
+
+
+def flips(cfg: RunConfig) -> bool:
+    """Whether real images are flipped left-right: --flip on, or auto where the data set allows it (DatasetSpec.hflip)."""
+    return cfg.train.flip == "on" or (cfg.train.flip == "auto" and datasets.get_spec(cfg.data.dataset).hflip)
 
 
 def generator_from_state(state: dict[str, Any], *, raw: bool = False) -> tuple[nn.Module, RunConfig]:
@@ -398,8 +413,13 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
     gan = build_gan(cfg, hw)
     torch.manual_seed(cfg.train.seed + hw.rank)
     z_gen = torch.Generator(device=hw.device).manual_seed(cfg.train.seed * 7919 + hw.rank)
+    aug_gen = torch.Generator(device=hw.device).manual_seed(cfg.train.seed * 104729 + hw.rank)  # flips and DiffAugment
+    gens = (z_gen, aug_gen)
     fixed_z = latents_from_seeds(list(range(cfg.train.num_fixed)), cfg.model.z_dim).to(hw.device)
-    step = _load_checkpoint(gan, load_state(run_dir / STATE_FILE), z_gen, hw) if resume else 0
+    step = _load_checkpoint(gan, load_state(run_dir / STATE_FILE), gens, hw) if resume else 0
+    flip = flips(cfg)
+    policy = parse_augment(cfg.train.augment)
+    augment = (lambda x: diff_augment(x, policy, aug_gen).contiguous(memory_format=hw.memory_format)) if policy else None
     metrics_path = run_dir / rundir.METRICS_FILE
     if is_main:
         for stale in run_dir.glob(".*.tmp"):  # temp files of a write that was killed midway; the real files are intact
@@ -426,6 +446,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
     while not stopping:
         idx, _ = _batch_indices(len(images), step, cfg.train.batch_size, hw, cfg.train.seed)
         x_real = datasets.batch_to_float(images[idx.to(hw.device)]).contiguous(memory_format=hw.memory_format)
+        if flip:
+            x_real = random_flip(x_real, aug_gen)
         z = torch.randn(len(idx), cfg.model.z_dim, device=hw.device, generator=z_gen)
         if cfg.train.lr_decay_from is not None:
             lr = lr_at(step, cfg, stop_step)
@@ -433,7 +455,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
                 group["lr"] = lr
             for group in gan.opt_D.param_groups:
                 group["lr"] = lr * d_lr(cfg) / cfg.train.lr
-        stats_sum += train_step(gan, x_real, z, hw, real_target=1.0 - cfg.train.label_smoothing)
+        stats_sum += train_step(gan, x_real, z, hw, real_target=1.0 - cfg.train.label_smoothing, augment=augment)
         update_ema(gan.G_ema, gan.G_core, ema_decay_at(step, cfg.train.ema_decay) if cfg.train.ema_decay else 0.0)
         step += 1
         window_steps += 1
@@ -474,7 +496,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
             save_png(make_grid(preview(gan.G_ema, fixed_z)), rundir.sample_path(run_dir, step))
         if is_main and (step % cfg.train.checkpoint_every == 0 or stopping):
             seen = images_seen(step, cfg.train.batch_size, hw.world_size)
-            save_checkpoint(gan, cfg, run_dir, step, z_gen, hw, {**info, "images_seen": seen})
+            save_checkpoint(gan, cfg, run_dir, step, gens, hw, {**info, "images_seen": seen})
         if classifier is not None and step % cfg.train.eval_every == 0:
             eval_record = _evaluate_ema(gan, cfg, classifier, step)
             rundir.append_jsonl(metrics_path, eval_record)

@@ -24,7 +24,7 @@ from dcgan.images import make_grid, save_png
 from dcgan.latent import latents_from_seeds
 from dcgan.metrics import evaluate
 from dcgan.models import num_params
-from dcgan.trainer import generator_from_state, images_seen
+from dcgan.trainer import flips, generator_from_state, images_seen
 
 
 def cpu_name() -> str:
@@ -57,6 +57,10 @@ def recipe(cfg, step: int, log: list[dict]) -> str:
         words.append("spectral norm in D instead of BatchNorm")
     if t.label_smoothing:
         words.append(f"one-sided label smoothing {t.label_smoothing}")
+    if t.augment:
+        words.append(f"DiffAugment {t.augment} on real and fake images")
+    if flips(cfg):
+        words.append("random left-right flips of the real images")
     if t.lr_decay_from is not None and step > t.lr_decay_from:
         end = f"step {t.max_steps:,}" if t.max_steps else "the run's last step"
         words.append(f"lr cooling down linearly from step {t.lr_decay_from:,} toward 0 at {end}")

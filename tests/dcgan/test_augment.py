@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from dcgan.augment import color, cutout, diff_augment, parse_policy, random_flip, translation
+from dcgan.augment import color, cutout, diff_augment, random_flip, translation
+from dcgan.config import TrainConfig, parse_augment
 from dcgan.errors import ConfigError
 
 
@@ -15,23 +16,27 @@ def gen(seed=0):
 
 
 def test_policies_parse_in_the_papers_order_and_refuse_unknown_names():
-    assert parse_policy("cutout,color,translation") == ["color", "translation", "cutout"]
-    assert parse_policy("") == [] and parse_policy("translation") == ["translation"]
+    assert parse_augment("cutout,color,translation") == ["color", "translation", "cutout"]
+    assert parse_augment("") == [] and parse_augment("translation") == ["translation"]
     with pytest.raises(ConfigError, match="not among"):
-        parse_policy("color,rotate")
+        parse_augment("color,rotate")
     with pytest.raises(ConfigError, match="twice"):
-        parse_policy("color,color")
+        parse_augment("color,color")
+    with pytest.raises(ConfigError, match="not among"):
+        TrainConfig.from_dict({"augment": "colour"})
+    with pytest.raises(ConfigError, match="auto, on or off"):
+        TrainConfig.from_dict({"flip": "sometimes"})
 
 
 @pytest.mark.parametrize("policy", ["color", "translation", "cutout", "color,translation,cutout"])
 def test_shapes_kept_gradients_flow_and_the_generator_decides(policy):
     x = batch().requires_grad_(True)
-    y = diff_augment(x, parse_policy(policy), gen(1))
+    y = diff_augment(x, parse_augment(policy), gen(1))
     assert y.shape == x.shape and torch.isfinite(y).all()
     y.square().sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
-    again = diff_augment(x.detach(), parse_policy(policy), gen(1))
-    other = diff_augment(x.detach(), parse_policy(policy), gen(2))
+    again = diff_augment(x.detach(), parse_augment(policy), gen(1))
+    other = diff_augment(x.detach(), parse_augment(policy), gen(2))
     assert torch.equal(y.detach(), again) and not torch.equal(again, other)
 
 

@@ -11,7 +11,8 @@ from dcgan.checkpoints import load_generator, load_state
 from dcgan.latent import latents_from_seeds
 from dcgan.config import TrainConfig
 from dcgan.errors import ConfigError
-from dcgan.trainer import TrainingDiverged, ema_decay_at, fit, lr_at, resume_config, training_warnings
+from dcgan.trainer import (TrainingDiverged, build_gan, ema_decay_at, fit, flips, lr_at, resume_config, setup_hardware,
+                           train_step, training_warnings)
 from tests.conftest import make_tiny_cfg
 
 
@@ -81,6 +82,43 @@ def test_spectral_norm_d_trains_and_resumes_exactly(tmp_path):
     fit(resume_config(split, {"max_steps": 4}), split, resume=True, progress=False)
     assert _losses(whole) == _losses(split)
     assert any(name.endswith("_u") for name in load_state(split)["D"])  # the power iteration's vector is saved
+
+
+def test_diffaugment_and_flips_resume_exactly(tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    options = {"augment": "color,translation,cutout", "flip": "on", "checkpoint_every": 3}
+    fit(make_tiny_cfg(max_steps=6, **options), whole, progress=False)
+    fit(make_tiny_cfg(max_steps=3, **options), split, progress=False)
+    fit(resume_config(split, {"max_steps": 6}), split, resume=True, progress=False)
+    assert _losses(whole) == _losses(split)
+    plain = tmp_path / "plain"
+    fit(make_tiny_cfg(max_steps=6, checkpoint_every=3, flip="off"), plain, progress=False)
+    assert _losses(plain) != _losses(whole)  # the augmentation really changed what D saw
+
+
+def test_augment_reaches_every_image_d_sees_and_g_learns_through_it():
+    """Real, fake (D step) and fake (G step) all go through the same policy, and G's gradient flows through it."""
+    cfg = make_tiny_cfg()
+    hw = setup_hardware(cfg)
+    gan = build_gan(cfg, hw)
+    seen = []
+
+    def spy(x):
+        seen.append(("grad" if x.requires_grad else "plain", tuple(x.shape)))
+        return x.flip(-1)
+
+    x_real = torch.rand(4, 3, 16, 16) * 2 - 1
+    train_step(gan, x_real, torch.randn(4, 8), hw, augment=spy)
+    assert seen == [("plain", (4, 3, 16, 16)), ("plain", (4, 3, 16, 16)), ("grad", (4, 3, 16, 16))]
+
+
+def test_flip_auto_follows_the_data_set():
+    assert flips(make_tiny_cfg())  # fake data: mirroring keeps meaning
+    cfg = make_tiny_cfg()
+    cfg.data.dataset = "mnist"
+    assert not flips(cfg) and flips(make_tiny_cfg(flip="on"))
+    cfg.train.flip = "on"
+    assert flips(cfg)
 
 
 def test_lr_cooldown_needs_a_known_last_step(tmp_path):
