@@ -12,6 +12,7 @@ import torch
 from dcgan.checkpoints import GENERATOR_FILE, load_generator, save_generator
 from dcgan.errors import CheckpointError, DatasetError
 from explorer.registry import CheckpointRegistry, scan_dirs
+from tests.conftest import SLOW_TIMEOUT
 
 from .conftest import StubClassifier
 
@@ -114,8 +115,8 @@ def test_labelled_directions_arrive_in_the_background(checkpoints_dir, tmp_path,
     monkeypatch.setattr(registry, "classifier", lambda model: StubClassifier())
     quick = [d.name for d in registry.directions("run")]
     assert "Smiling" not in quick and all(n.startswith(("sefa", "pca")) for n in quick)
-    full = [d.name for d in registry.directions("run", wait=True, timeout=120)]
-    assert {"Smiling", "Male"} <= set(full)
+    full = [d.name for d in registry.directions("run", wait=True, timeout=SLOW_TIMEOUT)]
+    assert {"Smiling", "Male"} <= set(full), f"the labelled directions never arrived: {registry.directions_status('run')!r}"
     assert registry.directions_status("run") == ""
 
 
