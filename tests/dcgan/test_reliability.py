@@ -11,7 +11,7 @@ import pytest
 
 from dcgan.checkpoints import load_generator, load_state
 from dcgan.cli import main
-from tests.conftest import wait_for
+from tests.conftest import SLOW_TIMEOUT, wait_for
 
 TINY = ["--dataset", "fake", "--max-images", "256", "--image-size", "16", "--z-dim", "8", "--ngf", "8", "--ndf", "8",
         "--batch-size", "16", "--log-every", "1", "--sample-every", "1", "--checkpoint-every", "1"]
@@ -89,7 +89,7 @@ def test_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path):
     cmd = [sys.executable, "-m", "dcgan", "train", *TINY[:-6], "--ngf", "64", "--ndf", "64", "--max-steps", "3",
            "--sample-every", "100", "--checkpoint-every", "1", "--out", str(run)]
     result = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                            preexec_fn=limit_file_size, timeout=300)
+                            preexec_fn=limit_file_size, timeout=SLOW_TIMEOUT)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "error:" in result.stderr and "File too large" in result.stderr
     assert not list(run.glob(".*.tmp"))
