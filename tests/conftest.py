@@ -1,7 +1,9 @@
 """Shared fixtures: tiny configs and checkpoints trained for a few steps on fake data, and the offline data root."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import pytest
 import torch
@@ -9,6 +11,24 @@ import torch
 from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SLOW_TIMEOUT = 600.0  # seconds: generous on purpose, a slow or busy CPU must only make a test slower, never fail it
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], what: str, timeout: float = SLOW_TIMEOUT, interval: float = 0.2) -> T:
+    """Poll ``predicate`` until it returns something truthy and return that; fail naming ``what`` never happened.
+
+    Tests wait on events (a file written, a step logged), never on the clock: ``timeout`` only bounds a hang.
+    ``predicate`` may raise (e.g. an AssertionError when the process it watches died) to stop waiting early.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:.0f} s, but {what} never happened")
+        time.sleep(interval)
 
 
 def shared_data_or_skip(name: str) -> Path:

@@ -11,6 +11,7 @@ from dcgan.cli import build_parser, main, resume_argv, train_argv
 from dcgan.errors import ConfigError
 from dcgan.images import to_uint8
 from dcgan.latent import latents_from_seeds
+from tests.conftest import SLOW_TIMEOUT
 
 
 def test_train_dry_run_prints_resolved_options(capsys):
@@ -69,7 +70,7 @@ def test_python_dash_m_entry_point(tmp_path):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "dcgan", "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "dcgan", "--help"], capture_output=True, text=True, timeout=SLOW_TIMEOUT)
     assert result.returncode == 0 and "train" in result.stdout and "sample" in result.stdout
 
 

@@ -8,12 +8,22 @@ import torch
 
 from dcgan import rundir
 from dcgan.checkpoints import load_generator, load_state
-from dcgan.latent import latents_from_seeds
 from dcgan.config import TrainConfig
 from dcgan.errors import ConfigError
-from dcgan.trainer import (TrainingDiverged, build_gan, ema_decay_at, fit, flips, lr_at, resume_config, setup_hardware,
-                           train_step, training_warnings)
-from tests.conftest import make_tiny_cfg
+from dcgan.latent import latents_from_seeds
+from dcgan.trainer import (
+    TrainingDiverged,
+    build_gan,
+    ema_decay_at,
+    fit,
+    flips,
+    lr_at,
+    resume_config,
+    setup_hardware,
+    train_step,
+    training_warnings,
+)
+from tests.conftest import SLOW_TIMEOUT, make_tiny_cfg, wait_for
 
 
 def _losses(run_dir):
@@ -207,7 +217,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
            "--sample-every", "4", "--checkpoint-every", "4", "--device", "cpu", "--out", str(out)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        _, stderr = proc.communicate(timeout=300)
+        _, stderr = proc.communicate(timeout=SLOW_TIMEOUT)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, 9)  # never leave worker processes behind if torchrun hangs
@@ -221,18 +231,28 @@ def test_torchrun_two_processes_gloo(tmp_path):
 @pytest.mark.slow
 def test_sigterm_checkpoints_and_exits_cleanly(tmp_path):
     import signal
-    import time
 
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "dcgan", "train", "--dataset", "fake", "--max-images", "128", "--image-size", "16",
            "--z-dim", "8", "--ngf", "8", "--ndf", "8", "--batch-size", "16", "--max-steps", "1000000", "--log-every", "5",
            "--checkpoint-every", "1000000", "--sample-every", "1000000", "--out", str(out)]
-    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not rundir.read_jsonl(out / "metrics.jsonl") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
+    log_path = tmp_path / "train.log"  # a file, not a pipe: nobody reads a pipe while the test waits
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=log, stderr=subprocess.STDOUT)
+
+    def logged_a_step() -> bool:
+        assert proc.poll() is None, f"trainer exited {proc.returncode}: {log_path.read_text()[-2000:]}"
+        return bool(rundir.read_jsonl(out / "metrics.jsonl"))
+
+    try:  # SIGTERM only once the training loop runs (its handler is installed): a first step is logged
+        wait_for(logged_a_step, f"the trainer logging its first step to {out / 'metrics.jsonl'}")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(SLOW_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = log_path.read_text()
     assert proc.returncode == 0, stderr[-2000:]
     last_logged = rundir.read_jsonl(out / "metrics.jsonl")[-1]["step"]
     state = load_state(out)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +15,8 @@ from PIL import Image
 
 from dcgan import cli
 from explorer import service
+
+from tests.conftest import SLOW_TIMEOUT, wait_for
 
 from .conftest import free_port
 
@@ -176,8 +177,8 @@ def test_non_finite_numbers_over_raw_http(connect, body, match):
     base = connect.src.rstrip("/")
     request = urllib.request.Request(f"{base}/gradio_api/call/edit", data=('{"data": %s}' % body).encode(),
                                      headers={"Content-Type": "application/json"})
-    event_id = json.loads(urllib.request.urlopen(request, timeout=10).read())["event_id"]
-    stream = urllib.request.urlopen(f"{base}/gradio_api/call/edit/{event_id}", timeout=30).read().decode()
+    event_id = json.loads(urllib.request.urlopen(request, timeout=SLOW_TIMEOUT).read())["event_id"]
+    stream = urllib.request.urlopen(f"{base}/gradio_api/call/edit/{event_id}", timeout=SLOW_TIMEOUT).read().decode()
     assert "event: error" in stream and match in stream
     assert connect.predict(api_name="/models")[0]["name"] == "tiny"
 
@@ -202,22 +203,22 @@ def test_python_app_py_serves_the_checkpoints_folder(checkpoints_dir, tmp_path):
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--checkpoints", str(checkpoints_dir),
                              "--runs-dir", str(tmp_path / "runs")], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    def answers() -> bool:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).status == 200
+        except OSError:
+            return False
+
     try:
-        deadline, answered = time.time() + 180, False  # generous: CI machines may be busy
-        while time.time() < deadline and not answered:
-            try:
-                answered = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).status == 200
-            except OSError:
-                time.sleep(0.2)
-            assert proc.poll() is None, proc.stdout.read()
-        assert answered
+        wait_for(answers, f"`python app.py` answering on port {port}")
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path))
         shipped = {p.name for p in (ROOT / "checkpoints").glob("*") if (p / "generator.safetensors").is_file()}
         assert {m["name"] for m in client.predict(api_name="/models")} == shipped | {"tiny", "tiny-grey"}
         client.close()
     finally:
         proc.terminate()
-        proc.wait(20)
+        proc.wait(SLOW_TIMEOUT)
     assert proc.returncode == 0  # SIGTERM (how a Space stops) is a clean exit...
     assert not list((tmp_path / "tmp").glob("dcgan-*"))  # ...that removes the app's output and upload folders
 

@@ -9,6 +9,15 @@ from .conftest import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+UI_TIMEOUT_MS = 300_000  # what a click may take to show on a slow, busy CPU; the waits end as soon as it shows
+
+
+def new_page(browser, **options):
+    """A page whose actions and navigation wait as long as the retrying assertions do (Playwright's default is 30 s)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, **options)
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.set_default_navigation_timeout(UI_TIMEOUT_MS)
+    return page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -41,35 +50,35 @@ def browser():
 def test_explorer_slider_drag_updates_the_image(app_url, browser):
     from playwright.sync_api import expect
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = new_page(browser)
     page.goto(app_url)
-    expect(page.locator("#samples img").first).to_be_visible(timeout=30_000)  # the Generate tab's grid loaded
+    expect(page.locator("#samples img").first).to_be_visible(timeout=UI_TIMEOUT_MS)  # the Generate tab's grid loaded
     page.get_by_role("tab", name="Latent sliders").click()
     edited = page.locator("#edited img")
-    expect(edited).to_be_visible(timeout=30_000)
+    expect(edited).to_be_visible(timeout=UI_TIMEOUT_MS)
     before = edited.get_attribute("src")
 
     slider = page.locator(".dir-slider input[type=range]").first
-    expect(slider).to_be_visible()
+    expect(slider).to_be_visible(timeout=UI_TIMEOUT_MS)
     box = slider.bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] / 2, y)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.95, y, steps=12)  # a drag: many input events, the last one wins
-    expect(edited).not_to_have_attribute("src", before, timeout=30_000)  # updated while the button is still down
+    expect(edited).not_to_have_attribute("src", before, timeout=UI_TIMEOUT_MS)  # updated while the button is still down
     page.mouse.up()
     assert float(slider.input_value()) > 3.0
-    expect(page.get_by_text("api_name=\"/edit\"")).to_be_visible()
+    expect(page.get_by_text("api_name=\"/edit\"")).to_be_visible(timeout=UI_TIMEOUT_MS)
     page.close()
 
 
 def test_clicking_a_sample_makes_it_the_current_seed(app_url, browser):
     from playwright.sync_api import expect
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = new_page(browser)
     page.goto(app_url)
     thumbs = page.locator("#samples button.thumbnail-item")
-    expect(thumbs.nth(5)).to_be_visible(timeout=30_000)
+    expect(thumbs.nth(5)).to_be_visible(timeout=UI_TIMEOUT_MS)
     thumbs.nth(5).click()
-    expect(page.get_by_label("Current seed")).to_have_value("5", timeout=15_000)
+    expect(page.get_by_label("Current seed")).to_have_value("5", timeout=UI_TIMEOUT_MS)
     page.close()

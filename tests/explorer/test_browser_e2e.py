@@ -9,12 +9,13 @@ import shutil
 import pytest
 
 from dcgan.checkpoints import GENERATOR_FILE
-from tests.conftest import SHARED_DATA, shared_data_or_skip
+from tests.conftest import SHARED_DATA, SLOW_TIMEOUT, shared_data_or_skip
 
 from .conftest import StubClassifier, free_port
-from .test_browser import CHROMIUM, CHROMIUM_ARGS
+from .test_browser import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, new_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+TRAIN_TIMEOUT_MS = int(SLOW_TIMEOUT * 1000)  # a training step, a preview grid or a checkpoint on a slow CPU
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def app(checkpoints_dir, tmp_path_factory, gradio_env):
     shutil.copytree(checkpoints_dir, models)  # the stub classifier's directions files stay out of the shared fixture
     catalog = Catalog(CheckpointRegistry([models, runs]))
     catalog.classifier = lambda state: StubClassifier()  # "Smiling"/"Male" attributes, so the first preset works
-    manager = TrainingManager(runs, SHARED_DATA, TrainingLimits(max_minutes=3))
+    manager = TrainingManager(runs, SHARED_DATA, TrainingLimits(max_minutes=10))  # test 6 stops its run itself
     out = OutputDir(tmp_path_factory.mktemp("e2e-out"))
     demo = build_app(catalog, out=out, training=manager)
     demo.queue(default_concurrency_limit=2, max_size=64)
@@ -51,7 +52,7 @@ def page(app):
     url, _ = app
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page = new_page(browser, accept_downloads=True)
         page.goto(url)
         yield page
         browser.close()
@@ -60,14 +61,14 @@ def page(app):
 def test_1_generate_a_grid_and_pick_a_sample(page):
     from playwright.sync_api import expect
 
-    expect(page.locator("#samples img").first).to_be_visible(timeout=60_000)
+    expect(page.locator("#samples img").first).to_be_visible(timeout=UI_TIMEOUT_MS)
     page.get_by_role("textbox", name=re.compile(r"^Seeds")).fill("10-17")
     page.get_by_role("button", name="Generate", exact=True).click()
     thumbs = page.locator("#samples button.thumbnail-item")
-    expect(thumbs).to_have_count(8, timeout=30_000)
-    expect(page.get_by_text("seed 17")).to_be_attached(timeout=30_000)
+    expect(thumbs).to_have_count(8, timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_text("seed 17")).to_be_attached(timeout=UI_TIMEOUT_MS)
     thumbs.nth(3).click()
-    expect(page.get_by_label("Current seed")).to_have_value("13", timeout=15_000)
+    expect(page.get_by_label("Current seed")).to_have_value("13", timeout=UI_TIMEOUT_MS)
 
 
 def test_2_move_sliders(page):
@@ -75,27 +76,27 @@ def test_2_move_sliders(page):
 
     page.get_by_role("tab", name="Latent sliders").click()
     edited = page.locator("#edited img")
-    expect(edited).to_be_visible(timeout=30_000)
+    expect(edited).to_be_visible(timeout=UI_TIMEOUT_MS)
     sliders = page.locator(".dir-slider input[type=range]")
-    expect(sliders.first).to_be_visible(timeout=30_000)
+    expect(sliders.first).to_be_visible(timeout=UI_TIMEOUT_MS)
     for i, fraction in ((0, 0.9), (1, 0.15)):
         before = edited.get_attribute("src")
         box = sliders.nth(i).bounding_box()
         page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
-        expect(edited).not_to_have_attribute("src", before, timeout=30_000)
+        expect(edited).not_to_have_attribute("src", before, timeout=UI_TIMEOUT_MS)
     assert float(sliders.nth(0).input_value()) > 3.0 and float(sliders.nth(1).input_value()) < -3.0
-    expect(page.get_by_text("api_name=\"/edit\"")).to_be_visible()
+    expect(page.get_by_text("api_name=\"/edit\"")).to_be_visible(timeout=UI_TIMEOUT_MS)
 
 
 def test_3_arithmetic_preset(page):
     from playwright.sync_api import expect
 
     page.get_by_role("tab", name="Vector arithmetic").click()
-    expect(page.locator("#candidates img").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#candidates img").first).to_be_visible(timeout=UI_TIMEOUT_MS)
     page.get_by_role("button", name="Pick exemplars").click()
-    expect(page.get_by_label("Group A seeds")).not_to_have_value("", timeout=90_000)
-    expect(page.get_by_label("Group C seeds")).not_to_have_value("")
-    expect(page.locator("#arithmetic-centre img")).to_be_visible(timeout=30_000)
+    expect(page.get_by_label("Group A seeds")).not_to_have_value("", timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_label("Group C seeds")).not_to_have_value("", timeout=UI_TIMEOUT_MS)
+    expect(page.locator("#arithmetic-centre img")).to_be_visible(timeout=UI_TIMEOUT_MS)
 
 
 def test_4_make_and_download_a_gif(page, tmp_path):
@@ -104,10 +105,10 @@ def test_4_make_and_download_a_gif(page, tmp_path):
     page.get_by_role("tab", name="Interpolation").click()
     page.get_by_label("Keyframe seeds").fill("13,14")
     page.get_by_role("button", name="Make animation").click()
-    expect(page.locator("#gif img")).to_be_visible(timeout=60_000)
+    expect(page.locator("#gif img")).to_be_visible(timeout=UI_TIMEOUT_MS)
     link = page.get_by_role("row", name=re.compile(r"\.gif ")).get_by_role("link").first  # the Downloads list
-    expect(link).to_be_visible(timeout=30_000)
-    with page.expect_download(timeout=30_000) as download:
+    expect(link).to_be_visible(timeout=UI_TIMEOUT_MS)
+    with page.expect_download(timeout=UI_TIMEOUT_MS) as download:
         link.click()
     path = tmp_path / "walk.gif"
     download.value.save_as(path)
@@ -121,13 +122,13 @@ def test_5_bring_your_own_generator(page, checkpoints_dir):
     page.get_by_text("Bring your own generator (.safetensors)").click()
     page.locator("#upload-file input[type=file]").set_input_files(str(checkpoints_dir / "tiny-grey" / GENERATOR_FILE))
     page.locator("#upload-load").click()
-    expect(page.locator("#upload-note")).to_contain_text("as model upload-", timeout=60_000)
-    expect(page.get_by_label("Model").first).to_have_value(re.compile(r"^upload-[0-9a-f]{12}$"), timeout=30_000)
-    expect(page.get_by_text(re.compile(r"^upload-[0-9a-f]{12}-grid")).first).to_be_visible(timeout=60_000)  # its grid
+    expect(page.locator("#upload-note")).to_contain_text("as model upload-", timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_label("Model").first).to_have_value(re.compile(r"^upload-[0-9a-f]{12}$"), timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_text(re.compile(r"^upload-[0-9a-f]{12}-grid")).first).to_be_visible(timeout=UI_TIMEOUT_MS)  # its grid
     page.get_by_role("textbox", name=re.compile(r"^Seeds")).fill("0-2")
     page.get_by_role("button", name="Generate", exact=True).click()  # the picker's new value is valid in this session
-    expect(page.locator("#samples button.thumbnail-item")).to_have_count(3, timeout=30_000)
-    expect(page.get_by_text("not in the list of choices")).to_have_count(0)
+    expect(page.locator("#samples button.thumbnail-item")).to_have_count(3, timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_text("not in the list of choices")).to_have_count(0, timeout=UI_TIMEOUT_MS)
 
 
 def test_6_train_and_watch_the_preview_update(page, app):
@@ -138,16 +139,16 @@ def test_6_train_and_watch_the_preview_update(page, app):
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-size input").click()
     page.get_by_role("option", name="16", exact=True).click()
-    for elem_id, value in (("train-width", "8"), ("train-batch", "32"), ("train-minutes", "2"), ("train-every", "5")):
+    for elem_id, value in (("train-width", "8"), ("train-batch", "32"), ("train-minutes", "10"), ("train-every", "5")):
         box = page.locator(f"#{elem_id} input[type=number]")
         box.fill(value)
         box.press("Tab")
-    page.locator("#train-start").click()
-    expect(page.locator("#train-status")).to_contain_text("mnist-16", timeout=60_000)
+    page.locator("#train-start").click()  # a 10 minute budget: the run is still going when the test stops it
+    expect(page.locator("#train-status"), "the Train tab naming the started run").to_contain_text("mnist-16", timeout=UI_TIMEOUT_MS)
     latest = page.locator("#train-latest img")
-    expect(latest).to_be_visible(timeout=180_000)
+    expect(latest, "a first preview grid").to_be_visible(timeout=TRAIN_TIMEOUT_MS)
     first = latest.get_attribute("src")
-    expect(latest).not_to_have_attribute("src", first, timeout=180_000)  # a later preview replaced it
+    expect(latest, "a later preview replacing the first").not_to_have_attribute("src", first, timeout=TRAIN_TIMEOUT_MS)
     page.locator("#train-stop").click()
-    expect(page.locator("#train-status")).to_contain_text("stopped", timeout=120_000)
+    expect(page.locator("#train-status"), "the run reported stopped").to_contain_text("stopped", timeout=TRAIN_TIMEOUT_MS)
     assert not manager._running()

@@ -13,6 +13,7 @@ from dcgan.checkpoints import GENERATOR_FILE, load_generator, save_generator
 from dcgan.errors import DatasetError
 from explorer.derived import BackgroundWorker, Catalog, Once
 from explorer.registry import CheckpointRegistry
+from tests.conftest import SLOW_TIMEOUT
 
 from .conftest import StubClassifier
 
@@ -35,8 +36,8 @@ def test_labelled_directions_arrive_in_the_background(checkpoints_dir, tmp_path,
     monkeypatch.setattr(catalog, "classifier", lambda state: StubClassifier())
     quick = [d.name for d in catalog.directions("run")]
     assert "Smiling" not in quick and all(n.startswith(("sefa", "pca")) for n in quick)
-    full = [d.name for d in catalog.directions("run", wait=True, timeout=120)]
-    assert {"Smiling", "Male"} <= set(full)
+    full = [d.name for d in catalog.directions("run", wait=True, timeout=SLOW_TIMEOUT)]
+    assert {"Smiling", "Male"} <= set(full), f"the labelled directions never arrived: {catalog.directions_status('run')!r}"
     assert catalog.directions_status("run") == ""
 
 
@@ -119,7 +120,7 @@ def test_labelled_directions_that_fail_leave_the_quick_ones_and_say_why(checkpoi
         raise RuntimeError("classifier exploded")
 
     monkeypatch.setattr(dirs, "labelled_directions", broken)
-    found = catalog.directions("run", wait=True, timeout=120)
+    found = catalog.directions("run", wait=True, timeout=SLOW_TIMEOUT)
     assert found and all(d.kind in ("sefa", "pca") for d in found)
     assert "classifier exploded" in catalog.directions_status("run")
     assert not catalog.directions_pending("run")

@@ -13,7 +13,6 @@ from dcgan.errors import CheckpointError
 from explorer.registry import CheckpointRegistry, scan_dirs
 
 
-
 def test_scan_finds_run_dirs_subdirs_and_loose_files(checkpoints_dir, tmp_path):
     loose = tmp_path / "loose"
     loose.mkdir()

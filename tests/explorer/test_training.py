@@ -9,7 +9,7 @@ from PIL import Image
 from dcgan import rundir
 from dcgan.checkpoints import load_generator
 from explorer.training import TrainingError, TrainingLimits, TrainingManager, TrainSettings, timelapse_gif, watch_run
-from tests.conftest import SHARED_DATA, shared_data_or_skip
+from tests.conftest import SHARED_DATA, shared_data_or_skip, wait_for
 
 
 def _manager(tmp_path, **limits):
@@ -99,17 +99,19 @@ def test_start_watch_stop_resume_a_real_run(tmp_path):
     name = m.start(TrainSettings(dataset="mnist", image_size=16, width=8, batch_size=32, minutes=5, sample_every=5))
     with pytest.raises(TrainingError, match="at a time"):
         m.start(TrainSettings(dataset="mnist", image_size=16, width=8, batch_size=32, minutes=5))
-    deadline = time.monotonic() + 240
-    while (not m.status(name)["latest_grid"] or not m.status(name)["losses"]) and time.monotonic() < deadline:
-        assert m.status(name)["state"] in ("starting", "running", "unknown"), m.status(name)
-        time.sleep(0.5)
+
+    def previewed() -> bool:
+        status = m.status(name)
+        assert status["state"] in ("starting", "running", "unknown"), status
+        return bool(status["latest_grid"] and status["losses"])
+
+    wait_for(previewed, f"run {name} showing a preview grid and logged losses", interval=0.5)
     status = m.stop(name)
     assert status["state"] == "stopped", status
     stopped_at = json.loads((tmp_path / "runs" / name / "status.json").read_text())["step"]
     assert load_generator(tmp_path / "runs" / name)[1].info["step"] == stopped_at
-    m.resume(name, minutes=0.05)
-    while m.status(name)["state"] == "running" and time.monotonic() < deadline + 120:
-        time.sleep(0.5)
+    m.resume(name, minutes=0.05)  # at least one logged step, whatever the clock says: the budget is checked at log steps
+    wait_for(lambda: m.status(name)["state"] != "running", f"resumed run {name} finishing its 3 s budget", interval=0.5)
     final = m.status(name)
     assert final["state"] == "finished", final
     assert final["step"] > stopped_at

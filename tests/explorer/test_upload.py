@@ -16,6 +16,8 @@ from dcgan.checkpoints import GENERATOR_FILE
 from dcgan.config import ModelConfig
 from dcgan.models import build_generator
 
+from tests.conftest import SLOW_TIMEOUT
+
 from .conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -192,8 +194,8 @@ def test_int8_weights_are_refused_before_loading(upload_app, tmp_path):
 def _raw_call(url: str, api: str, data: list) -> str:
     request = urllib.request.Request(f"{url}gradio_api/call/{api}", data=json.dumps({"data": data}).encode(),
                                      headers={"Content-Type": "application/json"})
-    event_id = json.loads(urllib.request.urlopen(request, timeout=10).read())["event_id"]
-    return urllib.request.urlopen(f"{url}gradio_api/call/{api}/{event_id}", timeout=30).read().decode()
+    event_id = json.loads(urllib.request.urlopen(request, timeout=SLOW_TIMEOUT).read())["event_id"]
+    return urllib.request.urlopen(f"{url}gradio_api/call/{api}/{event_id}", timeout=SLOW_TIMEOUT).read().decode()
 
 
 def test_upload_refuses_server_paths(upload_app, checkpoints_dir):
@@ -215,7 +217,7 @@ def test_oversized_upload_is_refused(upload_app, tmp_path):
     with open(big, "wb") as f:
         f.truncate(MAX_UPLOAD_BYTES + 1)
     with open(big, "rb") as f:
-        response = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.safetensors", f)}, timeout=60)
+        response = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.safetensors", f)}, timeout=SLOW_TIMEOUT)
     assert response.status_code == 413, response.text
     assert client.predict(api_name="/models")[0]["name"] == "tiny"
 
@@ -230,13 +232,13 @@ def test_file_route_serves_only_what_the_app_produced(upload_app, checkpoints_di
                "%2e%2e/%2e%2e/etc/passwd"]
     for path in refused:
         try:
-            status = urllib.request.urlopen(f"{url}gradio_api/file={path}", timeout=10).status
+            status = urllib.request.urlopen(f"{url}gradio_api/file={path}", timeout=SLOW_TIMEOUT).status
         except urllib.error.HTTPError as exc:
             status = exc.code
         assert status in (403, 404), (path, status)
     stream = _raw_call(url, "generate", ["tiny", "0-3", 1.0])
     served = json.loads(stream.split("data: ")[-1])[0]["url"]  # a file the app produced is served
-    assert urllib.request.urlopen(served, timeout=10).status == 200
+    assert urllib.request.urlopen(served, timeout=SLOW_TIMEOUT).status == 200
 
 
 @pytest.mark.parametrize("name", ["../../etc", "../tiny", "/etc/passwd", "tiny/../tiny-grey", "upload-../../x"])
