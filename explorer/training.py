@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,13 +25,15 @@ from dcgan import cli, rundir
 from dcgan.checkpoints import GENERATOR_FILE, STATE_FILE
 from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from dcgan.datasets import DATASETS
-from dcgan.errors import ConfigError, DCGANError
+from dcgan.errors import ConfigError, DCGANError, brief
 
 from .outputs import write_gif
+from .validation import check_choice, check_float, check_int
 
 LOG_FILE = "train.log"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
 MAX_TIMELAPSE_FRAMES = 120
+MAX_ASKED_MINUTES = 1e6  # a budget above the app's cap is capped; past this (or NaN, inf, negative) it is refused
 
 
 class TrainingError(DCGANError):
@@ -55,11 +58,17 @@ class TrainSettings:
 
 @dataclass
 class TrainingLimits:
+    """What the app allows; every TrainSettings field is checked against these on the server (the README lists them)."""
     max_concurrent: int = 1       # training runs at once per app
     max_minutes: float = 120.0    # cap on any run's wall-clock budget (lower it on a public Space)
     allow_folders: bool = True    # False in public mode: users may not name folders on the server
+    public: bool = False          # only the session that started a run may stop or resume it; errors carry no server paths
     max_batch_size: int = 512
     max_image_size: int = 128
+    max_width: int = 128          # ngf = ndf
+    max_epochs: float = 10_000.0
+    max_steps: int = 10_000_000
+    max_every: int = 1_000_000    # preview and evaluation intervals, in steps
 
 
 class TrainingManager:
@@ -69,6 +78,7 @@ class TrainingManager:
         self.limits = limits or TrainingLimits()
         self._procs: dict[str, subprocess.Popen] = {}
         self._attached: dict[str, Path] = {}
+        self._owners: dict[str, str] = {}  # run name -> the session that started it here
         self._lock = threading.Lock()
 
     # -- what can be trained ---------------------------------------------------------------------------------
@@ -79,38 +89,48 @@ class TrainingManager:
         return found + (["folder"] if self.limits.allow_folders else [])
 
     def check(self, s: TrainSettings) -> RunConfig:
-        """Validate settings against the data and the limits; returns the run's config (each value checked by dcgan.config)."""
+        """Validate settings (values as they arrived: strings, NaN, huge numbers...) against the data and the limits;
+        returns the run's config (each value then checked again by dcgan.config)."""
+        lim = self.limits
         if s.dataset not in self.available_datasets():
-            raise TrainingError(f"dataset {s.dataset!r} is not available here; choose from {self.available_datasets()}")
-        spec = DATASETS[s.dataset]
+            raise TrainingError(f"dataset {brief(s.dataset)} is not available here; choose from {self.available_datasets()}")
         try:
-            model = ModelConfig.from_dict(dict(arch=s.arch, image_size=s.image_size, channels=spec.channels, ngf=s.width, ndf=s.width))
+            dataset = s.dataset
+            arch = check_choice("arch", s.arch, ("dcgan", "keras"))
+            image_size = check_int("image_size", s.image_size, 16, lim.max_image_size)
+            width = check_int("width", s.width, 8, lim.max_width)
+            batch_size = check_int("batch_size", s.batch_size, 1, lim.max_batch_size)
+            minutes = None if _blank(s.minutes) else min(check_float("minutes", s.minutes, 0.01, MAX_ASKED_MINUTES), lim.max_minutes)
+            epochs = None if _blank(s.epochs) else check_float("epochs", s.epochs, 0.01, lim.max_epochs)
+            max_steps = None if _blank(s.max_steps) else check_int("max_steps", s.max_steps, 1, lim.max_steps)
+            sample_every = check_int("sample_every", s.sample_every, 1, lim.max_every)
+            eval_every = check_int("eval_every", s.eval_every, 0, lim.max_every)
         except ConfigError as exc:
-            raise TrainingError(str(exc)) from exc
-        if s.image_size > self.limits.max_image_size:
-            raise TrainingError(f"image size {s.image_size} is above this app's limit of {self.limits.max_image_size}")
-        if not 1 <= s.batch_size <= self.limits.max_batch_size:
-            raise TrainingError(f"batch size {s.batch_size} must be between 1 and {self.limits.max_batch_size}")
-        if not (s.minutes or s.epochs or s.max_steps):
+            raise TrainingError(str(exc)) from None
+        if minutes is None and epochs is None and max_steps is None:
             raise TrainingError("give a budget: minutes, epochs or steps")
-        minutes = min(s.minutes or self.limits.max_minutes, self.limits.max_minutes)
-        if not 0 < minutes <= self.limits.max_minutes or any(v is not None and not 0 < v < 1e7 for v in (s.epochs, s.max_steps)):
-            raise TrainingError("minutes, epochs and steps must be positive")
-        if s.dataset == "folder":
-            folder = Path(s.folder).expanduser()
-            if not s.folder or not folder.is_dir():
-                raise TrainingError(f"folder {s.folder!r} is not a folder on this machine")
+        spec = DATASETS[dataset]
+        if dataset == "folder":
+            folder = Path(s.folder).expanduser() if isinstance(s.folder, str) else None
+            if not s.folder or folder is None or not folder.is_dir():
+                raise TrainingError(f"folder {brief(s.folder)} is not a folder on this machine")
             root = folder.resolve()
         else:
             root = spec.root_under(self.data_root)
-        train = dict(batch_size=s.batch_size, max_minutes=minutes, epochs=s.epochs or None,
-                     max_steps=int(s.max_steps) if s.max_steps else None, sample_every=max(1, int(s.sample_every)), log_every=10,
-                     checkpoint_every=max(50, int(s.sample_every) * 4), eval_every=max(0, int(s.eval_every)))
+        train = dict(batch_size=batch_size, max_minutes=minutes or lim.max_minutes, epochs=epochs, max_steps=max_steps,
+                     sample_every=sample_every, log_every=10, checkpoint_every=max(50, sample_every * 4), eval_every=eval_every)
         try:
-            data = DataConfig.from_dict(dict(dataset=s.dataset, root=str(root)))
+            model = ModelConfig.from_dict(dict(arch=arch, image_size=image_size, channels=spec.channels, ngf=width, ndf=width))
+            data = DataConfig.from_dict(dict(dataset=dataset, root=str(root)))
             return RunConfig(model=model, data=data, train=TrainConfig.from_dict(train))
         except ConfigError as exc:
             raise TrainingError(str(exc)) from exc
+
+    def _check_owner(self, name: str, owner: str) -> None:
+        """In public mode only the session that started a run may stop or resume it (anyone may watch)."""
+        if self.limits.public and not (owner and secrets.compare_digest(owner, self._owners.get(name, ""))):
+            raise TrainingError(f"{name} was started by another session: on this public app only the session that "
+                                "started a run can stop or resume it; anyone can watch it")
 
     # -- start, stop, resume ------------------------------------------------------------------------------------
 
@@ -132,20 +152,26 @@ class TrainingManager:
             self._procs[run_dir.name] = subprocess.Popen([sys.executable, "-m", "dcgan", *argv], stdout=log_file,
                                                  stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
-    def start(self, settings: TrainSettings) -> str:
-        """Start a run in a subprocess; returns its name (a folder under runs_dir)."""
+    def start(self, settings: TrainSettings, owner: str = "") -> str:
+        """Start a run in a subprocess; returns its name (a folder under runs_dir). ``owner``: the session starting it."""
         cfg = self.check(settings)
         with self._lock:
-            run_dir = rundir.next_run_dir(self.runs_dir, f"{settings.dataset}-{settings.image_size}")
+            run_dir = rundir.next_run_dir(self.runs_dir, f"{cfg.data.dataset}-{cfg.model.image_size}")
             self._launch(run_dir, cli.train_argv(run_dir / rundir.CONFIG_FILE, run_dir), cfg)
+            self._owners[run_dir.name] = owner
         return run_dir.name
 
-    def resume(self, name: str, minutes: float | None = None) -> str:
-        """Continue a stopped or finished run exactly where its last checkpoint left it."""
+    def resume(self, name: str, minutes: Any = None, owner: str = "") -> str:
+        """Continue a stopped or finished run exactly where its last checkpoint left it, for up to ``minutes``."""
         run_dir = self.run_dir(name, own=True)
+        self._check_owner(name, owner)
         if not (run_dir / STATE_FILE).exists():
             raise TrainingError(f"{name} has no checkpoint to resume from yet")
-        minutes = min(minutes or self.limits.max_minutes, self.limits.max_minutes)
+        try:
+            asked = self.limits.max_minutes if _blank(minutes) else check_float("minutes", minutes, 0.01, MAX_ASKED_MINUTES)
+            minutes = min(asked, self.limits.max_minutes)
+        except ConfigError as exc:
+            raise TrainingError(str(exc)) from None
         with self._lock:
             if name in self._running():
                 raise TrainingError(f"{name} is already training")
@@ -156,9 +182,10 @@ class TrainingManager:
             self._launch(run_dir, argv)
         return name
 
-    def stop(self, name: str, timeout: float = 120.0) -> dict[str, Any]:
+    def stop(self, name: str, owner: str = "", timeout: float = 120.0) -> dict[str, Any]:
         """Ask the trainer to checkpoint and exit (SIGTERM), wait for it, and return the final status."""
         self.run_dir(name, own=True)
+        self._check_owner(name, owner)
         proc = self._procs.get(name)
         if proc is None or proc.poll() is not None:
             raise TrainingError(f"{name} is not training")
@@ -173,7 +200,7 @@ class TrainingManager:
     def close(self) -> None:
         """Stop every run this manager started (used when the app shuts down)."""
         for name in self._running():
-            self.stop(name)
+            self.stop(name, self._owners.get(name, ""))
 
     # -- watching ------------------------------------------------------------------------------------------------
 
@@ -191,7 +218,7 @@ class TrainingManager:
     def run_dir(self, name: str, *, own: bool = False) -> Path:
         """The folder of a run by name; names are never paths, so nothing outside runs_dir can be reached."""
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-            raise TrainingError(f"{name!r} is not a run name")
+            raise TrainingError(f"{brief(name)} is not a run name")
         if name in self._attached:
             if own:
                 raise TrainingError(f"{name} is attached read-only; start, stop and resume it where it was started")
@@ -216,7 +243,27 @@ class TrainingManager:
             elif code != 0 or status["state"] == "running":
                 status.update(state="failed", exit_code=code, log_tail=log_tail(run_dir))
         status["name"] = name
+        if self.limits.public:  # callers get the error itself; paths and tracebacks stay in the server's log
+            status["log_tail"] = plain_error(status["log_tail"])
+            status["error"] = plain_error(status["error"] or "") or None
         return status
+
+
+def _blank(value: Any) -> bool:
+    """An optional number left empty (None, '', or 0 from a cleared number box)."""
+    return value is None or value == "" or (isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0)
+
+
+PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s\\/'\":]+){2,}")  # an absolute path of two or more parts
+
+
+def plain_error(text: str) -> str:
+    """The last line of a log tail or error that says what went wrong (not a traceback frame), with every path
+    shortened to its last part: what a public app may tell a caller."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("File ", "Traceback", "^", "~")) and not line.startswith(" ")]
+    last = useful[-1] if useful else ""
+    return PATH.sub(lambda m: m.group(0).replace("\\", "/").rsplit("/", 1)[-1], last)[:500]
 
 
 def _pid_alive(pid: Any) -> bool:

@@ -53,6 +53,11 @@ def loss_frames(status: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame({"lossD": "loss D", "lossG": "loss G"}), frame({"D_x": "D(x)", "D_G_z": "D(G(z))"})
 
 
+def session_of(request: gr.Request | None) -> str:
+    """The Gradio session (a browser tab, or one gradio_client.Client) making a request: a run's owner."""
+    return getattr(request, "session_hash", None) or ""
+
+
 def train_tab(ctx: Context) -> None:
     manager: TrainingManager = ctx.training
     allow_folders = manager.limits.allow_folders
@@ -96,10 +101,16 @@ def train_tab(ctx: Context) -> None:
         timer = gr.Timer(POLL_SECONDS, active=False)
         samples = gr.State([])
 
-        def settings(ds, fold, ar, size, w, b, mins, eps, every) -> TrainSettings:
-            return TrainSettings(dataset=ds, folder=fold or "", arch=ar, image_size=int(size), width=int(w), batch_size=int(b),
-                                 minutes=float(mins) if mins else None, epochs=float(eps) if eps else None,
-                                 sample_every=int(every or 25))
+        def start_run(ds, fold, ar, size, w, b, mins, eps, every, request: gr.Request):
+            settings = TrainSettings(dataset=ds, folder=fold or "", arch=ar, image_size=size, width=w, batch_size=b, minutes=mins,
+                                     epochs=eps, sample_every=every if every is not None else 25)
+            return started(manager.start(settings, owner=session_of(request)))
+
+        def stop_run(name, request: gr.Request):
+            manager.stop(name, session_of(request))
+
+        def resume_run(name, mins, request: gr.Request):
+            return started(manager.resume(name, mins, session_of(request)))
 
         def started(name: str):
             return gr.update(choices=manager.list_runs(), value=name), gr.Timer(active=True)
@@ -126,11 +137,9 @@ def train_tab(ctx: Context) -> None:
         inputs = [dataset, folder, arch, image_size, width, batch, minutes, epochs, sample_every]
         poll_outputs = [status_md, latest, losses, d_out, samples, frame, timelapse, timer]
         dataset.change(lambda ds: gr.update(visible=ds == "folder"), dataset, folder, api_visibility="private", queue=False)
-        start.click(guard(lambda *a: started(manager.start(settings(*a)))), inputs, [run, timer], api_visibility="private")
-        stop.click(guard(lambda name: manager.stop(name) and None), run, None, api_visibility="private").then(
-            guard(poll), run, poll_outputs, api_visibility="private")
-        resume.click(guard(lambda name, mins: started(manager.resume(name, float(mins) if mins else None))), [run, minutes],
-                     [run, timer], api_visibility="private")
+        start.click(guard(start_run), inputs, [run, timer], api_visibility="private")
+        stop.click(guard(stop_run), run, None, api_visibility="private").then(guard(poll), run, poll_outputs, api_visibility="private")
+        resume.click(guard(resume_run), [run, minutes], [run, timer], api_visibility="private")
         attach.click(guard(lambda path: started(manager.attach(path))), attach_path, [run, timer], api_visibility="private")
         gr.on([run.change, timer.tick], guard(poll), run, poll_outputs, api_visibility="private", show_progress="hidden",
               trigger_mode="always_last")
@@ -145,11 +154,12 @@ def register_training_api(manager: TrainingManager, catalog: Catalog) -> None:
 
     def train_start(dataset: str = "mnist", image_size: int = 32, arch: str = "dcgan", width: int = 32, batch_size: int = 64,
                     minutes: Optional[float] = 5.0, epochs: Optional[float] = None, max_steps: Optional[int] = None,
-                    sample_every: int = 25, eval_every: int = 0) -> str:
-        """Start a training run in a subprocess; returns its name. Data sets: those available offline on the server."""
-        return manager.start(TrainSettings(dataset=dataset, arch=arch, image_size=int(image_size), width=int(width),
-                                           batch_size=int(batch_size), minutes=minutes, epochs=epochs, max_steps=max_steps,
-                                           sample_every=int(sample_every), eval_every=int(eval_every)))
+                    sample_every: int = 25, eval_every: int = 0, request: gr.Request = None) -> str:
+        """Start a training run in a subprocess; returns its name. Data sets: those available offline on the server.
+        On a public app, only this client (its session) may later stop or resume the run."""
+        settings = TrainSettings(dataset=dataset, arch=arch, image_size=image_size, width=width, batch_size=batch_size,
+                                 minutes=minutes, epochs=epochs, max_steps=max_steps, sample_every=sample_every, eval_every=eval_every)
+        return manager.start(settings, owner=session_of(request))
 
     def train_status(run: str) -> tuple[dict, Optional[FileData]]:
         """({state, step, epoch, img_per_s, eta_s, images_seen, last_metrics, warnings, ...}, latest preview grid PNG)."""
@@ -161,15 +171,15 @@ def register_training_api(manager: TrainingManager, catalog: Catalog) -> None:
                 "has_generator", "error", "log_tail")
         return {k: status[k] for k in keep}, grid
 
-    def train_stop(run: str) -> dict:
+    def train_stop(run: str, request: gr.Request = None) -> dict:
         """Stop a run: it saves a checkpoint and exits; returns its final status."""
-        status = manager.stop(run)
+        status = manager.stop(run, session_of(request))
         service.refresh(catalog)
         return {k: status[k] for k in ("name", "state", "step")}
 
-    def train_resume(run: str, minutes: Optional[float] = None) -> str:
+    def train_resume(run: str, minutes: Optional[float] = None, request: gr.Request = None) -> str:
         """Continue a stopped or finished run exactly from its last checkpoint, for up to `minutes` more."""
-        return manager.resume(run, minutes)
+        return manager.resume(run, minutes, session_of(request))
 
     for fn in (train_start, train_status, train_stop, train_resume):
         gr.api(guard(fn), api_name=fn.__name__, concurrency_limit=4, concurrency_id=TRAINING_QUEUE)
