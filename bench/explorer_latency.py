@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nmodel {name}; {args.iterations} calls each ({args.gif_iterations} for the GIF); cpus {os.cpu_count()}; "
           f"app start {results['app_start_s']} s; first /directions {results['first_directions_s']} s\n")
-    print(f"| endpoint | n | p50 ms | p95 ms | mean ms |\n|---|---|---|---|---|")
+    print("| endpoint | n | p50 ms | p95 ms | mean ms |\n|---|---|---|---|---|")
     for key, s in stats.items():
         print(f"| {key} | {s['n']} | {s['p50_ms']} | {s['p95_ms']} | {s['mean_ms']} |")
     print("\n| target | measured | met |\n|---|---|---|")

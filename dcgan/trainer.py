@@ -23,8 +23,8 @@ import torch.distributed as dist
 from torch import nn
 
 from . import datasets, rundir
-from .checkpoints import GENERATOR_FILE, STATE_FILE, load_state, save_generator, save_state
 from .augment import diff_augment, random_flip
+from .checkpoints import GENERATOR_FILE, STATE_FILE, load_state, save_generator, save_state
 from .config import RunConfig, parse_augment
 from .errors import ConfigError, DCGANError
 from .images import make_grid, save_png

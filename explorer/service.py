@@ -16,15 +16,22 @@ import torch
 from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT, apply_directions, concept_direction, condition, pick_preset_seeds
 from dcgan.errors import ConfigError, DCGANError, LatentError, brief
 from dcgan.images import to_uint8
-from dcgan.latent import MAX_SEED, interpolate_path, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
+from dcgan.latent import MAX_SEED, arithmetic_variants, interpolate_path, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
 from dcgan.latent import arithmetic as latent_arithmetic
-from dcgan.latent import arithmetic_variants
 
-from .outputs import Mp4Writer, OutputDir, tile_grid, write_gif
 from .derived import Catalog, ModelState
+from .outputs import Mp4Writer, OutputDir, tile_grid, write_gif
 from .registry import LoadedModel
 from .validation import (  # noqa: F401 (the UI reaches them through service)
-    RANDOM_COUNT, RANDOM_SEED_MAX, check_choice, check_float, check_int, check_seed, concept_name, format_seeds, seed_list,
+    RANDOM_COUNT,
+    RANDOM_SEED_MAX,
+    check_choice,
+    check_float,
+    check_int,
+    check_seed,
+    concept_name,
+    format_seeds,
+    seed_list,
 )
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -31,8 +31,15 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dcgan.classifiers import (ASSETS_DIR, ClassifierConfig, build_classifier, classifier_path, load_classifier,  # noqa: E402
-                               read_classifier_metadata, save_classifier)
+from dcgan.classifiers import (  # noqa: E402
+    ASSETS_DIR,
+    ClassifierConfig,
+    build_classifier,
+    classifier_path,
+    load_classifier,
+    read_classifier_metadata,
+    save_classifier,
+)
 from dcgan.datasets import DATASETS, batch_to_float  # noqa: E402
 from dcgan.metrics import load_split  # noqa: E402
 

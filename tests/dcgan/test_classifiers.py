@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import shared_data_or_skip
 from dcgan import datasets
 from dcgan.classifiers import CLASSIFIER_DATASETS, classifier_path, load_classifier, read_classifier_metadata
 from dcgan.errors import CheckpointError
 from dcgan.metrics import load_split
+from tests.conftest import shared_data_or_skip
 
 EXPECTED = {  # dataset: (kind, labels, image_size, channels)
     "mnist": ("classes", 10, 28, 1),

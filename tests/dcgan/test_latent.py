@@ -4,8 +4,17 @@ import pytest
 import torch
 
 from dcgan.errors import LatentError
-from dcgan.latent import (arithmetic, arithmetic_variants, interpolate_path, latent_from_seed, latents_from_seeds,
-                          lerp, parse_seeds, slerp, truncate)
+from dcgan.latent import (
+    arithmetic,
+    arithmetic_variants,
+    interpolate_path,
+    latent_from_seed,
+    latents_from_seeds,
+    lerp,
+    parse_seeds,
+    slerp,
+    truncate,
+)
 
 
 def test_seed_contract_is_torch_generator_randn():

@@ -15,7 +15,6 @@ from PIL import Image
 
 from dcgan import cli
 from explorer import service
-
 from tests.conftest import SLOW_TIMEOUT, wait_for
 
 from .conftest import free_port

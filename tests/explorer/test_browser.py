@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def app_url(checkpoints_dir, tmp_path_factory, gradio_env):
-    from explorer.outputs import OutputDir
     from explorer.derived import Catalog
+    from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
     from explorer.ui.app import build_app, launch_options
 

@@ -20,8 +20,8 @@ TRAIN_TIMEOUT_MS = int(SLOW_TIMEOUT * 1000)  # a training step, a preview grid o
 
 @pytest.fixture(scope="module")
 def app(checkpoints_dir, tmp_path_factory, gradio_env):
-    from explorer.outputs import OutputDir
     from explorer.derived import Catalog
+    from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
     from explorer.training import TrainingLimits, TrainingManager
     from explorer.ui.app import build_app, launch_options, security_options

@@ -12,8 +12,8 @@ from .conftest import free_port
 def train_app(tmp_path_factory, gradio_env, checkpoints_dir):
     from gradio_client import Client
 
-    from explorer.outputs import OutputDir
     from explorer.derived import Catalog
+    from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
     from explorer.training import TrainingLimits, TrainingManager
     from explorer.ui.app import build_app, launch_options

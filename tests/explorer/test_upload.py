@@ -15,7 +15,6 @@ from safetensors.torch import save_file
 from dcgan.checkpoints import GENERATOR_FILE
 from dcgan.config import ModelConfig
 from dcgan.models import build_generator
-
 from tests.conftest import SLOW_TIMEOUT
 
 from .conftest import free_port
@@ -29,8 +28,8 @@ def upload_app(checkpoints_dir, tmp_path_factory, gradio_env):
     """The app launched as app.py launches it (security_options), with an UploadStore in its own folder."""
     from gradio_client import Client
 
-    from explorer.outputs import OutputDir
     from explorer.derived import Catalog
+    from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
     from explorer.ui.app import build_app, launch_options, security_options
     from explorer.uploads import UploadStore
@@ -132,10 +131,10 @@ BAD_KINDS = ["pickle .pt", "pickle renamed", "raw pickle renamed", "truncated", 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
 def test_bad_checkpoints_are_refused_clearly(upload_app, checkpoints_dir, tmp_path, kind, monkeypatch):
+    import pickle
+
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
-
-    import pickle
 
     ran = []
     monkeypatch.setattr(pickle, "loads", lambda *a, **k: ran.append(a))  # nothing may unpickle, in this process

@@ -12,7 +12,6 @@ from gradio.data_classes import FileData
 from ... import service
 from ...derived import Catalog
 from ...training import TrainingManager, TrainSettings, timelapse_gif
-
 from ..context import TRAINING_QUEUE, Context, guard
 
 POLL_SECONDS = 2.0
