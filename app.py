@@ -52,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads per request [default: CPU cores / --concurrency, at least 1; more threads than "
                         "free cores makes every call wait on the slowest one]")
     # load
-    p.add_argument("--concurrency", type=int, metavar="N", default=2, help="image requests computed at once; the rest wait in the queue [default: 2]")
-    p.add_argument("--queue-size", type=int, metavar="N", default=256, help="requests that may wait before new ones are refused [default: 256]")
+    p.add_argument("--concurrency", type=int, metavar="N", default=2,
+                   help="image requests computed at once; the rest wait in the queue [default: 2]")
+    p.add_argument("--queue-size", type=int, metavar="N", default=256,
+                   help="requests that may wait before new ones are refused [default: 256]")
     p.add_argument("--cache-models", type=int, metavar="N", default=4, help="generators kept loaded (LRU) [default: 4]")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p

@@ -65,7 +65,8 @@ def baseline_steps(model: ModelConfig, images: torch.Tensor, batch: int, device:
         yield (errD_real + errD_fake).item(), errG.item(), D_x
 
 
-def our_steps(model: ModelConfig, images: torch.Tensor, batch: int, device: torch.device, *, bf16: bool, channels_last: bool, compile: bool):
+def our_steps(model: ModelConfig, images: torch.Tensor, batch: int, device: torch.device,
+              *, bf16: bool, channels_last: bool, compile: bool):
     cfg = RunConfig(model=model, train=TrainConfig(batch_size=batch, compile=compile))
     hw = Hardware(device, bf16, channels_last)
     gan = build_gan(cfg, hw)
@@ -110,16 +111,20 @@ def main() -> None:
     images = load_images(args.image_size, 2048)
     fast = bf16_supported(device)
     variants = {"baseline (pytorch/examples style, fp32 eager)": lambda: baseline_steps(model, images, args.batch_size, device),
-                f"ours (bf16={fast}, channels_last={fast})": lambda: our_steps(model, images, args.batch_size, device, bf16=fast, channels_last=fast, compile=args.compile)}
+                f"ours (bf16={fast}, channels_last={fast})": lambda: our_steps(model, images, args.batch_size, device,
+                                                                               bf16=fast, channels_last=fast, compile=args.compile)}
     if args.ablate:
-        variants["ours, bf16 off, channels_last off"] = lambda: our_steps(model, images, args.batch_size, device, bf16=False, channels_last=False, compile=False)
-        variants["ours, bf16 on, channels_last off"] = lambda: our_steps(model, images, args.batch_size, device, bf16=fast, channels_last=False, compile=False)
+        variants["ours, bf16 off, channels_last off"] = lambda: our_steps(model, images, args.batch_size, device,
+                                                                          bf16=False, channels_last=False, compile=False)
+        variants["ours, bf16 on, channels_last off"] = lambda: our_steps(model, images, args.batch_size, device,
+                                                                         bf16=fast, channels_last=False, compile=False)
     results = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, make in variants.items():
             results[name].append(measure(make(), args.batch_size, args.steps, device))
     base = statistics.median(next(iter(results.values())))
-    print(f"device={device} threads={torch.get_num_threads()} image_size={args.image_size} batch={args.batch_size} rounds={args.rounds}x{args.steps} steps")
+    print(f"device={device} threads={torch.get_num_threads()} image_size={args.image_size} "
+          f"batch={args.batch_size} rounds={args.rounds}x{args.steps} steps")
     for name, values in results.items():
         value = statistics.median(values)
         print(f"{name:50s} {value:9.1f} img/s   x{value / base:.2f}")

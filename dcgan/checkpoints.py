@@ -72,7 +72,8 @@ def resolve_generator_path(path: Path | str) -> Path:
     return path
 
 
-def load_generator(path: Path | str, *, model: ModelConfig | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, GeneratorInfo]:
+def load_generator(path: Path | str, *, model: ModelConfig | None = None,
+                   device: str | torch.device = "cpu") -> tuple[nn.Module, GeneratorInfo]:
     """Load a generator from a `.safetensors` file or run directory; returns (G in eval mode, its info).
 
     ``model`` is needed only for a plain state dict saved without our metadata (e.g. pytorch/examples' netG
@@ -110,7 +111,8 @@ def check_tensors(header: dict[str, Any], model: ModelConfig, path: Path) -> Non
     specs = {k: v for k, v in header.items() if k != "__metadata__"}
     missing, unexpected = sorted(set(expected) - set(specs)), sorted(set(specs) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"{path}: tensors do not match a {model.arch} generator of this config: missing {missing[:4]}, unexpected {unexpected[:4]}")
+        raise CheckpointError(f"{path}: tensors do not match a {model.arch} generator of this config: "
+                              f"missing {missing[:4]}, unexpected {unexpected[:4]}")
     for name, spec in specs.items():
         shape = spec.get("shape") if isinstance(spec, dict) else None
         dtype = spec.get("dtype") if isinstance(spec, dict) else None
@@ -143,7 +145,8 @@ def load_state(path: Path | str) -> dict[str, Any]:
     except Exception as exc:  # torch raises many types for damaged or unsafe files; all mean "unusable"
         raise CheckpointError(f"{path}: cannot read training state ({type(exc).__name__}: {exc})") from exc
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format_version {state.get('format_version') if isinstance(state, dict) else None}, expected {FORMAT_VERSION}")
+        raise CheckpointError(f"{path}: format_version {state.get('format_version') if isinstance(state, dict) else None}, "
+                              f"expected {FORMAT_VERSION}")
     state.setdefault("world_size", 1)
     state["rng"].setdefault("augment", None)  # states from before flips and DiffAugment: the trainer seeds a fresh generator
     return state

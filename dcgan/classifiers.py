@@ -161,7 +161,8 @@ def has_classifier(dataset: str) -> bool:
     return dataset in CLASSIFIER_DATASETS and classifier_path(dataset).is_file()
 
 
-def save_classifier(net: Classifier, path: Path, *, results: dict[str, Any], training: dict[str, Any], dtype: torch.dtype = torch.float16) -> None:
+def save_classifier(net: Classifier, path: Path, *, results: dict[str, Any],
+                    training: dict[str, Any], dtype: torch.dtype = torch.float16) -> None:
     """Write weights (floats cast to ``dtype``) with the config, measured accuracies and training record as metadata."""
     metadata = {"format_version": str(FORMAT_VERSION), "config": json.dumps(asdict(net.cfg)),
                 "results": json.dumps(results), "training": json.dumps(training)}

@@ -38,7 +38,8 @@ log = logging.getLogger("dcgan")
 def _add_train_parser(sub) -> None:
     m, d, t = ModelConfig(), DataConfig(), TrainConfig()
     p = sub.add_parser("train", help="train a DCGAN", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Train a DCGAN; writes a run directory (config.json, metrics.jsonl, samples/, state.pt, generator.safetensors).")
+                       description="Train a DCGAN; writes a run directory "
+                                   "(config.json, metrics.jsonl, samples/, state.pt, generator.safetensors).")
     # data
     p.add_argument("--dataset", choices=sorted(DATASETS), default=d.dataset, help="data set to train on")
     p.add_argument("--data-root", metavar="DIR", default=str(default_data_root()), help="folder holding the data set")
@@ -55,7 +56,8 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--z-dim", type=int, metavar="N", default=m.z_dim, help="latent size")
     p.add_argument("--ngf", type=int, metavar="N", default=m.ngf, help="generator width")
     p.add_argument("--ndf", type=int, metavar="N", default=m.ndf, help="discriminator width")
-    p.add_argument("--d-norm", choices=D_NORMS, default=m.d_norm, help="D's normalisation: batch (the paper) or spectral (spectral norm, no BatchNorm in D)")
+    p.add_argument("--d-norm", choices=D_NORMS, default=m.d_norm,
+                   help="D's normalisation: batch (the paper) or spectral (spectral norm, no BatchNorm in D)")
     # optimisation and stopping
     p.add_argument("--batch-size", type=int, metavar="N", default=t.batch_size, help="images per step per process")
     p.add_argument("--lr", type=float, default=t.lr, help="Adam learning rate (G's, and D's unless --lr-d is given)")
@@ -64,9 +66,12 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--epochs", type=float, default=None, help="stop after this many epochs")
     p.add_argument("--max-steps", type=int, metavar="N", default=None, help="stop after N generator updates")
     p.add_argument("--max-minutes", type=float, metavar="MIN", default=None, help="stop after this much wall-clock time")
-    p.add_argument("--lr-decay-from", type=int, metavar="STEP", default=None, help="from this step lr falls linearly to 0 at the last step (needs --max-steps or --epochs; may be set on --resume)")
+    p.add_argument("--lr-decay-from", type=int, metavar="STEP", default=None,
+                   help="from this step lr falls linearly to 0 at the last step "
+                        "(needs --max-steps or --epochs; may be set on --resume)")
     p.add_argument("--ema-decay", type=float, default=t.ema_decay, help="EMA decay of G's weights (0: off)")
-    p.add_argument("--label-smoothing", type=float, default=t.label_smoothing, help="one-sided: D's target for real images is 1 - this (0: the paper)")
+    p.add_argument("--label-smoothing", type=float, default=t.label_smoothing,
+                   help="one-sided: D's target for real images is 1 - this (0: the paper)")
     p.add_argument("--augment", metavar="POLICY", default=None,
                    help="DiffAugment (Zhao et al. 2020) on every image D sees, real and fake: color, translation, cutout, "
                         "combined with commas; helps most on small data sets (may be set on --resume) [default: off, the paper]")
@@ -77,15 +82,19 @@ def _add_train_parser(sub) -> None:
     # hardware
     p.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--bf16", choices=("auto", "on", "off"), default=t.bf16, help="bf16 autocast (auto: on CUDA and AVX512-BF16 CPUs)")
-    p.add_argument("--channels-last", choices=("auto", "on", "off"), default=t.channels_last, help="channels_last memory format (auto: with bf16)")
+    p.add_argument("--channels-last", choices=("auto", "on", "off"), default=t.channels_last,
+                   help="channels_last memory format (auto: with bf16)")
     p.add_argument("--compile", action="store_true", help="torch.compile G and D")
     # outputs
     p.add_argument("--out", metavar="RUN_DIR", default=None, help="run directory [default: runs/NNNNN-<dataset>-<size>]")
-    p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue this run exactly (its saved options; stopping rules and --lr-decay-from may be changed)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue this run exactly (its saved options; stopping rules and --lr-decay-from may be changed)")
     p.add_argument("--log-every", type=int, metavar="N", default=t.log_every, help="steps between metrics.jsonl lines")
     p.add_argument("--sample-every", type=int, metavar="N", default=t.sample_every, help="steps between preview grids")
     p.add_argument("--checkpoint-every", type=int, metavar="N", default=t.checkpoint_every, help="steps between checkpoints")
-    p.add_argument("--keep-generators", action="store_true", default=None, help="also keep every checkpoint's generator as RUN_DIR/generators/step-NNNNNNN.safetensors, to score them with dcgan eval and ship the best (may be set on --resume)")
+    p.add_argument("--keep-generators", action="store_true", default=None,
+                   help="also keep every checkpoint's generator as RUN_DIR/generators/step-NNNNNNN.safetensors, "
+                        "to score them with dcgan eval and ship the best (may be set on --resume)")
     p.add_argument("--eval-every", type=int, metavar="N", default=t.eval_every, help="steps between quality metrics (0: off)")
     p.add_argument("--config", metavar="FILE", default=None,
                    help="take every model, data and training option from this RunConfig JSON (a run's config.json; unknown keys are "
@@ -102,11 +111,13 @@ def _train_config(args) -> RunConfig:
         model=ModelConfig.from_dict(dict(arch=args.arch, image_size=image_size, channels=channels, z_dim=args.z_dim, ngf=args.ngf,
                                          ndf=args.ndf, d_norm=args.d_norm)),
         data=DataConfig.from_dict(dict(dataset=args.dataset, root=args.data_root, download=args.download, max_images=args.max_images)),
-        train=TrainConfig.from_dict({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None}),
+        train=TrainConfig.from_dict({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                                     if getattr(args, f.name, None) is not None}),
     )
 
 
-RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from", "keep_generators", "augment", "flip")  # how long, how it ends, what it keeps and sees
+RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from",
+                    "keep_generators", "augment", "flip")  # how long, how it ends, what it keeps and sees
 BESIDE_CONFIG = ("config", "out", "dry_run", "verbose")  # the flags --config leaves meaningful
 
 
@@ -260,13 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     p.add_argument("--raw", action="store_true", help="export the raw G instead of its EMA")
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("directions", help="latent directions for the explorer's sliders", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Compute SeFa, PCA and (with a classifier for the data set) labelled latent directions; write them beside the checkpoint.")
+    p = sub.add_parser("directions", help="latent directions for the explorer's sliders",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Compute SeFa, PCA and (with a classifier for the data set) labelled latent directions; "
+                                   "write them beside the checkpoint.")
     p.add_argument("checkpoint", help="generator .safetensors file or run directory")
     p.add_argument("--k", type=int, metavar="N", default=10, help="SeFa and PCA directions each (at most z_dim)")
     p.add_argument("--n", type=int, metavar="N", default=5000, help="latents sampled for PCA and labelled directions")
     p.add_argument("--no-classifier", action="store_true", help="SeFa and PCA only, even if a classifier exists")
-    p.add_argument("--out", default=None, help="output file [default: DIR/directions.safetensors or X.directions.safetensors beside the checkpoint]")
+    p.add_argument("--out", default=None,
+                   help="output file [default: DIR/directions.safetensors or X.directions.safetensors beside the checkpoint]")
     p.set_defaults(func=cmd_directions)
     p = sub.add_parser("eval", help="quality metrics with their real-vs-real floor", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Classifier FID, KID, precision/recall, inception-style score and class/attribute rates of "

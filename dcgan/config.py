@@ -23,7 +23,8 @@ def parse_augment(policy: str) -> list[str]:
     parts = [p.strip() for p in policy.split(",") if p.strip()]
     unknown = sorted(set(parts) - set(AUGMENTATIONS))
     if unknown:
-        raise ConfigError(f"augment: {brief(unknown)} not among {list(AUGMENTATIONS)}; combine them with commas, e.g. color,translation,cutout")
+        raise ConfigError(f"augment: {brief(unknown)} not among {list(AUGMENTATIONS)}; "
+                          "combine them with commas, e.g. color,translation,cutout")
     if len(set(parts)) != len(parts):
         raise ConfigError(f"augment: {brief(policy)} names a transform twice")
     return [name for name in AUGMENTATIONS if name in parts]

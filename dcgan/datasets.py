@@ -57,7 +57,8 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
         return images
     out = []
     for chunk in images.split(4096):
-        out.append(F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8))
+        out.append(F.interpolate(chunk.float(), size=(size, size), mode="bilinear",
+                                 antialias=True, align_corners=False).round().clamp(0, 255).to(torch.uint8))
     return torch.cat(out)
 
 

@@ -403,7 +403,8 @@ def load_directions(path: Path | str, *, fingerprint: str | None = None) -> list
         raise CheckpointError(f"{path}: damaged directions file (no 'vectors' tensor)")
     vectors, entries = tensors["vectors"], metadata_json(metadata, "directions", path)
     if not isinstance(entries, list) or vectors.ndim != 2 or len(entries) != len(vectors) or vectors.dtype != torch.float32:
-        raise CheckpointError(f"{path}: metadata lists {len(entries) if isinstance(entries, list) else '?'} directions for vectors {tuple(vectors.shape)}")
+        raise CheckpointError(f"{path}: metadata lists {len(entries) if isinstance(entries, list) else '?'} directions "
+                              f"for vectors {tuple(vectors.shape)}")
     out = []
     for entry, vector in zip(entries, vectors):
         ok = (isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry.get("kind") in KINDS

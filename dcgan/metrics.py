@@ -214,7 +214,8 @@ def hist(opts: MetricOptions) -> dict[str, float]:
     return {**summary, **{prefix + name: float(rate) for name, rate in zip(opts.label_names, fake)}}
 
 
-def compute_metrics(real: FeatureSet, fake: FeatureSet, classifier: Classifier, metrics: list[str] | None = None, *, seed: int = 0) -> dict[str, float]:
+def compute_metrics(real: FeatureSet, fake: FeatureSet, classifier: Classifier, metrics: list[str] | None = None,
+                    *, seed: int = 0) -> dict[str, float]:
     names = list_valid_metrics() if metrics is None else metrics
     unknown = [m for m in names if not is_valid_metric(m)]
     if unknown:
@@ -243,7 +244,8 @@ def image_features(images: torch.Tensor, classifier: Classifier, *, batch_size: 
     return FeatureSet(torch.cat([f for f, _ in parts]), torch.cat([p for _, p in parts]))
 
 
-def real_features(dataset: str, split: str, n: int, classifier: Classifier, *, root: str = "", image_size: int, channels: int) -> FeatureSet:
+def real_features(dataset: str, split: str, n: int, classifier: Classifier,
+                  *, root: str = "", image_size: int, channels: int) -> FeatureSet:
     """Features of min(n, split size) real images (a fixed random sample), cached in the user cache folder."""
     key = _cache_key(dataset, split, n, _root_key(root), image_size, channels, classifier.digest, FLOOR_VERSION)
     path = datasets.default_cache_dir() / "metrics" / f"features-{dataset}-{split}-{image_size}px-{channels}ch-n{n}-{key}.safetensors"
@@ -269,7 +271,8 @@ def _write_cache(data: bytes, path: Path) -> None:
 
 
 @torch.no_grad()
-def generated_features(G: nn.Module, classifier: Classifier, *, n: int, seed: int, z_dim: int, batch_size: int = 250) -> tuple[FeatureSet, tuple[int, int]]:
+def generated_features(G: nn.Module, classifier: Classifier,
+                       *, n: int, seed: int, z_dim: int, batch_size: int = 250) -> tuple[FeatureSet, tuple[int, int]]:
     """Features of G's images for latent seeds seed..seed+n-1 (dcgan.latent's seed contract); also (image_size, channels)."""
     if seed < 0 or seed + n - 1 > MAX_SEED:
         raise LatentError(f"seeds {seed}..{seed + n - 1} leave the range 0..{MAX_SEED}")

@@ -247,7 +247,8 @@ def d_lr(cfg: RunConfig) -> float:
 
 
 def lr_at(step: int, cfg: RunConfig, stop_step: int | None) -> float:
-    """G's learning rate of update ``step`` (D's is this times lr_d / lr): constant, then (with lr_decay_from) a linear cool-down to 0 at stop_step.
+    """G's learning rate of update ``step`` (D's is this times lr_d / lr): constant, then (with lr_decay_from) a linear
+    cool-down to 0 at stop_step.
 
     Decaying at the end lets G settle instead of orbiting D, which is where most of the late quality gains come from.
     """

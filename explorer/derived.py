@@ -210,13 +210,15 @@ class Catalog:
                 if isinstance(data, dict) and data.get("dataset"):
                     text = data.get("root") or ""
                     root = Path(text)
-                    bases = [""] if not text else [str(root)] if root.is_absolute() else [str(Path.cwd() / root), str(model.entry.path.parent / root)]
+                    bases = [""] if not text else [str(root)] if root.is_absolute() else [str(Path.cwd() / root),
+                                                                                          str(model.entry.path.parent / root)]
                     candidates += [DataConfig(dataset=data["dataset"], root=base, max_images=data.get("max_images")) for base in bases]
             except (OSError, ValueError, AttributeError, ConfigError) as exc:
                 log.info("%s: unreadable (%s)", config_path, exc)
         if model.dataset:
             for root in self.data_roots:
-                candidates += [DataConfig(dataset=model.dataset, root=str(root)), DataConfig(dataset=model.dataset, root=str(root / model.dataset))]
+                candidates += [DataConfig(dataset=model.dataset, root=str(root)),
+                               DataConfig(dataset=model.dataset, root=str(root / model.dataset))]
         unique: list[DataConfig] = []
         for c in candidates:
             if c not in unique:

@@ -229,7 +229,8 @@ class TrainingManager:
         return run_dir
 
     def list_runs(self) -> list[str]:
-        own = sorted(p.name for p in self.runs_dir.glob("*") if p.is_dir() and NAME_PATTERN.fullmatch(p.name)) if self.runs_dir.is_dir() else []
+        own = sorted(p.name for p in self.runs_dir.glob("*") if p.is_dir() and
+                     NAME_PATTERN.fullmatch(p.name)) if self.runs_dir.is_dir() else []
         return own + sorted(self._attached)
 
     def status(self, name: str) -> dict[str, Any]:
@@ -317,7 +318,8 @@ def watch_run(run_dir: Path) -> dict[str, Any]:
         state = "dead"
     warnings = list(dict.fromkeys(w for r in records[-5:] for w in r.get("warnings", [])))
     if state == "dead":
-        warnings.append(f"the training process ({file_status.get('pid')}) is gone without finishing; resume continues from the last checkpoint")
+        warnings.append(f"the training process ({file_status.get('pid')}) is gone without finishing; "
+                        "resume continues from the last checkpoint")
     return {
         "state": state, "run_dir": str(run_dir), "step": last.get("step", 0), "epoch": last.get("epoch", 0.0),
         "img_per_s": last.get("img_per_s"), "images_seen": last.get("images_seen", 0),

@@ -23,7 +23,8 @@ def main() -> None:
     p.add_argument("--dataset", choices=("mnist", "fashion-mnist", "celeba"), required=True)
     p.add_argument("--data-root", default="", help="folder holding the data set (celeba: the celeba10k folder)")
     p.add_argument("--n", type=int, default=10000, help="reference and held-out images (capped by the splits)")
-    p.add_argument("--image-size", type=int, default=None, help="the generator's side (real images are resized to it) [default: the classifier's]")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="the generator's side (real images are resized to it) [default: the classifier's]")
     p.add_argument("--channels", type=int, choices=(1, 3), default=None, help="[default: the classifier's]")
     p.add_argument("--json", type=Path, default=None, help="also write {row: {metric: value}} here")
     args = p.parse_args()

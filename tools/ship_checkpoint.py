@@ -152,7 +152,8 @@ A DCGAN generator trained with this project's own CLI on real data; explore it w
 | | |
 |---|---|
 | data | `{cfg.data.dataset}`, {args.data_license} |
-| architecture | `{m.arch}` (the paper's all-convolutional DCGAN), {m.image_size}x{m.image_size}x{m.channels}, z_dim {m.z_dim}, ngf {m.ngf}, ndf {m.ndf}; G has {num_params(G):,} parameters |
+| architecture | `{m.arch}` (the paper's all-convolutional DCGAN), {m.image_size}x{m.image_size}x{m.channels}, \
+z_dim {m.z_dim}, ngf {m.ngf}, ndf {m.ndf}; G has {num_params(G):,} parameters |
 | training | {recipe(cfg, step, log)} (shipped: EMA weights, BatchNorm recalibrated, eval mode, fp16 storage) |
 | length | {step:,} generator steps, {seen:,} images seen ({epochs:.1f} epochs) |
 | time and hardware | {minutes:.0f} minutes of training on {args.hardware} |

@@ -70,7 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="folder holding the data set (default: ../shared/data, or ../shared/data/celeba10k for celeba)")
     # optimisation (defaults: the dataset's preset)
     p.add_argument("--epochs", type=float, metavar="N", default=None, help="passes over the train split (default: preset, 8 or 30)")
-    p.add_argument("--max-minutes", type=float, metavar="MIN", default=None, help="wall-clock budget for training; the LR schedule fits it (default: none)")
+    p.add_argument("--max-minutes", type=float, metavar="MIN", default=None,
+                   help="wall-clock budget for training; the LR schedule fits it (default: none)")
     p.add_argument("--batch-size", type=int, metavar="N", default=None, help="images per step (default: preset, 128 or 64)")
     p.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default: preset)")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="AdamW weight decay (default: 5e-4)")
@@ -79,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # outputs
     p.add_argument("--out", metavar="FILE", default=None, help="weights file (default: dcgan/assets/classifiers/DATASET.safetensors)")
     p.add_argument("--no-readme", action="store_true", help="do not rewrite dcgan/assets/classifiers/README.md")
-    p.add_argument("--remeasure", action="store_true", help="only re-measure the accuracy of the existing --out file and update its metadata")
+    p.add_argument("--remeasure", action="store_true",
+                   help="only re-measure the accuracy of the existing --out file and update its metadata")
     p.add_argument("--dry-run", action="store_true", help="print the resolved options as JSON and exit")
     args = p.parse_args(argv)
     preset = PRESETS[args.dataset]
@@ -166,7 +168,8 @@ def train(args: argparse.Namespace) -> None:
     total_steps = max(1, round(args.epochs * steps_per_epoch))
     budget = args.max_minutes * 60 if args.max_minutes else math.inf
     rng = torch.Generator().manual_seed(args.seed)
-    log.info("%s: %d train / %d test images, %d steps planned, budget %s min", args.dataset, n, len(test_data), total_steps, args.max_minutes)
+    log.info("%s: %d train / %d test images, %d steps planned, budget %s min",
+             args.dataset, n, len(test_data), total_steps, args.max_minutes)
     start, step, progress = time.monotonic(), 0, 0.0
     net.train()
     while progress < 1.0:
@@ -199,7 +202,8 @@ def train(args: argparse.Namespace) -> None:
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "split": "faces 1-8000 train, 8001-10000 test" if kind == "attributes" else "official train / test"}
     save_classifier(net, Path(args.out), results=results, training=training)
-    log.info("%s: %s after %.0f s (%d steps); wrote %s", args.dataset, json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}),
+    log.info("%s: %s after %.0f s (%d steps); wrote %s", args.dataset,
+             json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}),
              seconds, step, args.out)
 
 
@@ -219,7 +223,8 @@ def write_readme(assets_dir: Path = ASSETS_DIR) -> None:
     for path in files:
         meta = metas[path.stem]
         res, tr, cfg = meta["results"], meta["training"], meta["config"]
-        acc = f"{res['test_accuracy']:.2%}" if "test_accuracy" in res else f"{res['mean_accuracy']:.2%} mean of {len(cfg['label_names'])} attributes (majority {res['mean_majority']:.2%})"
+        acc = (f"{res['test_accuracy']:.2%}" if "test_accuracy" in res else
+               f"{res['mean_accuracy']:.2%} mean of {len(cfg['label_names'])} attributes (majority {res['mean_majority']:.2%})")
         lines.append(f"| `{path.name}` ({cfg['image_size']} px, {cfg['channels']} ch, {path.stat().st_size / 2**20:.2f} MB) | "
                      f"{cfg['feature_dim']}-d features | {acc} on {res['n_test']} images | {tr['split']} | "
                      f"{tr['seconds'] / 60:.1f} min, {tr['epochs']} epochs, {tr['threads']} thread(s) | `{tr['command']}` |")
@@ -242,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if args.dry_run:
-        print(json.dumps({**vars(args), "preset": PRESETS[args.dataset], "config": asdict(ClassifierConfig(**PRESETS[args.dataset]["model"]))}, indent=2))
+        print(json.dumps({**vars(args), "preset": PRESETS[args.dataset],
+                          "config": asdict(ClassifierConfig(**PRESETS[args.dataset]["model"]))}, indent=2))
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)

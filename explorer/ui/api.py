@@ -79,7 +79,8 @@ def register_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int) ->
         """The k (1-{MAX_NEAREST}) training images nearest to the seed's sample in pixel space: a PNG row (query
         first) and [{{"index", "distance"}}] (RMS, grey levels). Needs the model's training data on the server."""
         result = service.nearest(catalog, model, seed, truncation, k)
-        return png(result.row(), f"{model}-seed{seed}-nearest"), [{"index": i, "distance": d} for i, d in zip(result.indices, result.distances)]
+        return png(result.row(), f"{model}-seed{seed}-nearest"), [{"index": i, "distance": d}
+                                                                  for i, d in zip(result.indices, result.distances)]
 
     options: dict[str, Any] = {"concurrency_id": MODEL_QUEUE, "concurrency_limit": concurrency_limit}
     for fn in (models, directions, generate, edit, arithmetic, arithmetic_preset, concept, interpolate, nearest):

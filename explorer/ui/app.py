@@ -47,7 +47,8 @@ CSS = """
 def _header(names: list[str]) -> tuple[Header, gr.Markdown, gr.Button]:
     gr.Markdown(f"# {TITLE}\nExplore what a DCGAN (Radford et al. 2015) learned. One integer seed is one latent vector "
                 "everywhere: here, in the API and in `dcgan sample`." + ("" if names else
-                "\n\n**No generators found.** Put one in `checkpoints/<name>/generator.safetensors` or start the app with `--checkpoints DIR`."))
+                "\n\n**No generators found.** Put one in `checkpoints/<name>/generator.safetensors` "
+                "or start the app with `--checkpoints DIR`."))
     with gr.Row(elem_id="model-row"):
         model = gr.Dropdown(names, value=names[0] if names else None, label="Model", scale=3)
         refresh = gr.Button("Rescan folders", size="sm", scale=0, min_width=120)

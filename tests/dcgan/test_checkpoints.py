@@ -114,13 +114,16 @@ def test_wrong_metadata_and_mismatched_tensors(tmp_path):
     (tmp_path / "v99.safetensors").write_bytes(st_save(tensors, metadata=meta))
     _expect_refused(tmp_path / "v99.safetensors", "format_version 99")
     bad_cfg = {**CFG.__dict__, "image_size": 48}
-    (tmp_path / "cfg.safetensors").write_bytes(st_save(tensors, metadata={"format_version": str(FORMAT_VERSION), "model": json.dumps(bad_cfg)}))
+    (tmp_path / "cfg.safetensors").write_bytes(st_save(tensors, metadata={"format_version": str(FORMAT_VERSION),
+                                                                          "model": json.dumps(bad_cfg)}))
     _expect_refused(tmp_path / "cfg.safetensors", "invalid model config")
     bigger = {**CFG.__dict__, "ngf": 8}
-    (tmp_path / "shape.safetensors").write_bytes(st_save(tensors, metadata={"format_version": str(FORMAT_VERSION), "model": json.dumps(bigger)}))
+    (tmp_path / "shape.safetensors").write_bytes(st_save(tensors, metadata={"format_version": str(FORMAT_VERSION),
+                                                                            "model": json.dumps(bigger)}))
     _expect_refused(tmp_path / "shape.safetensors", "shape")
     tensors["main.0.weight"][0, 0, 0, 0] = float("nan")
-    (tmp_path / "nan.safetensors").write_bytes(st_save(tensors, metadata={"format_version": str(FORMAT_VERSION), "model": json.dumps(CFG.__dict__)}))
+    (tmp_path / "nan.safetensors").write_bytes(st_save(tensors, metadata={"format_version": str(FORMAT_VERSION),
+                                                                          "model": json.dumps(CFG.__dict__)}))
     _expect_refused(tmp_path / "nan.safetensors", "NaN")
 
 

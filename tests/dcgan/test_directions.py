@@ -190,7 +190,8 @@ def test_corrupt_files_raise_checkpoint_error(tmp_path, tiny_ckpt):
     save_file({"vectors": torch.eye(2)}, tmp_path / "count.safetensors", metadata=meta)
     with pytest.raises(CheckpointError, match="lists 1 directions"):
         dirs.load_directions(tmp_path / "count.safetensors")
-    save_file({"vectors": torch.eye(1)}, tmp_path / "kind.safetensors", metadata={**meta, "directions": '[{"name": "a", "strength": 1, "kind": "x"}]'})
+    save_file({"vectors": torch.eye(1)}, tmp_path / "kind.safetensors",
+              metadata={**meta, "directions": '[{"name": "a", "strength": 1, "kind": "x"}]'})
     with pytest.raises(CheckpointError, match="bad direction entry"):
         dirs.load_directions(tmp_path / "kind.safetensors")
 
@@ -320,6 +321,7 @@ def test_arithmetic_presets_use_celeba_attributes():
                  "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
                  "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
                  "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young".split())
-    assert {"smiling woman - neutral woman + neutral man", "man with glasses - man without glasses + woman without glasses"} <= set(dirs.ARITHMETIC_PRESETS)
+    assert {"smiling woman - neutral woman + neutral man",
+            "man with glasses - man without glasses + woman without glasses"} <= set(dirs.ARITHMETIC_PRESETS)
     for groups in dirs.ARITHMETIC_PRESETS.values():
         assert len(groups) == 3 and all(want and set(want) <= celeba for want in groups)

@@ -69,7 +69,8 @@ def test_spectral_norm_discriminator_is_one_lipschitz_per_layer_and_leaves_g_alo
         torch.testing.assert_close(a, b, msg=name)
 
 
-@pytest.mark.parametrize("bad", [dict(d_norm="layer"), dict(image_size=48), dict(image_size=512), dict(arch="keras", image_size=64), dict(channels=2), dict(z_dim=0), dict(arch="vae")])
+@pytest.mark.parametrize("bad", [dict(d_norm="layer"), dict(image_size=48), dict(image_size=512),
+                                 dict(arch="keras", image_size=64), dict(channels=2), dict(z_dim=0), dict(arch="vae")])
 def test_invalid_model_config_is_refused(bad):
     with pytest.raises(ConfigError):
         ModelConfig(**bad).validate()

@@ -218,7 +218,8 @@ def test_slerp_keeps_the_norm():
     path = interpolate_path(torch.stack([a, b]), 16, method="slerp")
     torch.testing.assert_close(path.norm(dim=1), torch.full((17,), float(a.norm())), rtol=1e-5, atol=1e-5)
     mid = slerp(latent_from_seed(1, 100), latent_from_seed(2, 100), 0.5)  # unequal norms: the norm is interpolated
-    assert float(mid.norm()) == pytest.approx((float(latent_from_seed(1, 100).norm()) + float(latent_from_seed(2, 100).norm())) / 2, rel=1e-5)
+    assert float(mid.norm()) == pytest.approx((float(latent_from_seed(1, 100).norm()) +
+                                               float(latent_from_seed(2, 100).norm())) / 2, rel=1e-5)
 
 
 @pytest.mark.parametrize("loop, expected", [("loop", 3 * 8), ("once", 2 * 8 + 1), ("pingpong", 2 * (2 * 8 + 1) - 2)])
@@ -298,7 +299,8 @@ def test_nearest_without_data(catalog, monkeypatch):
 def test_models_and_card(catalog, checkpoints_dir):
     rows = service.models(catalog)
     assert [r["name"] for r in rows] == ["tiny", "tiny-grey"]
-    assert rows[0] | {"step": 2} == {"name": "tiny", "dataset": "fake", "arch": "dcgan", "image_size": 16, "channels": 3, "z_dim": 8, "step": 2}
+    assert rows[0] | {"step": 2} == {"name": "tiny", "dataset": "fake", "arch": "dcgan",
+                                     "image_size": 16, "channels": 3, "z_dim": 8, "step": 2}
     card = service.model_card(catalog, "tiny")
     assert "16 px test generator" in card and "| data set | fake |" in card
     assert "No model card" in service.model_card(catalog, "tiny-grey")

@@ -20,7 +20,8 @@ def train_app(tmp_path_factory, gradio_env, checkpoints_dir):
 
     runs = tmp_path_factory.mktemp("runs")
     manager = TrainingManager(runs, SHARED_DATA, TrainingLimits(max_minutes=10))  # the test stops its runs itself
-    demo = build_app(Catalog(CheckpointRegistry([checkpoints_dir, runs])), out=OutputDir(tmp_path_factory.mktemp("train-out")), training=manager)
+    demo = build_app(Catalog(CheckpointRegistry([checkpoints_dir, runs])), out=OutputDir(tmp_path_factory.mktemp("train-out")),
+                     training=manager)
     demo.queue(default_concurrency_limit=2, max_size=64)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
     client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))

@@ -66,7 +66,8 @@ def arithmetic_tab(ctx: Context) -> None:
 
         def add(evt: gr.SelectData, seeds_shown, group, a, b, c):
             texts = dict(zip(GROUPS, (a, b, c)))
-            current = service.seed_list(texts[group], what=f"group {group}", max_count=service.MAX_GROUP_SEEDS) if texts[group].strip() else []
+            current = service.seed_list(texts[group], what=f"group {group}",
+                                        max_count=service.MAX_GROUP_SEEDS) if texts[group].strip() else []
             if len(current) >= service.MAX_GROUP_SEEDS:
                 raise gr.Error(f"group {group} already has {service.MAX_GROUP_SEEDS} exemplars; remove one first")
             texts[group] = ",".join(str(s) for s in current + [seeds_shown[evt.index]])
@@ -95,7 +96,8 @@ def arithmetic_tab(ctx: Context) -> None:
             length = service.concept_length(catalog, model, a, b)
             seeds = {g: service.seed_list(t, what=f"group {g}", max_count=service.MAX_GROUP_SEEDS) for g, t in (("a", a), ("b", b))}
             saved = {**saved, name: {**seeds, "model": model, "length": round(length, 3)}}
-            note = f"**{name}** = mean(A) − mean(B) from {model}; its full length is {length:.2f} (the amount that adds the whole difference)."
+            note = (f"**{name}** = mean(A) − mean(B) from {model}; its full length is {length:.2f} "
+                    "(the amount that adds the whole difference).")
             return saved, gr.update(choices=list(saved), value=name), min(round(length, 2), MAX_AMOUNT), note
 
         def apply_concept(model, name, saved, seed, value, psi):
@@ -114,7 +116,8 @@ def arithmetic_tab(ctx: Context) -> None:
             ctx.on_light(clears[g].click, lambda: "", None, boxes[g])
         inputs = [ctx.model, *boxes.values(), noise, noise_seed, ctx.truncation]
         ctx.on([compute.click, noise.release, noise_seed.submit], run, inputs, [centre, grid, pixel])
-        ctx.then(ctx.on(pick.click, run_preset, [ctx.model, preset, preset_count], list(boxes.values())), run, inputs, [centre, grid, pixel])
+        ctx.then(ctx.on(pick.click, run_preset, [ctx.model, preset, preset_count], list(boxes.values())),
+                 run, inputs, [centre, grid, pixel])
         ctx.then(ctx.on_light(save.click, save_concept, [ctx.model, concept_name, *list(boxes.values())[:2], concepts],
                               [concepts, concept_pick, amount, concept_note]),
                  apply_concept, [ctx.model, concept_pick, concepts, ctx.seed, amount, ctx.truncation], concept_img)

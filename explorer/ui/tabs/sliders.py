@@ -73,7 +73,8 @@ def sliders_tab(ctx: Context) -> None:
             pending, status_text = service.directions_status(catalog, model)
             note = status_text or ("" if labelled else "_No class/attribute directions for this model (no classifier for its data set)._")
             keep = {"reset": not keep_unsupervised}
-            updates = (_slider_updates(by_kind["sefa"], labels, SLOTS["sefa"], **keep) + _slider_updates(by_kind["pca"], labels, SLOTS["pca"], **keep)
+            updates = (_slider_updates(by_kind["sefa"], labels, SLOTS["sefa"], **keep)
+                       + _slider_updates(by_kind["pca"], labels, SLOTS["pca"], **keep)
                        + _slider_updates(chosen, labels, SLOTS["labelled"]))
             dropdown = gr.update(choices=[(labels[n], n) for n in labelled], value=chosen, visible=bool(labelled))
             timer_update = gr.Timer(active=pending)
@@ -95,16 +96,19 @@ def sliders_tab(ctx: Context) -> None:
 
         render_inputs = [ctx.model, ctx.seed, ctx.truncation, keep_fixed, slot_names, *all_sliders]
         ctx.then(ctx.on([ctx.demo.load, ctx.model.change], setup, ctx.model, setup_outputs), render, render_inputs, [edited, snippet])
-        ctx.then(ctx.on(shown_labels.input, lambda model, chosen: setup(model, chosen, keep_unsupervised=True), [ctx.model, shown_labels], setup_outputs),
+        ctx.then(ctx.on(shown_labels.input, lambda model, chosen: setup(model, chosen, keep_unsupervised=True),
+                        [ctx.model, shown_labels], setup_outputs),
                  render, render_inputs, [edited, snippet])
         ctx.on(timer.tick, poll, [ctx.model, shown_labels], setup_outputs)
         # live: every drag step asks for an image; "always_last" drops stale ones so the last position always wins
-        ctx.on([s.input for s in all_sliders] + [s.release for s in all_sliders] + [keep_fixed.change, ctx.seed.change, ctx.truncation.release],
+        ctx.on([s.input for s in all_sliders] + [s.release for s in all_sliders] + [keep_fixed.change, ctx.seed.change,
+                                                                                    ctx.truncation.release],
                render, render_inputs, [edited, snippet], trigger_mode="always_last", show_progress="hidden")
         ctx.on([ctx.seed.change, ctx.truncation.release], lambda model, seed, psi: service.seed_image(catalog, model, seed, psi),
                [ctx.model, ctx.seed, ctx.truncation], original, trigger_mode="always_last", show_progress="hidden")
         ctx.on([ctx.demo.load, ctx.model.change], lambda model, seed, psi: service.seed_image(catalog, model, seed, psi),
                [ctx.model, ctx.seed, ctx.truncation], original, show_progress="hidden")
         ctx.on(reset.click, lambda model, seed, psi: [0] * len(all_sliders) + [service.seed_image(catalog, model, seed, psi),
-                                                                           service.edit_snippet(catalog, model, int(seed), {}, float(psi), url=ctx.url)],
+                                                                           service.edit_snippet(catalog, model, int(seed), {},
+                                                                                                float(psi), url=ctx.url)],
                [ctx.model, ctx.seed, ctx.truncation], [*all_sliders, edited, snippet])

@@ -70,7 +70,8 @@ def train_tab(ctx: Context) -> None:
                 dataset = gr.Dropdown(datasets, value=datasets[0] if datasets else None, label="Data set")
                 folder = gr.Textbox(label="Image folder on this machine", visible=False, placeholder="/path/to/images")
                 arch = gr.Radio(["dcgan", "keras"], value="dcgan", label="Architecture", info="keras: the 28x28 seed nets")
-                image_size = gr.Dropdown([16, 28, 32, 64, 128], value=32, label="Image size", info="dcgan: 16-128; keras: 28", elem_id="train-size")
+                image_size = gr.Dropdown([16, 28, 32, 64, 128], value=32, label="Image size", info="dcgan: 16-128; keras: 28",
+                                         elem_id="train-size")
                 width = gr.Slider(8, 128, 32, step=8, label="Width (ngf = ndf)", elem_id="train-width")
                 batch = gr.Slider(8, manager.limits.max_batch_size, 64, step=8, label="Batch size", elem_id="train-batch")
                 minutes = gr.Number(5, minimum=0.1, maximum=manager.limits.max_minutes, label="Budget (minutes)", elem_id="train-minutes")
