@@ -98,7 +98,7 @@ def training_manager(args: argparse.Namespace, environ: dict[str, str]):
         from dcgan.datasets import default_data_root
 
         data = str(default_data_root())
-    limits = TrainingLimits(max_concurrent=args.train_concurrent, allow_folders=not public,
+    limits = TrainingLimits(max_concurrent=args.train_concurrent, allow_folders=not public, public=public,
                             max_minutes=args.train_max_minutes or (10.0 if public else 120.0))
     manager = TrainingManager(Path(args.runs_dir), Path(data), limits)
     atexit.register(manager.close)  # runs started here stop (and checkpoint) with the app

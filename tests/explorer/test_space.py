@@ -63,7 +63,9 @@ def test_public_on_a_space_local_elsewhere(app_module, tmp_path):
     assert app_module.server_address(parse([]), {"SPACE_ID": "me/dcgan"})[0] == "0.0.0.0"
     assert app_module.public_mode(parse([]), {"SPACE_ID": "me/dcgan"}) and not app_module.public_mode(parse([]), {})
     manager = app_module.training_manager(parse(["--runs-dir", str(tmp_path), "--train-data", str(tmp_path)]), {"SPACE_ID": "x"})
-    assert manager.limits.max_minutes == 10.0 and not manager.limits.allow_folders
+    assert manager.limits.max_minutes == 10.0 and not manager.limits.allow_folders and manager.limits.public
+    local = app_module.training_manager(parse(["--runs-dir", str(tmp_path), "--train-data", str(tmp_path)]), {})
+    assert not local.limits.public and local.limits.allow_folders
 
 
 def test_random_seeds_are_drawn_per_call(catalog):
