@@ -197,9 +197,10 @@ def test_ema_decay_ramps_up():
 
 @pytest.mark.slow
 def test_compiled_training_matches_eager_and_exports_plain_weights(tmp_path):
-    """--compile: same losses as eager up to kernel rounding, and the exported generator has no compile wrappers."""
-    fit(make_tiny_cfg(max_steps=2), tmp_path / "eager", progress=False)
-    fit(make_tiny_cfg(max_steps=2, compile=True), tmp_path / "compiled", progress=False)
+    """--compile (with DiffAugment on, outside the compiled nets): same losses as eager up to kernel rounding, and
+    the exported generator has no compile wrappers."""
+    fit(make_tiny_cfg(max_steps=2, augment="color,translation,cutout"), tmp_path / "eager", progress=False)
+    fit(make_tiny_cfg(max_steps=2, augment="color,translation,cutout", compile=True), tmp_path / "compiled", progress=False)
     eager, compiled = _losses(tmp_path / "eager"), _losses(tmp_path / "compiled")
     assert [r[0] for r in compiled] == [1, 2]
     torch.testing.assert_close(torch.tensor(compiled)[:, 1:], torch.tensor(eager)[:, 1:], rtol=0.05, atol=0.02)
@@ -214,7 +215,8 @@ def test_torchrun_two_processes_gloo(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dcgan", "train",
            "--dataset", "fake", "--max-images", "128", "--image-size", "16", "--channels", "3", "--z-dim", "8",
            "--ngf", "8", "--ndf", "8", "--batch-size", "8", "--max-steps", "4", "--log-every", "2",
-           "--sample-every", "4", "--checkpoint-every", "4", "--device", "cpu", "--out", str(out)]
+           "--sample-every", "4", "--checkpoint-every", "4", "--device", "cpu", "--augment", "color,translation,cutout",
+           "--out", str(out)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _, stderr = proc.communicate(timeout=SLOW_TIMEOUT)
