@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
     from explorer.ui.app import build_app, launch_options, security_options
+    from explorer.ui.fairness import VisitorBudget
     from explorer.uploads import UploadStore
 
     runs = [] if args.no_train else [args.runs_dir]
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a Space stops the app with SIGTERM: exit through atexit
     training = None if args.no_train else training_manager(args, dict(os.environ))
-    demo = build_app(catalog, out=out, concurrency_limit=args.concurrency, training=training, uploads=uploads)
+    budget = VisitorBudget() if public_mode(args, dict(os.environ)) else None  # each visitor's share of the generators
+    demo = build_app(catalog, out=out, concurrency_limit=args.concurrency, training=training, uploads=uploads, budget=budget)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     # uploads up to the largest generator accepted; served files: only what the app wrote (README: Security)
     blocked = [uploads.root, ROOT / "checkpoints", ROOT / "dcgan", ROOT / "explorer", ROOT / "tests", ROOT / "app.py"]

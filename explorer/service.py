@@ -175,6 +175,12 @@ def refresh(catalog: Catalog) -> list[str]:
     return catalog.registry.rescan()
 
 
+def picker_names(catalog: Catalog, mine: list[str] = ()) -> list[str]:
+    """The model picker of one session: every scanned model, then this session's uploads that are still registered."""
+    registry = catalog.registry
+    return registry.names() + [n for n in dict.fromkeys(mine) if registry.is_registered(n)]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # generate and edit
 

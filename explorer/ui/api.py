@@ -13,10 +13,12 @@ from .. import service
 from ..derived import Catalog
 from ..outputs import OutputDir
 from .context import MODEL_QUEUE, guard
+from .fairness import VisitorBudget
 
 
-def register_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int) -> None:
-    """Add the endpoints to the Blocks being built (call inside ``with gr.Blocks()``)."""
+def register_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int, budget: Optional[VisitorBudget] = None) -> None:
+    """Add the endpoints to the Blocks being built (call inside ``with gr.Blocks()``); with a ``budget``, the image
+    endpoints count against their caller's share of generator time."""
 
     def file(path) -> FileData:
         return FileData(path=str(path))
@@ -83,8 +85,11 @@ def register_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int) ->
                                                                   for i, d in zip(result.indices, result.distances)]
 
     options: dict[str, Any] = {"concurrency_id": MODEL_QUEUE, "concurrency_limit": concurrency_limit}
-    for fn in (models, directions, generate, edit, arithmetic, arithmetic_preset, concept, interpolate, nearest):
+    for fn in (models, directions):  # listings (directions may wait for the background worker: not the caller's compute)
         gr.api(guard(with_limits(fn)), api_name=fn.__name__, **options)
+    for fn in (generate, edit, arithmetic, arithmetic_preset, concept, interpolate, nearest):
+        fn = with_limits(fn)
+        gr.api(guard(budget.metered(fn) if budget else fn), api_name=fn.__name__, **options)
 
 
 def with_limits(fn: Callable) -> Callable:

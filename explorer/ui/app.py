@@ -6,11 +6,9 @@ gets the shared components through ``ctx``.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 from starlette.middleware import Middleware
 
 from .. import service
@@ -20,6 +18,7 @@ from ..training import TrainingManager
 from ..uploads import MAX_UPLOAD_BYTES, UploadStore
 from .api import register_api
 from .context import Context, Header
+from .fairness import VisitorBudget
 from .quota import UploadQuota
 from .tabs.arithmetic import arithmetic_tab
 from .tabs.generate import generate_tab
@@ -61,28 +60,30 @@ def _header(names: list[str]) -> tuple[Header, gr.Markdown, gr.Button]:
 
 
 def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_limit: int = 2,
-              training: TrainingManager | None = None, uploads: UploadStore | None = None) -> gr.Blocks:
+              training: TrainingManager | None = None, uploads: UploadStore | None = None,
+              budget: VisitorBudget | None = None) -> gr.Blocks:
     """The explorer over ``catalog``. Launch with ``launch_options()`` (CSS, theme), ``security_options(...)`` and
-    a queue (see app.py). ``uploads``: an explorer.uploads.UploadStore (default: one in a fresh temp folder)."""
+    a queue (see app.py). ``uploads``: an explorer.uploads.UploadStore (default: one in a fresh temp folder).
+    ``budget``: each visitor's share of generator time (explorer.ui.fairness; app.py sets one in public mode)."""
     out = out or OutputDir()
     uploads = uploads or UploadStore(catalog.registry)
     with gr.Blocks(title=TITLE, delete_cache=(900, 3600)) as demo:
-        header, card, refresh = _header(catalog.registry.names())
-        ctx = Context(catalog, out, demo, header, concurrency_limit, uploads, training)
+        header, card, refresh = _header(service.picker_names(catalog))
+        ctx = Context(catalog, out, demo, header, concurrency_limit, uploads, training, budget)
         upload_panel(ctx)
         with gr.Tabs():
             for tab in TABS:
                 tab(ctx)
             if training is not None:
                 train_tab(ctx)
-        register_api(catalog, out, concurrency_limit=concurrency_limit)
+        register_api(catalog, out, concurrency_limit=concurrency_limit, budget=budget)
         register_upload_api(uploads)
         if training is not None:
             register_training_api(training, catalog)
 
         def rescan(current: str | None, mine: list[str]) -> Any:
-            names = service.refresh(catalog)
-            names += [n for n in mine if catalog.registry.is_registered(n)]  # this session's uploads stay in its picker
+            service.refresh(catalog)
+            names = service.picker_names(catalog, mine)  # this session's uploads stay in its picker
             return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
 
         ctx.on_light(refresh.click, rescan, [header.model, header.session_models], header.model)
@@ -100,6 +101,6 @@ def security_options(out: OutputDir, *, blocked: list[Any] = (), **quota: Any) -
     generator accepted, within a disk quota (explorer.ui.quota); files served only from the app's output folder
     (plus Gradio's own cache of uploads and returned files); ``blocked`` (the uploads folder, checkpoint and run
     folders, the source tree) never served. ``quota``: UploadQuota's limits (max_total_bytes, per_client_bytes)."""
-    middleware = Middleware(UploadQuota, upload_folder=lambda: Path(get_upload_folder()), **quota)
+    middleware = Middleware(UploadQuota, **quota)
     return {"max_file_size": MAX_UPLOAD_BYTES, "allowed_paths": [str(out.root)], "blocked_paths": [str(p) for p in blocked],
             "app_kwargs": {"middleware": [middleware]}}

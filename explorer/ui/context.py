@@ -14,6 +14,7 @@ from ..derived import Catalog
 from ..outputs import OutputDir
 from ..training import TrainingManager
 from ..uploads import UploadStore
+from .fairness import VisitorBudget
 
 MODEL_QUEUE = "model"        # concurrency_id shared by everything that runs a generator: one CPU/GPU, one queue
 TRAINING_QUEUE = "training"  # the training API: cheap file reads and process control, never behind image work
@@ -49,6 +50,7 @@ class Context:
     concurrency_limit: int
     uploads: UploadStore
     training: TrainingManager | None = None  # the Train tab is built only with one
+    budget: VisitorBudget | None = None      # per-visitor generator time (public mode); None: unmetered
 
     @property
     def model(self) -> gr.Dropdown:
@@ -70,12 +72,16 @@ class Context:
     def on(self, triggers: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
         """An event running ``fn`` in the shared model queue, hidden from the public API (see explorer.ui.api)."""
         options = {"api_visibility": "private", "concurrency_id": MODEL_QUEUE, "concurrency_limit": self.concurrency_limit, **kwargs}
-        return gr.on(triggers, guard(self._needs_model(fn, inputs, outputs)), inputs, outputs, **options)
+        return gr.on(triggers, self.image_work(self._needs_model(fn, inputs, outputs)), inputs, outputs, **options)
 
     def then(self, dependency: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
         """Run ``fn`` after ``dependency`` succeeds, in the model queue, hidden from the API."""
         options = {"api_visibility": "private", "concurrency_id": MODEL_QUEUE, "concurrency_limit": self.concurrency_limit, **kwargs}
-        return dependency.success(guard(self._needs_model(fn, inputs, outputs)), inputs, outputs, **options)
+        return dependency.success(self.image_work(self._needs_model(fn, inputs, outputs)), inputs, outputs, **options)
+
+    def image_work(self, fn: Callable) -> Callable:
+        """``fn`` guarded, and metered against the visitor's budget when there is one."""
+        return guard(self.budget.metered(fn) if self.budget else fn)
 
     def on_light(self, triggers: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
         """An event for cheap bookkeeping (no generator): not queued behind image work."""

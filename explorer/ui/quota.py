@@ -2,8 +2,9 @@
 one visitor sends, and keeps them for an hour, so without this anyone could fill the server's disk.
 
 An ASGI middleware (passed to ``demo.launch(app_kwargs={"middleware": [...]})``) refuses an upload with 413 when
-the upload folder would grow past ``max_total_bytes``, or when one client has sent more than ``per_client_bytes``
-in the last ``window_s`` seconds. Uploads must declare their size (Content-Length), as browsers and gradio_client do.
+the uploads accepted in the last ``window_s`` seconds (as long as Gradio keeps them) would pass ``max_total_bytes``,
+or one client's would pass ``per_client_bytes``. Uploads must declare their size (Content-Length), as browsers and
+gradio_client do. A client is the address a proxy (a Hugging Face Space's) reports, else the peer address.
 """
 from __future__ import annotations
 
@@ -11,36 +12,24 @@ import logging
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any, Callable
+
+from .fairness import forwarded_client
 
 log = logging.getLogger(__name__)
 
 MAX_TOTAL_BYTES = 512 * 2**20     # everything in Gradio's upload folder
 PER_CLIENT_BYTES = 192 * 2**20    # what one client may upload per window (three of the largest generators)
-WINDOW_S = 3600.0                 # Gradio keeps uploads this long (delete_cache in explorer.ui.app)
+WINDOW_S = 4500.0                 # Gradio keeps uploads up to 75 min (delete_cache=(900, 3600) in explorer.ui.app)
 UPLOAD_PATHS = ("/upload", "/process_recording")
 
 
-def folder_bytes(folder: Path) -> int:
-    """Bytes of the files under ``folder`` (0 if it does not exist); files vanishing meanwhile are skipped."""
-    total = 0
-    for path in Path(folder).rglob("*"):
-        try:
-            if path.is_file():
-                total += path.stat().st_size
-        except OSError:
-            continue
-    return total
-
-
 class UploadQuota:
-    """ASGI middleware; ``upload_folder`` is a callable so that it reads Gradio's folder at request time."""
+    """ASGI middleware around an app (Gradio's FastAPI app)."""
 
-    def __init__(self, app: Any, *, upload_folder: Callable[[], Path], max_total_bytes: int = MAX_TOTAL_BYTES,
-                 per_client_bytes: int = PER_CLIENT_BYTES, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, app: Any, *, max_total_bytes: int = MAX_TOTAL_BYTES, per_client_bytes: int = PER_CLIENT_BYTES,
+                 window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic):
         self.app = app
-        self.upload_folder = upload_folder
         self.max_total_bytes = max_total_bytes
         self.per_client_bytes = per_client_bytes
         self.window_s = window_s
@@ -63,10 +52,10 @@ class UploadQuota:
 
     @staticmethod
     def client(scope: dict) -> str:
-        """The client as a proxy (a Hugging Face Space) reports it, else the peer address."""
+        """The client as a proxy reports it (the last X-Forwarded-For entry), else the peer address."""
         headers = dict(scope.get("headers") or [])
-        forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1").split(",")[0].strip()
-        return forwarded or (scope.get("client") or ("unknown",))[0]
+        forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+        return forwarded_client(forwarded) or (scope.get("client") or ("unknown",))[0]
 
     def check(self, scope: dict) -> str:
         """'' when the upload may go ahead (and is then counted), else why not."""
@@ -87,7 +76,7 @@ class UploadQuota:
             if sum(b for _, b in sent) + size > self.per_client_bytes:
                 return (f"upload quota reached: at most {self.per_client_bytes // 2**20} MB per client per "
                         f"{self.window_s / 60:g} minutes; try again later")
-            if folder_bytes(self.upload_folder()) + size > self.max_total_bytes:
+            if sum(b for recent in self._sent.values() for _, b in recent) + size > self.max_total_bytes:
                 return "the server's upload space is full; try again later"
             sent.append((now, size))
             self._sent[client] = sent

@@ -28,8 +28,10 @@ def app_url(checkpoints_dir, tmp_path_factory, gradio_env):
     from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
     from explorer.ui.app import build_app, launch_options
+    from explorer.ui.fairness import VisitorBudget
 
-    demo = build_app(Catalog(CheckpointRegistry([checkpoints_dir])), out=OutputDir(tmp_path_factory.mktemp("browser-out")))
+    demo = build_app(Catalog(CheckpointRegistry([checkpoints_dir])), out=OutputDir(tmp_path_factory.mktemp("browser-out")),
+                     budget=VisitorBudget())  # as in public mode: every UI event goes through the metered wrapper
     demo.queue(default_concurrency_limit=2, max_size=64)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
     yield url

@@ -9,6 +9,7 @@ from gradio.utils import get_upload_folder
 
 from dcgan.errors import CheckpointError
 
+from ... import service
 from ...uploads import MAX_FORM_WIDTH, UploadStore, model_from_form
 from ..context import Context, guard
 
@@ -58,7 +59,7 @@ def upload_panel(ctx: Context) -> None:
         server_path, orig = uploaded_file(path)
         name = store.add(server_path, model_from_form(*config), orig_name=orig)
         session = list(dict.fromkeys([*session, name]))
-        choices = ctx.catalog.registry.names() + session
+        choices = service.picker_names(ctx.catalog, session)
         return gr.update(choices=choices, value=name), session, f"Loaded **{orig}** as model `{name}`."
 
     load.click(guard(add), [file, arch, image_size, channels, z_dim, ngf, ctx.header.session_models],

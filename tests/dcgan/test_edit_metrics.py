@@ -1,0 +1,188 @@
+"""Editing metrics on stand-ins whose answer is known: a "generator" that writes latent coordinates into channels."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dcgan import cli
+from dcgan import edit_metrics as em
+from dcgan.directions import ARITHMETIC_PRESETS, Direction
+from dcgan.errors import ConfigError, LatentError
+
+ATTRIBUTES = ["Smiling", "Male", "Eyeglasses", "Blond_Hair", "Black_Hair"]  # channel i holds latent coordinate i
+Z_DIM = 7                                                                   # two coordinates no attribute reads
+
+
+class ChannelGenerator(nn.Module):
+    """G(z) [N, Z_DIM, 4, 4]: channel i is the constant z_i. Its BatchNorm is the identity in eval mode only."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(Z_DIM, Z_DIM, bias=False)
+        self.norm = nn.BatchNorm1d(Z_DIM)  # fresh running stats (mean 0, var 1): eval mode leaves z as it is
+        with torch.no_grad():
+            self.proj.weight.copy_(torch.eye(Z_DIM))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(z))[:, :, None, None].expand(-1, -1, 4, 4)
+
+
+class ChannelClassifier:
+    """Stand-in for the CelebA classifier: attribute i is sigmoid(sharpness * (channel i - offset_i))."""
+    kind = "attributes"
+    label_names = ATTRIBUTES
+
+    def __init__(self, offsets: dict[str, float] | None = None, sharpness: float = 4.0):
+        self.offsets = torch.tensor([(offsets or {}).get(k, 0.0) for k in ATTRIBUTES])
+        self.sharpness = sharpness
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        channels = x.mean((2, 3))[:, :len(ATTRIBUTES)]
+        return torch.sigmoid(self.sharpness * (channels - self.offsets))
+
+
+def _axis(name: str, i: int) -> Direction:
+    v = torch.zeros(Z_DIM)
+    v[i] = 1.0
+    return Direction(name, v, 1.0, "attribute", name)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the wanted-result rule and the interval
+
+def test_wanted_result_of_the_shipped_presets():
+    wanted = {name: em.wanted_result(name) for name in ARITHMETIC_PRESETS}
+    assert wanted == {
+        "smiling woman - neutral woman + neutral man": {"Smiling": True, "Male": True},
+        "man with glasses - man without glasses + woman without glasses": {"Male": False, "Eyeglasses": True},
+        "blond woman - black-haired woman + black-haired man": {"Blond_Hair": True, "Male": True},  # Black_Hair: A's, open
+    }
+
+
+@pytest.mark.parametrize("wants, expected", [
+    (({"k": True}, {"k": False}, {"k": True}), {"k": True}),    # 1 - 0 + 1 saturates at 1
+    (({"k": False}, {"k": True}, {"k": False}), {"k": False}),  # 0 - 1 + 0 saturates at 0
+    (({"k": True}, {"k": True}, {"k": False}), {"k": False}),   # removed
+    (({"k": True}, {"x": True}, {"x": True}), {"k": True}),    # k: 1 - u + u; x: u - 1 + 1 = u, open in A so open
+])
+def test_wanted_result_rule(wants, expected):
+    assert em.wanted_result(wants) == expected
+
+
+def test_wanted_result_with_one_open_group():
+    assert em.wanted_result(({"k": True}, {"k": False}, {"o": True})) == {"k": True, "o": True}  # 1 - 0 + u >= 1; o: u - u + 1
+    assert em.wanted_result(({"o": True}, {"k": True}, {"k": False})) == {"k": False, "o": True}  # u - 1 + 0 <= 0
+    assert em.wanted_result(({"k": True}, {"k": True}, {"o": True})) == {"o": True}              # k: 1 - 1 + u = u, open
+    with pytest.raises(LatentError):
+        em.wanted_result(({"k": True}, {}, {"k": True}))
+    with pytest.raises(LatentError, match="not one of"):
+        em.wanted_result("no such preset")
+
+
+def test_wilson_interval_known_values():
+    assert em.wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert em.wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert em.wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert em.wilson_interval(81, 100) == pytest.approx((0.7222, 0.8749), abs=1e-4)
+    assert em.wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ConfigError):
+        em.wilson_interval(11, 10)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# arithmetic success
+
+SMALL = dict(draws=8, search=300, z_dim=Z_DIM)
+
+
+def test_arithmetic_succeeds_when_every_attribute_is_a_coordinate():
+    G, classifier = ChannelGenerator(), ChannelClassifier()
+    scores = em.arithmetic_successes(G, classifier, list(ARITHMETIC_PRESETS), **SMALL)
+    for name, s in zip(ARITHMETIC_PRESETS, scores):
+        assert s["rate"] == 1.0 and s["successes"] == 8 and s["draws"] == 8, name
+        assert s["wanted"] == em.wanted_result(name) and set(s["attributes"].values()) == {1.0}
+        assert s["ci95"] == pytest.approx(list(em.wilson_interval(8, 8))) and s["seeds"] == [0, 8 * 300 - 1]
+    assert em.arithmetic_success(G, classifier, "smiling woman - neutral woman + neutral man", **SMALL) == scores[0]
+
+
+def test_an_attribute_the_generator_cannot_make_never_transfers():
+    # Male needs channel 1 above 20: no N(0, 1) seed, and no mean(A) - mean(B) + mean(C) of three, gets there
+    G, classifier = ChannelGenerator(), ChannelClassifier({"Male": 20.0})
+    s = em.arithmetic_success(G, classifier, "smiling woman - neutral woman + neutral man", **SMALL)
+    assert s["attributes"] == {"Smiling": 1.0, "Male": 0.0}
+    assert s["rate"] == 0.0 and s["successes"] == 0 and s["ci95"][0] == 0.0 and s["mean_proba"]["Male"] < 1e-6
+
+
+def test_arithmetic_is_deterministic_leaves_rng_and_mode_alone():
+    G, classifier = ChannelGenerator(), ChannelClassifier()
+    G.train()
+    bn_state = {k: v.clone() for k, v in G.norm.state_dict().items()}
+    rng = torch.get_rng_state()
+    first = em.arithmetic_success(G, classifier, "blond woman - black-haired woman + black-haired man", **SMALL)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert G.training and all(torch.equal(v, G.norm.state_dict()[k]) for k, v in bn_state.items())  # eval mode inside
+    torch.manual_seed(1234)  # another global RNG state changes nothing
+    assert em.arithmetic_success(G, classifier, "blond woman - black-haired woman + black-haired man", **SMALL) == first
+    assert first["rate"] == 1.0
+
+
+def test_arithmetic_refuses_bad_arguments():
+    G, classifier = ChannelGenerator(), ChannelClassifier()
+    for bad in (dict(draws=0), dict(search=2, count=3), dict(draws=True)):
+        with pytest.raises(ConfigError):
+            em.arithmetic_success(G, classifier, "smiling woman - neutral woman + neutral man", **{**SMALL, **bad})
+    classes = ChannelClassifier()
+    classes.kind = "classes"
+    with pytest.raises(ConfigError, match="attribute classifier"):
+        em.arithmetic_success(G, classes, "smiling woman - neutral woman + neutral man", **SMALL)
+    assert em.presets_for(classes) == [] and em.presets_for(classifier) == list(ARITHMETIC_PRESETS)
+    assert em.preset_attributes(list(ARITHMETIC_PRESETS)) == ["Smiling", "Male", "Eyeglasses", "Blond_Hair", "Black_Hair"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# slider success
+
+def test_slider_success_along_and_across_the_attribute():
+    G, classifier = ChannelGenerator(), ChannelClassifier()
+    along, across = _axis("Smiling", 0), Direction("Male", torch.eye(Z_DIM)[Z_DIM - 1], 1.0, "attribute", "Male")
+    rng = torch.get_rng_state()
+    s = em.slider_success(G, classifier, [along, across], amount=10.0, n=400, z_dim=Z_DIM)
+    assert torch.equal(torch.get_rng_state(), rng)
+    smiling, male = s["directions"]["Smiling"], s["directions"]["Male"]
+    assert 150 < smiling["without"] < 250 and smiling["gained"] == smiling["without"] and smiling["rate"] == 1.0
+    assert 150 < male["without"] < 250 and male["gained"] == 0 and male["rate"] == 0.0  # moved along an unread coordinate
+    assert s["amount"] == 10.0 and s["n"] == 400 and s["seeds"] == [0, 399]
+    assert em.slider_success(G, classifier, [along, across], amount=10.0, n=400, z_dim=Z_DIM) == s
+    shifted = em.slider_success(G, classifier, [along], amount=10.0, n=400, seed=400, z_dim=Z_DIM)
+    assert shifted["seeds"] == [400, 799] and shifted["directions"]["Smiling"]["rate"] == 1.0
+
+
+def test_slider_success_at_the_default_amount_and_when_nobody_lacks_it():
+    G = ChannelGenerator()
+    s = em.slider_success(G, ChannelClassifier(), [_axis("Smiling", 0)], n=300, z_dim=Z_DIM)
+    assert s["amount"] == 3.0 and 0.95 < s["directions"]["Smiling"]["rate"] <= 1.0  # only seeds below -3 stay without
+    everyone = em.slider_success(G, ChannelClassifier({"Smiling": -20.0}), [_axis("Smiling", 0)], n=50, z_dim=Z_DIM)
+    assert everyone["directions"]["Smiling"] == {"without": 0, "gained": 0, "rate": None, "ci95": [0.0, 1.0]}
+    with pytest.raises(ConfigError):
+        em.slider_success(G, ChannelClassifier(), [_axis("Smiling", 0)], amount=math.inf, z_dim=Z_DIM)
+    with pytest.raises(LatentError, match="not among"):
+        em.slider_success(G, ChannelClassifier(), [_axis("Bald", 0)], z_dim=Z_DIM)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the CLI
+
+def test_eval_arithmetic_refuses_a_class_classifier(tiny_ckpt, capsys):
+    assert cli.main(["eval", str(tiny_ckpt), "--dataset", "mnist", "--arithmetic", "--draws", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "mnist has a class classifier and no arithmetic presets" in err and "celeba" in err
+
+
+def test_eval_arithmetic_options_need_the_flag(tiny_ckpt, capsys):
+    assert cli.main(["eval", str(tiny_ckpt), "--dataset", "mnist", "--draws", "5"]) == 2
+    assert "--draws only mean something with --arithmetic" in capsys.readouterr().err
+    assert cli.main(["eval", str(tiny_ckpt), "--dataset", "celeba", "--arithmetic", "--draws", "0"]) == 2
+    assert "--draws 0" in capsys.readouterr().err

@@ -1,0 +1,68 @@
+"""Per-visitor generator budget: unit behaviour with a fake clock, and a real app refusing one greedy client."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from explorer.ui.fairness import OverBudget, VisitorBudget, visitors
+
+from .conftest import free_port
+
+
+def test_a_visitor_over_its_share_waits_for_the_window_to_move_on():
+    now = [0.0]
+    budget = VisitorBudget(seconds=10, window_s=60, clock=lambda: now[0])
+    call = budget.admit(["session:a"])
+    now[0] = 12.0
+    with pytest.raises(OverBudget, match="used 12 s"):  # a call still running counts too
+        budget.admit(["session:a"])
+    budget.charge(["session:a"], call)
+    budget.admit(["session:b"])  # others are not affected
+    with pytest.raises(OverBudget, match="try again in 60 s"):
+        budget.admit(["session:a"])
+    now[0] = 72.5
+    budget.charge(["session:a"], budget.admit(["session:a"]))  # the window moved past the 12 s call
+    assert set(budget._spent) <= {"session:a"} and "session:b" in budget._running  # idle keys are forgotten
+
+
+def test_the_address_a_proxy_reports_is_its_last_forwarded_entry():
+    request = SimpleNamespace(session_hash="s1", headers={"x-forwarded-for": "6.6.6.6, 10.1.2.3"})
+    assert visitors(request) == ["session:s1", "address:10.1.2.3"]  # the client wrote 6.6.6.6; the proxy 10.1.2.3
+    assert visitors(SimpleNamespace(session_hash="s2", headers={})) == ["session:s2"]
+    assert visitors(None) == []
+
+
+@pytest.fixture
+def budget_app(checkpoints_dir, tmp_path, gradio_env):
+    from gradio_client import Client
+
+    from explorer.derived import Catalog
+    from explorer.outputs import OutputDir
+    from explorer.registry import CheckpointRegistry
+    from explorer.ui.app import build_app, launch_options
+
+    demo = build_app(Catalog(CheckpointRegistry([checkpoints_dir])), out=OutputDir(tmp_path / "out"),
+                     budget=VisitorBudget(seconds=1e-6, window_s=600))  # any finished call uses up the share
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
+    clients = [Client(url, verbose=False, download_files=str(tmp_path / f"d{i}")) for i in range(2)]
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            client.close()
+        demo.close()
+
+
+def test_a_greedy_client_is_refused_and_others_are_served(budget_app):
+    from gradio_client.exceptions import AppError
+
+    greedy, other = budget_app
+    assert greedy.predict("tiny", "0-3", api_name="/generate")[1]["seeds"] == [0, 1, 2, 3]
+    with pytest.raises(AppError, match="each visitor may use"):
+        greedy.predict("tiny", "0-3", api_name="/generate")
+    with pytest.raises(AppError, match="each visitor may use"):
+        greedy.predict("tiny", "0,1", 4, api_name="/interpolate")
+    assert other.predict("tiny", 5, {}, api_name="/edit")  # another visitor still has its share
+    assert [m["name"] for m in greedy.predict(api_name="/models")] == ["tiny", "tiny-grey"]  # listings are not metered
