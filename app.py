@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     # uploads up to the largest generator accepted; served files: only what the app wrote (README: Security)
     blocked = [uploads.root, ROOT / "checkpoints", ROOT / "dcgan", ROOT / "explorer", ROOT / "tests", ROOT / "app.py"]
-    demo.launch(server_name=host, server_port=port, **security_options(out, blocked=blocked), **launch_options())
+    demo.launch(server_name=host, server_port=port, **security_options(out, blocked=blocked, budget=budget), **launch_options())
     return 0
 
 

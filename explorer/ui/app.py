@@ -18,7 +18,7 @@ from ..training import TrainingManager
 from ..uploads import MAX_UPLOAD_BYTES, UploadStore
 from .api import register_api
 from .context import Context, Header
-from .fairness import VisitorBudget
+from .fairness import QueueAdmission, VisitorBudget
 from .quota import UploadQuota
 from .tabs.arithmetic import arithmetic_tab
 from .tabs.generate import generate_tab
@@ -96,11 +96,12 @@ def launch_options() -> dict[str, Any]:
     return {"css": CSS, "theme": gr.themes.Soft()}
 
 
-def security_options(out: OutputDir, *, blocked: list[Any] = (), **quota: Any) -> dict[str, Any]:
+def security_options(out: OutputDir, *, blocked: list[Any] = (), budget: VisitorBudget | None = None, **quota: Any) -> dict[str, Any]:
     """``demo.launch`` arguments that decide what may come in and what is served: uploads up to the largest
     generator accepted, within a disk quota (explorer.ui.quota); files served only from the app's output folder
     (plus Gradio's own cache of uploads and returned files); ``blocked`` (the uploads folder, checkpoint and run
-    folders, the source tree) never served. ``quota``: UploadQuota's limits (max_total_bytes, per_client_bytes)."""
-    middleware = Middleware(UploadQuota, **quota)
+    folders, the source tree) never served. ``quota``: UploadQuota's limits (max_total_bytes, per_client_bytes).
+    ``budget``: the one given to build_app, so that a visitor over it is refused before joining the queue."""
+    middleware = [Middleware(UploadQuota, **quota)] + ([Middleware(QueueAdmission, budget=budget)] if budget else [])
     return {"max_file_size": MAX_UPLOAD_BYTES, "allowed_paths": [str(out.root)], "blocked_paths": [str(p) for p in blocked],
-            "app_kwargs": {"middleware": [middleware]}}
+            "app_kwargs": {"middleware": middleware}}

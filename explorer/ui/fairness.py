@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import math
 import threading
 import time
@@ -22,7 +23,7 @@ import gradio as gr
 
 from dcgan.errors import DCGANError
 
-SECONDS = 30.0    # generator time one visitor may use per window (a quarter of two workers' time)
+SECONDS = 15.0    # generator time one visitor may use per window (an eighth of two workers' time)
 WINDOW_S = 60.0
 
 
@@ -67,17 +68,29 @@ class VisitorBudget:
             self._spent.pop(key, None)
         return sum(s for _, s in spent) + sum(now - start for start in self._running.get(key, {}).values())
 
+    def refusal(self, keys: list[str]) -> str:
+        """Why a new call by ``keys`` is refused ('' when it is not)."""
+        now = self.clock()
+        with self._lock:
+            return self._refusal(keys, now)
+
+    def _refusal(self, keys: list[str], now: float) -> str:
+        for key in keys:
+            used = self.used(key, now)
+            if used >= self.seconds:
+                spent = self._spent.get(key)
+                wait = math.ceil(spent[0][0] + self.window_s - now) if spent else math.ceil(self.window_s)
+                return (f"this server is shared: each visitor may use {self.seconds:g} s of image generation "
+                        f"per {self.window_s:g} s, and you have used {used:.0f} s; try again in {max(1, wait)} s")
+        return ""
+
     def admit(self, keys: list[str]) -> int:
         """A call id for a new call by ``keys``; OverBudget when any of them has used its share."""
         now = self.clock()
         with self._lock:
-            for key in keys:
-                used = self.used(key, now)
-                if used >= self.seconds:
-                    spent = self._spent.get(key)
-                    wait = math.ceil(spent[0][0] + self.window_s - now) if spent else math.ceil(self.window_s)
-                    raise OverBudget(f"this server is shared: each visitor may use {self.seconds:g} s of image generation "
-                                     f"per {self.window_s:g} s, and you have used {used:.0f} s; try again in {max(1, wait)} s")
+            refusal = self._refusal(keys, now)
+            if refusal:
+                raise OverBudget(refusal)
             self._calls += 1
             for key in keys:
                 self._running.setdefault(key, {})[self._calls] = now
@@ -112,3 +125,53 @@ class VisitorBudget:
         wrapper.__annotations__ = {"request": gr.Request, **getattr(fn, "__annotations__", {})}
         del wrapper.__wrapped__  # Gradio must read the signature above, not fn's
         return wrapper
+
+
+class QueueAdmission:
+    """ASGI middleware: a visitor already over its budget is refused when it asks to join Gradio's queue (HTTP 429,
+    any queued request, until its window moves on), so its requests never wait in line ahead of other visitors'.
+    The check inside each handler stays, for calls that joined before the budget ran out."""
+
+    def __init__(self, app: Any, *, budget: VisitorBudget, max_body_bytes: int = 16 * 2**20):
+        self.app = app
+        self.budget = budget
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if scope.get("method") != "POST" or not (path.endswith("/queue/join") or "/call/" in path):
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more and len(body) <= self.max_body_bytes:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        refusal = self.budget.refusal(self.keys(scope, body))
+        if refusal:
+            payload = json.dumps({"detail": refusal}).encode()
+            await send({"type": "http.response.start", "status": 429, "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": payload})
+            return
+        replayed = False
+
+        async def replay() -> dict:
+            """What was read, once (with more_body if the body was longer than we read), then the real stream."""
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": more}
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    def keys(scope: dict, body: bytes) -> list[str]:
+        """The visitor keys of a queue request: the session in its JSON body, and the proxy-reported address."""
+        try:
+            session = json.loads(body).get("session_hash") if body else None
+        except (ValueError, AttributeError, RecursionError):
+            session = None
+        headers = dict(scope.get("headers") or [])
+        address = forwarded_client(headers.get(b"x-forwarded-for", b"").decode("latin-1"))
+        return ([f"session:{session}"] if isinstance(session, str) and session else []) + ([f"address:{address}"] if address else [])

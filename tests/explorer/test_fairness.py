@@ -26,6 +26,14 @@ def test_a_visitor_over_its_share_waits_for_the_window_to_move_on():
     assert set(budget._spent) <= {"session:a"} and "session:b" in budget._running  # idle keys are forgotten
 
 
+def test_admission_reads_the_session_from_the_queue_request_and_the_address_from_the_proxy():
+    from explorer.ui.fairness import QueueAdmission
+
+    scope = {"headers": [(b"x-forwarded-for", b"1.2.3.4, 10.0.0.9")]}
+    assert QueueAdmission.keys(scope, b'{"session_hash": "abc", "data": []}') == ["session:abc", "address:10.0.0.9"]
+    assert QueueAdmission.keys({"headers": []}, b"not json") == []
+
+
 def test_the_address_a_proxy_reports_is_its_last_forwarded_entry():
     request = SimpleNamespace(session_hash="s1", headers={"x-forwarded-for": "6.6.6.6, 10.1.2.3"})
     assert visitors(request) == ["session:s1", "address:10.1.2.3"]  # the client wrote 6.6.6.6; the proxy 10.1.2.3
@@ -40,12 +48,14 @@ def budget_app(checkpoints_dir, tmp_path, gradio_env):
     from explorer.derived import Catalog
     from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
-    from explorer.ui.app import build_app, launch_options
+    from explorer.ui.app import build_app, launch_options, security_options
 
-    demo = build_app(Catalog(CheckpointRegistry([checkpoints_dir])), out=OutputDir(tmp_path / "out"),
-                     budget=VisitorBudget(seconds=1e-6, window_s=600))  # any finished call uses up the share
+    out = OutputDir(tmp_path / "out")
+    budget = VisitorBudget(seconds=1e-6, window_s=600)  # any finished call uses up the share
+    demo = build_app(Catalog(CheckpointRegistry([checkpoints_dir])), out=out, budget=budget)
     demo.queue(default_concurrency_limit=2, max_size=64)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
+                            **security_options(out, budget=budget), **launch_options())
     clients = [Client(url, verbose=False, download_files=str(tmp_path / f"d{i}")) for i in range(2)]
     try:
         yield clients
@@ -56,13 +66,16 @@ def budget_app(checkpoints_dir, tmp_path, gradio_env):
 
 
 def test_a_greedy_client_is_refused_and_others_are_served(budget_app):
-    from gradio_client.exceptions import AppError
+    """Over its share, a client is refused before it joins the queue (HTTP 429), so it cannot wait in line ahead of others."""
+    import httpx
 
     greedy, other = budget_app
     assert greedy.predict("tiny", "0-3", api_name="/generate")[1]["seeds"] == [0, 1, 2, 3]
-    with pytest.raises(AppError, match="each visitor may use"):
-        greedy.predict("tiny", "0-3", api_name="/generate")
-    with pytest.raises(AppError, match="each visitor may use"):
-        greedy.predict("tiny", "0,1", 4, api_name="/interpolate")
+    calls = (lambda: greedy.predict("tiny", "0-3", api_name="/generate"), lambda: greedy.predict("tiny", "0,1", 4, api_name="/interpolate"),
+             lambda: greedy.predict(api_name="/models"))  # until the window moves on, every queued request of it waits
+    for call in calls:
+        with pytest.raises(httpx.HTTPStatusError) as info:
+            call()
+        assert info.value.response.status_code == 429 and "each visitor may use" in info.value.response.json()["detail"]
+    assert [m["name"] for m in other.predict(api_name="/models")] == ["tiny", "tiny-grey"]  # listings use no generator time
     assert other.predict("tiny", 5, {}, api_name="/edit")  # another visitor still has its share
-    assert [m["name"] for m in greedy.predict(api_name="/models")] == ["tiny", "tiny-grey"]  # listings are not metered
