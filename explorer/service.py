@@ -5,6 +5,7 @@ Images are numpy uint8 at the model's native size: [H, W, 3] for colour, [H, W] 
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,6 +345,19 @@ def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3)
     groups = catalog.preset_seeds(state, (preset, count),
                                   lambda: pick_preset_seeds(m.G, classifier, preset, count=count, search=PRESET_SEARCH, z_dim=m.z_dim))
     return dict(zip("ABC", (list(g) for g in groups)))
+
+
+def preset_record(catalog: Catalog, model: str, preset: Any) -> str:
+    """How often ``preset`` works on ``model``, as measured by `dcgan eval --arithmetic` into the metrics.json beside
+    the checkpoint (shipped models have one); '' when it was not measured."""
+    preset = check_choice("preset", preset, tuple(ARITHMETIC_PRESETS))
+    try:
+        measured = json.loads((catalog.registry.entry(model).path.parent / "metrics.json").read_text()).get("arithmetic", {})
+        r = measured[preset]
+        return (f"This preset works in {100 * r['rate']:.0f}% of draws on this model ({r['successes']} of {r['draws']}; "
+                f"95% interval {100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f}%), by `dcgan eval --arithmetic`.")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
 
 
 def concept(catalog: Catalog, model: str, seed: Any, seeds_a: Any, seeds_b: Any, amount: Any = 1.0,

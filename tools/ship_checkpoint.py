@@ -80,6 +80,32 @@ def metric_rows(result: dict) -> str:
     return "\n".join(rows)
 
 
+def arithmetic_section(result: dict, out_dir: Path) -> str:
+    """The card's "does the paper's arithmetic work" table, from `dcgan eval --arithmetic` results ('' without them)."""
+    if "arithmetic" not in result:
+        return ""
+    rows = []
+    for preset, r in result["arithmetic"].items():
+        attributes = ", ".join(f"{'' if want else 'not '}{k} {100 * r['attributes'][k]:.0f}%" for k, want in r["wanted"].items())
+        rows.append(f"| {preset} | {100 * r['rate']:.0f}% ({r['successes']}/{r['draws']}) | "
+                    f"{100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f}% | {attributes} |")
+    sliders = result.get("sliders", {})
+    slider_text = ", ".join(f"{name} {100 * d['rate']:.0f}%" for name, d in sliders.get("directions", {}).items() if d["rate"] is not None)
+    draws = next(iter(result["arithmetic"].values()))["draws"]
+    return f"""## Face arithmetic (`dcgan eval {out_dir} --arithmetic --draws {draws}`)
+
+Each draw picks 3 exemplars per group with the attribute classifier (from its own 2,000 seeds), computes
+mean(A) - mean(B) + mean(C) and counts a success when G(Y) shows every attribute the result should have.
+
+| preset | success | 95% interval | per attribute |
+|---|---|---|---|
+{chr(10).join(rows)}
+
+Sliders: share of seeds without the attribute that gain it at amount {sliders.get('amount', 3):g}: {slider_text or 'not measured'}.
+
+"""
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", type=Path, help="training run directory (state.pt)")
@@ -93,6 +119,9 @@ def main() -> None:
     p.add_argument("--hardware", default=f"{cpu_name()}, 2 cores shared with other jobs, 1 torch thread, bf16 autocast",
                    help="where it was trained")
     p.add_argument("--notes", default="", help="extra paragraph for the card")
+    p.add_argument("--arithmetic-json", type=Path, default=None,
+                   help="the --json of `dcgan eval OUT_DIR --arithmetic` (run on the shipped folder): its arithmetic and slider "
+                        "success rates go into metrics.json and the card")
     p.add_argument("--generator", type=Path, default=None,
                    help="ship this generator the run exported at an earlier checkpoint (a kept copy of its generator.safetensors) "
                         "instead of the run's last state")
@@ -122,6 +151,8 @@ def main() -> None:
     with torch.no_grad():
         save_png(make_grid(G(latents_from_seeds(list(range(64)), cfg.model.z_dim)), nrow=8), args.out_dir / "samples.png")
     result = evaluate(G, cfg.data.dataset, n=args.n, z_dim=cfg.model.z_dim, root=args.data_root)
+    edits = json.loads(args.arithmetic_json.read_text()) if args.arithmetic_json else {}
+    result.update({k: edits[k] for k in ("arithmetic", "sliders") if k in edits})
     (args.out_dir / "metrics.json").write_text(json.dumps(result, indent=1))
     directions = compute_directions(G, meta)
     save_directions(directions, directions_path(gen_path), fingerprint=generator_fingerprint(G))
@@ -175,7 +206,7 @@ others, closer to the floor is better.
 |---|---|---|---|
 {metric_rows(result)}
 
-{args.notes}
+{arithmetic_section(result, args.out_dir)}{args.notes}
 
 ## License
 

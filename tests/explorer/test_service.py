@@ -1,6 +1,7 @@
 """Service functions: the seed contract, edits, the paper's arithmetic, interpolation files, limits and bad input."""
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -336,3 +337,17 @@ def test_output_dir_prunes_old_files(out):
 def test_limits_are_consistent():
     assert service.MAX_TOTAL_FRAMES >= 64 and service.count_frames(2, 32, "loop") == 64
     assert math.isclose(service.FPS_RANGE[0], 1.0)
+
+
+def test_preset_record_reads_the_measured_arithmetic_beside_the_checkpoint(catalog, checkpoints_dir):
+    preset = "smiling woman - neutral woman + neutral man"
+    assert service.preset_record(catalog, "tiny", preset) == ""  # not measured
+    measured = {"arithmetic": {preset: {"rate": 0.9, "successes": 90, "draws": 100, "ci95": [0.83, 0.94]}}}
+    path = checkpoints_dir / "tiny" / "metrics.json"
+    path.write_text(json.dumps(measured))
+    try:
+        assert service.preset_record(catalog, "tiny", preset).startswith("This preset works in 90% of draws on this model (90 of 100")
+        with pytest.raises(ConfigError, match="not one of"):
+            service.preset_record(catalog, "tiny", "no such preset")
+    finally:
+        path.unlink()

@@ -36,6 +36,7 @@ def arithmetic_tab(ctx: Context) -> None:
             preset = gr.Dropdown(PRESETS, value=PRESETS[0], label="Preset (exemplars picked by the attribute classifier)", scale=3)
             preset_count = gr.Slider(1, service.MAX_PRESET_COUNT, 3, step=1, label="Exemplars per group", scale=1)
             pick = gr.Button("Pick exemplars", scale=0, min_width=140)
+        preset_note = gr.Markdown(elem_id="preset-record")
         with gr.Row():
             noise = gr.Slider(0.0, service.MAX_NOISE, 0.25, step=0.01, label="Noise amount (uniform ±)")
             noise_seed = gr.Number(0, precision=0, minimum=0, label="Noise seed (variants are reproducible)")
@@ -116,6 +117,8 @@ def arithmetic_tab(ctx: Context) -> None:
             ctx.on_light(clears[g].click, lambda: "", None, boxes[g])
         inputs = [ctx.model, *boxes.values(), noise, noise_seed, ctx.truncation]
         ctx.on([compute.click, noise.release, noise_seed.submit], run, inputs, [centre, grid, pixel])
+        ctx.on_light([ctx.demo.load, ctx.model.change, preset.change],
+                     lambda model, name: service.preset_record(catalog, model, name) if model else "", [ctx.model, preset], preset_note)
         ctx.then(ctx.on(pick.click, run_preset, [ctx.model, preset, preset_count], list(boxes.values())),
                  run, inputs, [centre, grid, pixel])
         ctx.then(ctx.on_light(save.click, save_concept, [ctx.model, concept_name, *list(boxes.values())[:2], concepts],
