@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import gc
 import logging
 import math
 import os
@@ -506,6 +507,10 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
     if bar is not None:
         bar.close()
     if hw.world_size > 1:
+        # DDP's reducer holds the process group: drop it first, or the group is torn down at interpreter exit, after
+        # its peer has gone, and gloo aborts ("terminate called without an active exception")
+        del gan
+        gc.collect()
         dist.barrier()
-        dist.destroy_process_group()  # a clean teardown; gloo aborts at exit if a peer is already gone
+        dist.destroy_process_group()
     return record
