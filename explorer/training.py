@@ -94,8 +94,8 @@ class TrainingManager:
         lim = self.limits
         if s.dataset not in self.available_datasets():
             raise TrainingError(f"dataset {brief(s.dataset)} is not available here; choose from {self.available_datasets()}")
+        dataset = s.dataset
         try:
-            dataset = s.dataset
             arch = check_choice("arch", s.arch, ("dcgan", "keras"))
             image_size = check_int("image_size", s.image_size, 16, lim.max_image_size)
             width = check_int("width", s.width, 8, lim.max_width)
