@@ -141,12 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a Space stops the app with SIGTERM: exit through atexit
     training = None if args.no_train else training_manager(args, dict(os.environ))
-    budget = VisitorBudget() if public_mode(args, dict(os.environ)) else None  # each visitor's share of the generators
+    behind_proxy = bool(os.environ.get("SPACE_ID"))  # a Space's proxy writes X-Forwarded-For; elsewhere a client could
+    budget = VisitorBudget(trust_forwarded=behind_proxy) if public_mode(args, dict(os.environ)) else None  # fair shares
     demo = build_app(catalog, out=out, concurrency_limit=args.concurrency, training=training, uploads=uploads, budget=budget)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     # uploads up to the largest generator accepted; served files: only what the app wrote (README: Security)
     blocked = [uploads.root, ROOT / "checkpoints", ROOT / "dcgan", ROOT / "explorer", ROOT / "tests", ROOT / "app.py"]
-    demo.launch(server_name=host, server_port=port, **security_options(out, blocked=blocked, budget=budget), **launch_options())
+    security = security_options(out, blocked=blocked, budget=budget, trust_forwarded=behind_proxy)
+    demo.launch(server_name=host, server_port=port, **security, **launch_options())
     return 0
 
 

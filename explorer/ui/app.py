@@ -96,12 +96,15 @@ def launch_options() -> dict[str, Any]:
     return {"css": CSS, "theme": gr.themes.Soft()}
 
 
-def security_options(out: OutputDir, *, blocked: list[Any] = (), budget: VisitorBudget | None = None, **quota: Any) -> dict[str, Any]:
+def security_options(out: OutputDir, *, blocked: list[Any] = (), budget: VisitorBudget | None = None, trust_forwarded: bool = False,
+                     **quota: Any) -> dict[str, Any]:
     """``demo.launch`` arguments that decide what may come in and what is served: uploads up to the largest
     generator accepted, within a disk quota (explorer.ui.quota); files served only from the app's output folder
     (plus Gradio's own cache of uploads and returned files); ``blocked`` (the uploads folder, checkpoint and run
     folders, the source tree) never served. ``quota``: UploadQuota's limits (max_total_bytes, per_client_bytes).
-    ``budget``: the one given to build_app, so that a visitor over it is refused before joining the queue."""
-    middleware = [Middleware(UploadQuota, **quota)] + ([Middleware(QueueAdmission, budget=budget)] if budget else [])
+    ``budget``: the one given to build_app, so that a visitor over it is refused before joining the queue.
+    ``trust_forwarded``: a proxy (a Hugging Face Space's) writes X-Forwarded-For; anywhere else a client could."""
+    middleware = [Middleware(UploadQuota, trust_forwarded=trust_forwarded, **quota)]
+    middleware += [Middleware(QueueAdmission, budget=budget)] if budget else []
     return {"max_file_size": MAX_UPLOAD_BYTES, "allowed_paths": [str(out.root)], "blocked_paths": [str(p) for p in blocked],
             "app_kwargs": {"middleware": middleware}}

@@ -5,8 +5,9 @@ Gradio's queue serves requests in arrival order: a client that keeps several of 
 a visitor who has used more than ``seconds`` of generator time in the last ``window_s`` seconds is refused at once,
 with the time to wait, until the window has moved on. Normal use stays far below the budget (one request costs
 0.1-0.5 s). A visitor is its Gradio session (a browser tab, one gradio_client.Client) and, behind a proxy such as a
-Hugging Face Space's, also the client address the proxy reports (the last X-Forwarded-For entry, which the proxy
-writes; the earlier ones come from the client and are not trusted).
+Hugging Face Space's (``trust_forwarded``), also the client address the proxy reports (the last X-Forwarded-For
+entry, which the proxy writes; the earlier ones come from the client). Without a proxy the header is the client's own
+words and is ignored.
 """
 from __future__ import annotations
 
@@ -37,21 +38,23 @@ def forwarded_client(forwarded: str) -> str:
     return forwarded.split(",")[-1].strip() if forwarded else ""
 
 
-def visitors(request: gr.Request | None) -> list[str]:
-    """The keys a request is counted under: its session, and the proxy-reported client address if there is one."""
+def visitors(request: gr.Request | None, trust_forwarded: bool = False) -> list[str]:
+    """The keys a request is counted under: its session, and (behind a proxy) the client address it reports."""
     if request is None:
         return []
     keys = [f"session:{request.session_hash}"] if getattr(request, "session_hash", None) else []
     headers = getattr(request, "headers", None) or {}
-    address = forwarded_client(headers.get("x-forwarded-for", "") if hasattr(headers, "get") else "")
+    address = forwarded_client(headers.get("x-forwarded-for", "") if trust_forwarded and hasattr(headers, "get") else "")
     return keys + ([f"address:{address}"] if address else [])
 
 
 class VisitorBudget:
     """Thread-safe; ``metered(fn)`` wraps a Gradio handler so that each call is admitted, timed and charged."""
 
-    def __init__(self, seconds: float = SECONDS, window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, seconds: float = SECONDS, window_s: float = WINDOW_S, *, trust_forwarded: bool = False,
+                 clock: Callable[[], float] = time.monotonic):
         self.seconds = seconds
+        self.trust_forwarded = trust_forwarded
         self.window_s = window_s
         self.clock = clock
         self._spent: dict[str, deque[tuple[float, float]]] = {}   # key -> (end time, seconds) of finished calls
@@ -112,7 +115,7 @@ class VisitorBudget:
         and charged around each call."""
         @functools.wraps(fn)
         def wrapper(request: gr.Request, *args: Any, **kwargs: Any) -> Any:
-            keys = visitors(request)
+            keys = visitors(request, self.trust_forwarded)
             call = self.admit(keys)
             try:
                 return fn(*args, **kwargs)
@@ -147,7 +150,7 @@ class QueueAdmission:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        refusal = self.budget.refusal(self.keys(scope, body))
+        refusal = self.budget.refusal(self.keys(scope, body, self.budget.trust_forwarded))
         if refusal:
             payload = json.dumps({"detail": refusal}).encode()
             await send({"type": "http.response.start", "status": 429, "headers": [(b"content-type", b"application/json")]})
@@ -166,12 +169,12 @@ class QueueAdmission:
         await self.app(scope, replay, send)
 
     @staticmethod
-    def keys(scope: dict, body: bytes) -> list[str]:
+    def keys(scope: dict, body: bytes, trust_forwarded: bool = False) -> list[str]:
         """The visitor keys of a queue request: the session in its JSON body, and the proxy-reported address."""
         try:
             session = json.loads(body).get("session_hash") if body else None
         except (ValueError, AttributeError, RecursionError):
             session = None
         headers = dict(scope.get("headers") or [])
-        address = forwarded_client(headers.get(b"x-forwarded-for", b"").decode("latin-1"))
+        address = forwarded_client(headers.get(b"x-forwarded-for", b"").decode("latin-1")) if trust_forwarded else ""
         return ([f"session:{session}"] if isinstance(session, str) and session else []) + ([f"address:{address}"] if address else [])

@@ -4,7 +4,8 @@ one visitor sends, and keeps them for an hour, so without this anyone could fill
 An ASGI middleware (passed to ``demo.launch(app_kwargs={"middleware": [...]})``) refuses an upload with 413 when
 the uploads accepted in the last ``window_s`` seconds (as long as Gradio keeps them) would pass ``max_total_bytes``,
 or one client's would pass ``per_client_bytes``. Uploads must declare their size (Content-Length), as browsers and
-gradio_client do. A client is the address a proxy (a Hugging Face Space's) reports, else the peer address.
+gradio_client do. A client is the address a proxy (a Hugging Face Space's) reports when ``trust_forwarded``, else
+the peer address.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .fairness import forwarded_client
 log = logging.getLogger(__name__)
 
 MAX_TOTAL_BYTES = 512 * 2**20     # everything in Gradio's upload folder
-PER_CLIENT_BYTES = 192 * 2**20    # what one client may upload per window (three of the largest generators)
+PER_CLIENT_BYTES = 96 * 2**20     # what one client may upload per window (one and a half of the largest generators)
 WINDOW_S = 4500.0                 # Gradio keeps uploads up to 75 min (delete_cache=(900, 3600) in explorer.ui.app)
 UPLOAD_PATHS = ("/upload", "/process_recording")
 
@@ -28,8 +29,9 @@ class UploadQuota:
     """ASGI middleware around an app (Gradio's FastAPI app)."""
 
     def __init__(self, app: Any, *, max_total_bytes: int = MAX_TOTAL_BYTES, per_client_bytes: int = PER_CLIENT_BYTES,
-                 window_s: float = WINDOW_S, clock: Callable[[], float] = time.monotonic):
+                 window_s: float = WINDOW_S, trust_forwarded: bool = False, clock: Callable[[], float] = time.monotonic):
         self.app = app
+        self.trust_forwarded = trust_forwarded
         self.max_total_bytes = max_total_bytes
         self.per_client_bytes = per_client_bytes
         self.window_s = window_s
@@ -50,11 +52,10 @@ class UploadQuota:
             return
         await self.app(scope, receive, send)
 
-    @staticmethod
-    def client(scope: dict) -> str:
-        """The client as a proxy reports it (the last X-Forwarded-For entry), else the peer address."""
+    def client(self, scope: dict) -> str:
+        """The client as a trusted proxy reports it (the last X-Forwarded-For entry), else the peer address."""
         headers = dict(scope.get("headers") or [])
-        forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+        forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1") if self.trust_forwarded else ""
         return forwarded_client(forwarded) or (scope.get("client") or ("unknown",))[0]
 
     def check(self, scope: dict) -> str:

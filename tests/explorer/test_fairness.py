@@ -30,14 +30,16 @@ def test_admission_reads_the_session_from_the_queue_request_and_the_address_from
     from explorer.ui.fairness import QueueAdmission
 
     scope = {"headers": [(b"x-forwarded-for", b"1.2.3.4, 10.0.0.9")]}
-    assert QueueAdmission.keys(scope, b'{"session_hash": "abc", "data": []}') == ["session:abc", "address:10.0.0.9"]
+    assert QueueAdmission.keys(scope, b'{"session_hash": "abc", "data": []}', True) == ["session:abc", "address:10.0.0.9"]
+    assert QueueAdmission.keys(scope, b'{"session_hash": "abc"}') == ["session:abc"]  # no proxy: the header is the client's
     assert QueueAdmission.keys({"headers": []}, b"not json") == []
 
 
 def test_the_address_a_proxy_reports_is_its_last_forwarded_entry():
     request = SimpleNamespace(session_hash="s1", headers={"x-forwarded-for": "6.6.6.6, 10.1.2.3"})
-    assert visitors(request) == ["session:s1", "address:10.1.2.3"]  # the client wrote 6.6.6.6; the proxy 10.1.2.3
-    assert visitors(SimpleNamespace(session_hash="s2", headers={})) == ["session:s2"]
+    assert visitors(request, trust_forwarded=True) == ["session:s1", "address:10.1.2.3"]  # the client wrote 6.6.6.6
+    assert visitors(request) == ["session:s1"]  # without a proxy in front, anyone can write the header
+    assert visitors(SimpleNamespace(session_hash="s2", headers={}), trust_forwarded=True) == ["session:s2"]
     assert visitors(None) == []
 
 

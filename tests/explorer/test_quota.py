@@ -23,7 +23,8 @@ def quota_app(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     with gr.Blocks() as demo:
         gr.File()
-    options = security_options(OutputDir(tmp_path / "out"), max_total_bytes=5 * MB, per_client_bytes=int(2.5 * MB))
+    options = security_options(OutputDir(tmp_path / "out"), max_total_bytes=5 * MB, per_client_bytes=int(2.5 * MB),
+                               trust_forwarded=True)  # as behind a Space's proxy: X-Forwarded-For names the client
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **options)
     try:
         yield url, tmp_path / "gradio"
@@ -64,3 +65,5 @@ def test_the_window_forgets_old_uploads():
     assert quota.check(scope) == ""
     assert "Content-Length" in quota.check({"headers": [], "client": ("127.0.0.1", 1)})
     assert list(quota._sent) == ["127.0.0.1"]  # clients with nothing left in the window are forgotten
+    forged = {"headers": [(b"content-length", b"80"), (b"x-forwarded-for", b"1.1.1.1")], "client": ("127.0.0.1", 1)}
+    assert "per client" in quota.check(forged)  # no proxy in front: a header the client wrote changes nothing
