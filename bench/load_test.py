@@ -319,8 +319,9 @@ class Attacker:
     """One attacking client: a gradio_client session (shared by its threads, downloading nothing) plus raw HTTP.
     Every thread stops at ``stop_at`` or after MAX_ATTACK_REQUESTS requests, whichever comes first."""
 
-    def __init__(self, url: str, model: str, parts: list[str], threads: int, tmp: Path, checkpoints: Path, uploads: int):
-        self.url, self.model, self.parts, self.threads = url, model, parts, threads
+    def __init__(self, url: str, model: str, parts: list[str], threads: int, tmp: Path, checkpoints: Path, uploads: int,
+                 spoof: bool = True):
+        self.url, self.model, self.parts, self.threads, self.spoof = url, model, parts, threads, spoof
         self.host, self.port = url.split("//")[1].rstrip("/").split(":")
         self.tmp = tmp
         self.tally = Tally()
@@ -373,9 +374,10 @@ class Attacker:
                 "Content-Type: application/octet-stream\r\n\r\n").encode()
         body = memoryview(head + os.urandom(64) + self.block + f"\r\n--{boundary}--\r\n".encode())
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(len(body))}
-        if i % 2:
+        spoofed = self.spoof and i % 2
+        if spoofed:
             headers["X-Forwarded-For"] = f"10.{self.rng.randrange(256)}.{self.rng.randrange(256)}.{self.rng.randrange(1, 255)}"
-        part = "raw-upload (spoofed X-Forwarded-For)" if i % 2 else "raw-upload"
+        part = "raw-upload (spoofed X-Forwarded-For)" if spoofed else "raw-upload"
         t0 = time.perf_counter()
         conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
         try:
@@ -584,6 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     attack.add_argument("--attack-model", default=None, help="model the attacker calls [default: the one with the most pixels]")
     attack.add_argument("--attack-uploads", type=int, default=40, metavar="N",
                         help="distinct generators celeba-upload cycles through (the app keeps 32) [default: 40]")
+    attack.add_argument("--no-spoof", action="store_true",
+                        help="the attacker sends no made-up X-Forwarded-For: one client, as on a Space, whose proxy writes the header "
+                             "(from 127.0.0.1 uvicorn believes the header, so spoofing here stands for an attacker with many addresses)")
     attack.add_argument("--max-ratio", type=float, default=2.0, help="target: the users' p95 with / without the attacker [default: 2]")
     args = p.parse_args(argv)
     parts = [s.strip() for s in args.attack_parts.split(",") if s.strip()]
@@ -618,7 +623,8 @@ def main(argv: list[str] | None = None) -> int:
                 first.predict(attack_model, api_name="/directions")
                 request(first, "generate", attack_model, warm_rng)
             first.close()
-            attacker = Attacker(url, attack_model, parts, args.attack_threads, tmp / "attacker", checkpoints, args.attack_uploads)
+            attacker = Attacker(url, attack_model, parts, args.attack_threads, tmp / "attacker", checkpoints, args.attack_uploads,
+                                spoof=not args.no_spoof)
             server["after warm-up"] = server_state(proc, tmp)
             baseline = run_users(url, model, args.users, args.seconds, tmp, proc.pid)
             server["after the users alone"] = server_state(proc, tmp)

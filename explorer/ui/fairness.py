@@ -24,7 +24,7 @@ import gradio as gr
 
 from dcgan.errors import DCGANError
 
-SECONDS = 15.0    # generator time one visitor may use per window (an eighth of two workers' time)
+SECONDS = 10.0    # generator time one visitor may use per window (a twelfth of two workers' time)
 WINDOW_S = 60.0
 
 
