@@ -48,6 +48,41 @@ def visitors(request: gr.Request | None, trust_forwarded: bool = False) -> list[
     return keys + ([f"address:{address}"] if address else [])
 
 
+class SlidingWindow:
+    """Amounts per key over the last ``window_s`` seconds (generator seconds, upload bytes), oldest first; keys with
+    nothing left in the window are forgotten, so memory follows the recent visitors only. The caller holds a lock."""
+
+    def __init__(self, window_s: float):
+        self.window_s = window_s
+        self._events: dict[str, deque[tuple[float, float]]] = {}  # key -> (time, amount)
+
+    def forget(self, now: float) -> None:
+        """Drop what left the window (and keys left empty)."""
+        for key in list(self._events):
+            events = self._events[key]
+            while events and events[0][0] < now - self.window_s:
+                events.popleft()
+            if not events:
+                del self._events[key]
+
+    def add(self, key: str, now: float, amount: float) -> None:
+        self._events.setdefault(key, deque()).append((now, amount))
+
+    def total(self, key: str) -> float:
+        return sum(amount for _, amount in self._events.get(key, ()))
+
+    def grand_total(self) -> float:
+        return sum(amount for events in self._events.values() for _, amount in events)
+
+    def oldest(self, key: str) -> float | None:
+        """When the key's oldest amount in the window was added (None if it has none)."""
+        events = self._events.get(key)
+        return events[0][0] if events else None
+
+    def keys(self) -> list[str]:
+        return list(self._events)
+
+
 class VisitorBudget:
     """Thread-safe; ``metered(fn)`` wraps a Gradio handler so that each call is admitted, timed and charged."""
 
@@ -57,19 +92,15 @@ class VisitorBudget:
         self.trust_forwarded = trust_forwarded
         self.window_s = window_s
         self.clock = clock
-        self._spent: dict[str, deque[tuple[float, float]]] = {}   # key -> (end time, seconds) of finished calls
+        self._spent = SlidingWindow(window_s)                      # key -> (end time, seconds) of finished calls
         self._running: dict[str, dict[int, float]] = {}           # key -> {call id: start time}
         self._calls = 0
         self._lock = threading.Lock()
 
     def used(self, key: str, now: float) -> float:
-        """Generator seconds ``key`` used in the window, counting calls still running (call with the lock held)."""
-        spent = self._spent.get(key, deque())
-        while spent and spent[0][0] < now - self.window_s:
-            spent.popleft()
-        if not spent:
-            self._spent.pop(key, None)
-        return sum(s for _, s in spent) + sum(now - start for start in self._running.get(key, {}).values())
+        """Generator seconds ``key`` used in the window, counting calls still running (call with the lock held,
+        after ``self._spent.forget(now)``)."""
+        return self._spent.total(key) + sum(now - start for start in self._running.get(key, {}).values())
 
     def refusal(self, keys: list[str]) -> str:
         """Why a new call by ``keys`` is refused ('' when it is not)."""
@@ -78,11 +109,12 @@ class VisitorBudget:
             return self._refusal(keys, now)
 
     def _refusal(self, keys: list[str], now: float) -> str:
+        self._spent.forget(now)
         for key in keys:
             used = self.used(key, now)
             if used >= self.seconds:
-                spent = self._spent.get(key)
-                wait = math.ceil(spent[0][0] + self.window_s - now) if spent else math.ceil(self.window_s)
+                oldest = self._spent.oldest(key)
+                wait = math.ceil(oldest + self.window_s - now) if oldest is not None else math.ceil(self.window_s)
                 return (f"this server is shared: each visitor may use {self.seconds:g} s of image generation "
                         f"per {self.window_s:g} s, and you have used {used:.0f} s; try again in {max(1, wait)} s")
         return ""
@@ -108,7 +140,7 @@ class VisitorBudget:
                 start = running.pop(call, now)
                 if not running:
                     self._running.pop(key, None)
-                self._spent.setdefault(key, deque()).append((now, now - start))
+                self._spent.add(key, now, now - start)
 
     def metered(self, fn: Callable) -> Callable:
         """``fn`` with a leading ``request: gr.Request`` (Gradio fills it in; API schemas do not show it), admitted

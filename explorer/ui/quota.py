@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from typing import Any, Callable
 
-from .fairness import forwarded_client
+from .fairness import SlidingWindow, forwarded_client
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class UploadQuota:
         self.per_client_bytes = per_client_bytes
         self.window_s = window_s
         self.clock = clock
-        self._sent: dict[str, deque[tuple[float, int]]] = {}  # client -> (time, bytes) of accepted uploads, oldest first
+        self._sent = SlidingWindow(window_s)  # client -> (time, bytes) of accepted uploads
         self._lock = threading.Lock()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -67,18 +66,11 @@ class UploadQuota:
             return "uploads must declare their size (Content-Length)"
         client, now = self.client(scope), self.clock()
         with self._lock:
-            for known in list(self._sent):  # forget what left the window (and clients with nothing in it)
-                recent = self._sent[known]
-                while recent and recent[0][0] < now - self.window_s:
-                    recent.popleft()
-                if not recent:
-                    del self._sent[known]
-            sent = self._sent.get(client, deque())
-            if sum(b for _, b in sent) + size > self.per_client_bytes:
+            self._sent.forget(now)
+            if self._sent.total(client) + size > self.per_client_bytes:
                 return (f"upload quota reached: at most {self.per_client_bytes // 2**20} MB per client per "
                         f"{self.window_s / 60:g} minutes; try again later")
-            if sum(b for recent in self._sent.values() for _, b in recent) + size > self.max_total_bytes:
+            if self._sent.grand_total() + size > self.max_total_bytes:
                 return "the server's upload space is full; try again later"
-            sent.append((now, size))
-            self._sent[client] = sent
+            self._sent.add(client, now, size)
         return ""

@@ -23,7 +23,7 @@ def test_a_visitor_over_its_share_waits_for_the_window_to_move_on():
         budget.admit(["session:a"])
     now[0] = 72.5
     budget.charge(["session:a"], budget.admit(["session:a"]))  # the window moved past the 12 s call
-    assert set(budget._spent) <= {"session:a"} and "session:b" in budget._running  # idle keys are forgotten
+    assert set(budget._spent.keys()) <= {"session:a"} and "session:b" in budget._running  # idle keys are forgotten
 
 
 def test_admission_reads_the_session_from_the_queue_request_and_the_address_from_the_proxy():
@@ -81,3 +81,15 @@ def test_a_greedy_client_is_refused_and_others_are_served(budget_app):
         assert info.value.response.status_code == 429 and "each visitor may use" in info.value.response.json()["detail"]
     assert [m["name"] for m in other.predict(api_name="/models")] == ["tiny", "tiny-grey"]  # listings use no generator time
     assert other.predict("tiny", 5, {}, api_name="/edit")  # another visitor still has its share
+
+
+def test_visitors_who_left_are_forgotten():
+    """A new session per request must not grow the server's memory: keys leave with their window."""
+    now = [0.0]
+    budget = VisitorBudget(seconds=10, window_s=60, clock=lambda: now[0])
+    for i in range(100):
+        budget.charge([f"session:{i}"], budget.admit([f"session:{i}"]))
+    assert len(budget._spent.keys()) == 100
+    now[0] = 61.0
+    budget.admit(["session:new"])
+    assert budget._spent.keys() == [] and set(budget._running) == {"session:new"}
