@@ -21,7 +21,7 @@ import numpy as np
 
 from dcgan import directions as dirs
 from dcgan.config import DataConfig
-from dcgan.datasets import ImageData, build
+from dcgan.datasets import DATASETS, ImageData, build
 from dcgan.errors import ConfigError, DatasetError
 
 from .registry import CheckpointRegistry, LoadedModel
@@ -158,9 +158,8 @@ class Catalog:
                 return
             state.directions_started = True
         model = state.model
-        classifier = self.classifier(state)
-        if classifier is not None and self.registry.is_registered(model.entry.name) and not self.labelled_for_uploads:
-            classifier = None  # an upload gets SeFa/PCA only: its claimed data set starts no expensive job
+        uploaded = self.registry.is_registered(model.entry.name) and not self.labelled_for_uploads
+        classifier = None if uploaded else self.classifier(state)  # an upload gets SeFa/PCA only, whatever data set it claims
         quick, incomplete = dirs.start_directions(model.entry.path, model.G, classifier)
         with state.lock:
             state.quick_directions = quick
@@ -216,9 +215,10 @@ class Catalog:
             except (OSError, ValueError, AttributeError, ConfigError) as exc:
                 log.info("%s: unreadable (%s)", config_path, exc)
         if model.dataset:
-            for root in self.data_roots:
-                candidates += [DataConfig(dataset=model.dataset, root=str(root)),
-                               DataConfig(dataset=model.dataset, root=str(root / model.dataset))]
+            spec = DATASETS.get(model.dataset)
+            for root in self.data_roots:  # the root itself, its folder of that name, and where DatasetSpec says it lives
+                folders = [root, root / model.dataset] + ([spec.root_under(root)] if spec else [])
+                candidates += [DataConfig(dataset=model.dataset, root=str(folder)) for folder in folders]
         unique: list[DataConfig] = []
         for c in candidates:
             if c not in unique:

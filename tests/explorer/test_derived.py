@@ -124,3 +124,16 @@ def test_labelled_directions_that_fail_leave_the_quick_ones_and_say_why(checkpoi
     assert found and all(d.kind in ("sefa", "pca") for d in found)
     assert "classifier exploded" in catalog.directions_status("run")
     assert not catalog.directions_pending("run")
+
+
+def test_training_data_is_found_where_the_data_set_table_says(checkpoints_dir, tmp_path):
+    """A --data-root laid out like ../shared/data: CelebA lives in its celeba10k folder, as the Train tab finds it."""
+    from tests.conftest import shared_data_or_skip
+
+    data_root = shared_data_or_skip("celeba10k")
+    (tmp_path / "celeb").mkdir()
+    G, meta = load_generator(checkpoints_dir / "tiny")
+    save_generator(G, tmp_path / "celeb" / GENERATOR_FILE, model=meta.model, info={"dataset": "celeba"})
+    catalog = Catalog(CheckpointRegistry([tmp_path / "celeb"]), data_roots=[data_root])
+    roots = [c.root for c in catalog.training_data_configs(catalog.state("celeb"))]
+    assert str(data_root / "celeba10k") in roots
