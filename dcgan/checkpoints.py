@@ -1,5 +1,5 @@
-"""Checkpoints: `generator.safetensors` (weights + config as JSON metadata, never pickle) and `state.pt`
-(full training state, read with ``weights_only=True``). Both are written atomically through dcgan.io.
+"""Checkpoints: `generator.safetensors` and `discriminator.safetensors` (weights + config as JSON metadata, never
+pickle) and `state.pt` (full training state, read with ``weights_only=True``). All are written atomically through dcgan.io.
 """
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from torch import nn
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError, brief
 from .io import atomic_torch_save, load_safetensors, metadata_json, module_tensors, read_laid_out_header, save_safetensors
-from .models import build_generator
+from .models import build_discriminator, build_generator
 from .version import __version__
 
 FORMAT_VERSION = 1
 GENERATOR_FILE = "generator.safetensors"
+DISCRIMINATOR_FILE = "discriminator.safetensors"
+DISCRIMINATOR_NETWORK = "discriminator"  # metadata["network"] of a D file, so no scan or loader takes it for a generator
 STATE_FILE = "state.pt"
 MAX_GENERATOR_BYTES = 256 * 2**20   # a 256x256 DCGAN generator in fp32 is ~50 MB
 MAX_GENERATOR_PARAMETERS = 32_000_000  # ~2.5x the 256x256, ngf 64 DCGAN (12.7M); checked before anything is built
@@ -88,30 +90,31 @@ def load_generator(path: Path | str, *, model: ModelConfig | None = None,
         model, info = described.model, described.info
     elif model is None:
         raise CheckpointError(f"{path}: has no dcgan-explorer metadata; give its model config (arch, image_size, channels, z_dim, ngf)")
+    if metadata.get("network") == DISCRIMINATOR_NETWORK:
+        raise CheckpointError(f"{path}: this is a discriminator file; load it with load_discriminator (the generator is {GENERATOR_FILE})")
     check_tensors(header, model, path)
-    _, tensors = load_safetensors(path, max_bytes=MAX_GENERATOR_BYTES, what="generator file")
-    for name, tensor in tensors.items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{path}: {name} contains NaN or infinite values")
+    tensors = _finite_tensors(path, "generator file")
     G = build_generator(model)
     expected = G.state_dict()
     G.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
     return G.to(device).eval(), GeneratorInfo(model, info, str(path))
 
 
-def check_tensors(header: dict[str, Any], model: ModelConfig, path: Path) -> None:
-    """Refuse, from the safetensors header alone, a file whose tensors are not exactly the generator of ``model``
-    (names, shapes, float dtypes), or a config too large to build: a 100-byte file must not make us allocate GBs."""
+def check_tensors(header: dict[str, Any], model: ModelConfig, path: Path, *, network: str = "generator") -> None:
+    """Refuse, from the safetensors header alone, a file whose tensors are not exactly the ``network`` ("generator"
+    or "discriminator") of ``model`` (names, shapes, float dtypes), or a config too large to build: a 100-byte file
+    must not make us allocate GBs."""
+    build = build_discriminator if network == DISCRIMINATOR_NETWORK else build_generator
     with torch.device("meta"):  # shapes without memory
-        expected = build_generator(model).state_dict()
+        expected = build(model).state_dict()
     count = sum(t.numel() for t in expected.values())
     if count > MAX_GENERATOR_PARAMETERS:
-        raise CheckpointError(f"{path}: a {model.arch} generator of this config has {count:,} parameters; "
+        raise CheckpointError(f"{path}: a {model.arch} {network} of this config has {count:,} parameters; "
                               f"the limit is {MAX_GENERATOR_PARAMETERS:,}")
     specs = {k: v for k, v in header.items() if k != "__metadata__"}
     missing, unexpected = sorted(set(expected) - set(specs)), sorted(set(specs) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"{path}: tensors do not match a {model.arch} generator of this config: "
+        raise CheckpointError(f"{path}: tensors do not match a {model.arch} {network} of this config: "
                               f"missing {missing[:4]}, unexpected {unexpected[:4]}")
     for name, spec in specs.items():
         shape = spec.get("shape") if isinstance(spec, dict) else None
@@ -119,7 +122,52 @@ def check_tensors(header: dict[str, Any], model: ModelConfig, path: Path) -> Non
         if not isinstance(shape, list) or tuple(shape) != tuple(expected[name].shape):
             raise CheckpointError(f"{path}: {name} has shape {brief(shape)}, expected {tuple(expected[name].shape)} for this config")
         if expected[name].is_floating_point() and dtype not in FLOAT_DTYPES:
-            raise CheckpointError(f"{path}: {name} is stored as {brief(dtype)}; a generator's weights are {', '.join(FLOAT_DTYPES)}")
+            raise CheckpointError(f"{path}: {name} is stored as {brief(dtype)}; a {network}'s weights are {', '.join(FLOAT_DTYPES)}")
+
+
+def _finite_tensors(path: Path, what: str) -> dict[str, torch.Tensor]:
+    _, tensors = load_safetensors(path, max_bytes=MAX_GENERATOR_BYTES, what=what)
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: {name} contains NaN or infinite values")
+    return tensors
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# discriminator.safetensors: the D trained with a generator, for dcgan.probe and dcgan.units (never for training)
+
+def save_discriminator(D: nn.Module, path: Path, *, model: ModelConfig, info: dict[str, Any], dtype: torch.dtype = torch.float32) -> None:
+    """Write D's weights (spectral norm's parametrisation and power-iteration vectors included) like a generator's,
+    marked as a discriminator in the metadata."""
+    info = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "version": __version__, **info}
+    metadata = {"format_version": str(FORMAT_VERSION), "network": DISCRIMINATOR_NETWORK, "model": json.dumps(asdict(model)),
+                "info": json.dumps(info)}
+    save_safetensors(module_tensors(D, dtype), path, metadata=metadata)
+
+
+def discriminator_path(path: Path | str) -> Path:
+    """``path`` itself, or the discriminator.safetensors inside a folder (a shipped checkpoint or run directory)."""
+    path = Path(path)
+    return path / DISCRIMINATOR_FILE if path.is_dir() else path
+
+
+def load_discriminator(path: Path | str, *, device: str | torch.device = "cpu") -> tuple[nn.Module, GeneratorInfo]:
+    """Load a discriminator from a `.safetensors` file or a folder holding discriminator.safetensors; returns (D in
+    eval mode, its info). A generator file, a foreign, truncated or mismatched one raises CheckpointError."""
+    path = discriminator_path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such discriminator file (export one with `dcgan export RUN_DIR`)")
+    header = read_laid_out_header(path)
+    metadata = header.get("__metadata__") or {}
+    if metadata.get("network") != DISCRIMINATOR_NETWORK:
+        raise CheckpointError(f"{path}: not a dcgan-explorer discriminator file (its metadata has no network={DISCRIMINATOR_NETWORK!r})")
+    described = describe_generator(metadata, path)
+    check_tensors(header, described.model, path, network=DISCRIMINATOR_NETWORK)
+    tensors = _finite_tensors(path, "discriminator file")
+    D = build_discriminator(described.model)
+    expected = D.state_dict()
+    D.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
+    return D.to(device).eval(), described
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -201,16 +201,29 @@ def cmd_sample(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .trainer import generator_from_state, images_seen
+    from .trainer import discriminator_from_state, generator_from_state, images_seen
 
     state = checkpoints.load_state(Path(args.run_dir))
     G, cfg = generator_from_state(state, raw=args.raw)
     out = Path(args.out) if args.out else Path(args.run_dir) / checkpoints.GENERATOR_FILE
     info = {"dataset": cfg.data.dataset, "step": state["step"], "world_size": state["world_size"],
             "images_seen": images_seen(state["step"], cfg.train.batch_size, state["world_size"])}
-    checkpoints.save_generator(G, out, model=cfg.model, info=info, dtype=torch.float16 if args.fp16 else torch.float32)
+    dtype = torch.float16 if args.fp16 else torch.float32
+    checkpoints.save_generator(G, out, model=cfg.model, info=info, dtype=dtype)
     print(f"{out}: generator of step {state['step']} ({'raw G' if args.raw else 'EMA'})")
+    if not args.no_discriminator:
+        D, _ = discriminator_from_state(state)
+        d_out = export_discriminator_path(out)
+        checkpoints.save_discriminator(D, d_out, model=cfg.model, info=info, dtype=dtype)
+        print(f"{d_out}: discriminator of step {state['step']} (for dcgan probe and the Inside tab)")
     return 0
+
+
+def export_discriminator_path(generator_path: Path) -> Path:
+    """Where export puts D beside a generator: DIR/discriminator.safetensors, or X.discriminator.safetensors for X.safetensors."""
+    if generator_path.name == checkpoints.GENERATOR_FILE:
+        return generator_path.with_name(checkpoints.DISCRIMINATOR_FILE)
+    return generator_path.with_name(generator_path.stem + ".discriminator.safetensors")
 
 
 def cmd_directions(args) -> int:
@@ -328,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output .safetensors [default: RUN_DIR/generator.safetensors]")
     p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     p.add_argument("--raw", action="store_true", help="export the raw G instead of its EMA")
+    p.add_argument("--no-discriminator", action="store_true",
+                   help="skip D (by default it is written beside the generator: DIR/discriminator.safetensors, "
+                        "or X.discriminator.safetensors beside X.safetensors)")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("directions", help="latent directions for the explorer's sliders",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -312,6 +312,14 @@ def generator_from_state(state: dict[str, Any], *, raw: bool = False) -> tuple[n
     return recalibrate_batchnorm(G, cfg.model.z_dim), cfg
 
 
+def discriminator_from_state(state: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
+    """The D of a training state (trained with the state's G, at the same step), in eval mode."""
+    cfg = RunConfig.from_dict(state["config"])
+    D = build_discriminator(cfg.model)
+    D.load_state_dict(state["D"])
+    return D.eval(), cfg
+
+
 def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """The run's saved config, with new stopping rules (or other train options) from ``overrides``."""
     values = load_state(Path(run_dir) / STATE_FILE)["config"]

@@ -17,7 +17,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from dcgan.checkpoints import GENERATOR_FILE, GeneratorInfo, describe_generator, load_generator
+from dcgan.checkpoints import DISCRIMINATOR_NETWORK, GENERATOR_FILE, GeneratorInfo, describe_generator, load_generator
 from dcgan.directions import DIRECTIONS_FILE, DIRECTIONS_SUFFIX
 from dcgan.errors import CheckpointError, brief
 from dcgan.io import read_metadata
@@ -59,7 +59,8 @@ def _is_generator_file(path: Path) -> bool:
     if path.name.endswith(DIRECTIONS_SUFFIX) or path.name == DIRECTIONS_FILE:  # dcgan.directions' caches, never models
         return False
     metadata = read_metadata(path)
-    return metadata is not None and "model" in metadata and "format_version" in metadata
+    return (metadata is not None and "model" in metadata and "format_version" in metadata
+            and metadata.get("network") != DISCRIMINATOR_NETWORK)
 
 
 def scan_dirs(dirs: list[Path]) -> dict[str, ModelEntry]:

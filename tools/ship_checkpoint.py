@@ -1,6 +1,7 @@
 """Turn a training run into a shipped generator: checkpoints/<name>/ with generator.safetensors (EMA, BN recalibrated,
-fp16), samples.png (seeds 0-63), metrics.json (`dcgan eval`, n samples, with real floors), directions.safetensors
-and a README.md model card whose front matter repeats the generator's metadata.
+fp16), discriminator.safetensors (the D of the same step, fp16, for `dcgan probe` and the Inside tab), samples.png
+(seeds 0-63), metrics.json (`dcgan eval`, n samples, with real floors), directions.safetensors and a README.md model
+card whose front matter repeats the generator's metadata.
 
 Example:
   python tools/ship_checkpoint.py runs/mnist-32 checkpoints/mnist --data-root ../shared/data \
@@ -17,14 +18,22 @@ from pathlib import Path
 import torch
 
 from dcgan import rundir
-from dcgan.checkpoints import GENERATOR_FILE, load_generator, load_state, save_generator
+from dcgan.checkpoints import (
+    DISCRIMINATOR_FILE,
+    GENERATOR_FILE,
+    load_discriminator,
+    load_generator,
+    load_state,
+    save_discriminator,
+    save_generator,
+)
 from dcgan.config import RunConfig
 from dcgan.directions import compute_directions, directions_path, generator_fingerprint, save_directions
 from dcgan.images import make_grid, save_png
 from dcgan.latent import latents_from_seeds
 from dcgan.metrics import evaluate
 from dcgan.models import num_params
-from dcgan.trainer import flips, generator_from_state, images_seen
+from dcgan.trainer import discriminator_from_state, flips, generator_from_state, images_seen
 
 
 def cpu_name() -> str:
@@ -106,6 +115,26 @@ Sliders: share of seeds without the attribute that gain it at amount {sliders.ge
 """
 
 
+def ship_discriminator(args, state: dict, step: int, info: dict, cfg) -> None:
+    """discriminator.safetensors of the shipped step: the state's D when the generator is the state's own, else the
+    D kept beside the picked generator (GENERATOR.discriminator.safetensors, from `dcgan export`), else none."""
+    if args.generator is None:
+        D, _ = discriminator_from_state(state)
+        save_discriminator(D, args.out_dir / DISCRIMINATOR_FILE, model=cfg.model, info=info, dtype=torch.float16)
+    else:
+        kept = args.generator.with_name(args.generator.stem + ".discriminator.safetensors")
+        if not kept.is_file():
+            print(f"{kept}: no discriminator kept for step {step}; shipping none (the Inside tab's D parts stay hidden)")
+            return
+        D, kept_meta = load_discriminator(kept)
+        if kept_meta.info.get("step") != step:
+            raise SystemExit(f"{kept} is from step {kept_meta.info.get('step')}, the generator from step {step}")
+        save_discriminator(D, args.out_dir / DISCRIMINATOR_FILE, model=cfg.model, info=info, dtype=torch.float16)
+    size = (args.out_dir / DISCRIMINATOR_FILE).stat().st_size
+    if size > 10 * 2**20:
+        raise SystemExit(f"{args.out_dir / DISCRIMINATOR_FILE}: {size / 2**20:.1f} MB; a shipped D must stay under 10 MB")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", type=Path, help="training run directory (state.pt)")
@@ -147,6 +176,7 @@ def main() -> None:
     gen_path = args.out_dir / GENERATOR_FILE
     save_generator(G, gen_path, model=cfg.model, info=info, dtype=torch.float16)
     G, meta = load_generator(gen_path)  # what users get: fp16 weights back in fp32
+    ship_discriminator(args, state, step, info, cfg)
 
     with torch.no_grad():
         save_png(make_grid(G(latents_from_seeds(list(range(64)), cfg.model.z_dim)), nrow=8), args.out_dir / "samples.png")
