@@ -323,6 +323,70 @@ def _edit_metrics(args, G, meta, classifier) -> dict[str, Any]:
     return result
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# inside the networks (§5, §6.3.1): self-contained verbs
+
+def _discriminator_arg(path_text: str):
+    """(D, info) from a discriminator .safetensors file, a folder holding discriminator.safetensors, or a run directory
+    whose state.pt holds the D (read with weights_only=True)."""
+    from .trainer import discriminator_from_state
+
+    path = Path(path_text)
+    if path.is_dir() and not (path / checkpoints.DISCRIMINATOR_FILE).is_file() and (path / checkpoints.STATE_FILE).is_file():
+        state = checkpoints.load_state(path)
+        D, cfg = discriminator_from_state(state)
+        info = {"dataset": cfg.data.dataset, "step": state["step"]}
+        return D, checkpoints.GeneratorInfo(cfg.model, info, str(path / checkpoints.STATE_FILE))
+    return checkpoints.load_discriminator(path)
+
+
+def cmd_probe(args) -> int:
+    from .metrics import load_split
+    from .probe import parse_label_counts, run_probe
+
+    counts = parse_label_counts(args.labels)
+    D, meta = _discriminator_arg(args.checkpoint)
+    dataset = args.dataset or meta.info.get("dataset")
+    if not dataset:
+        raise DCGANError(f"{meta.path}: its metadata names no data set; pass --dataset")
+    torch.manual_seed(args.seed)
+    size, channels = meta.model.image_size, meta.model.channels
+    train = load_split(dataset, "train", root=args.data_root or "", image_size=size, channels=channels)
+    test = load_split(dataset, "test", root=args.data_root or "", image_size=size, channels=channels)
+    result = run_probe(D, meta.model, train, test, counts, draws=args.draws, seed=args.seed, max_iter=args.max_iter)
+    result = {"checkpoint": meta.path, "dataset": dataset, "step": meta.info.get("step"), **result}
+    print(f"{meta.path}: {dataset} test accuracy of a linear probe ({result['test_images']} test images; mean ± std over "
+          f"{args.draws} class-balanced draws; {result['seconds']:.0f} s)")
+    print(f"{'labels':>7}  " + "  ".join(f"{kind:>15}" for kind in result['labels'][next(iter(result['labels']))]))
+    for n, row in result["labels"].items():
+        print(f"{n:>7}  " + "  ".join(f"{100 * r['mean']:8.2f} ± {100 * r['std']:4.2f}" for r in row.values()))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"{args.json}: written")
+    return 0
+
+
+def _add_probe_parser(sub) -> None:
+    from .probe import DRAWS, MAX_ITER
+
+    p = sub.add_parser("probe", help="D as a feature extractor (the paper's section 5)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Every conv layer of D max-pooled to 4x4, concatenated, under an L2-regularised logistic regression "
+                                   "trained on N labelled images (class-balanced draws); test accuracy beside two controls measured in the "
+                                   "same run: the same D architecture with random weights, and raw pixels.")
+    p.add_argument("checkpoint",
+                   help="discriminator .safetensors, a folder holding discriminator.safetensors, or a run directory (state.pt)")
+    p.add_argument("--data-root", metavar="DIR", default=None, help="folder holding the data set [default: the user cache data folder]")
+    p.add_argument("--dataset", choices=("mnist", "fashion-mnist", "cifar10"), default=None, help="[default: the checkpoint's]")
+    p.add_argument("--labels", default="100,1000", help="labelled training images per run, comma-separated; 'all' uses every one "
+                   "(one draw; on 60k MNIST images and 2 CPU cores it takes ~15 min more)")
+    p.add_argument("--draws", type=int, default=DRAWS, help="class-balanced draws per label count (mean ± std over them)")
+    p.add_argument("--max-iter", type=int, default=MAX_ITER, help="L-BFGS iterations per fit")
+    p.add_argument("--seed", type=int, default=0, help="first draw's seed (draw d uses SEED + d); also the random D's")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON here")
+    p.set_defaults(func=cmd_probe)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dcgan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -380,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slider-amount", type=float, metavar="A", default=AMOUNT,
                    help="how far seeds are moved along each unit attribute direction (with --arithmetic)")
     p.set_defaults(func=cmd_eval)
+    _add_probe_parser(sub)
     return parser
 
 
