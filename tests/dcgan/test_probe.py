@@ -34,7 +34,8 @@ def test_pooled_features_are_every_hidden_layer_on_a_4x4_grid(image_size):
 
 
 def test_pooled_features_of_the_keras_d_and_spectral_norm():
-    for model in (ModelConfig(arch="keras", image_size=28, channels=1, ndf=8), ModelConfig(image_size=32, channels=1, ndf=4, d_norm="spectral")):
+    models = (ModelConfig(arch="keras", image_size=28, channels=1, ndf=8), ModelConfig(image_size=32, channels=1, ndf=4, d_norm="spectral"))
+    for model in models:
         D = build_discriminator(model).eval()
         features = pooled_features(D, torch.zeros(3, 1, model.image_size, model.image_size))
         assert features.shape == (3, sum(c for c, _ in layer_shapes(model)) * 16)
