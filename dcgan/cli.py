@@ -387,6 +387,78 @@ def _add_probe_parser(sub) -> None:
     p.set_defaults(func=cmd_probe)
 
 
+def _stored_dtype(path: Path) -> torch.dtype:
+    """float16 when every float tensor of the safetensors file at ``path`` is stored as F16, else float32."""
+    from .io import read_header
+
+    dtypes = {spec.get("dtype") for name, spec in read_header(path).items() if name != "__metadata__" and isinstance(spec, dict)}
+    return torch.float16 if dtypes & {"F16", "F32", "BF16"} == {"F16"} else torch.float32
+
+
+def cmd_forget(args) -> int:
+    from .directions import shipped_classifier
+    from .forget import forget_attribute
+    from .images import save_png
+
+    G, meta = checkpoints.load_generator(args.checkpoint)
+    dataset = meta.info.get("dataset")
+    classifier = shipped_classifier(dataset)
+    if classifier is None:
+        raise DCGANError(f"{meta.path}: no shipped classifier for data set {dataset!r}; forgetting needs one to find the attribute")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = forget_attribute(G, classifier, args.attribute, z_dim=meta.model.z_dim, layer=args.layer, count=args.maps,
+                              target=args.target, rank=args.rank, n_fit=args.n_fit, n_eval=args.n_eval,
+                              fid_n=0 if args.no_fid else args.fid_n, dataset=dataset, root=args.data_root or "")
+    plan, report = result.plan, result.report
+    info = {**meta.info, "ablated": {"attribute": plan.attribute, "layer": plan.layer, "maps": plan.maps, "rank": plan.rank,
+                                     "source": meta.path}}
+    checkpoints.save_generator(result.generator, out / checkpoints.GENERATOR_FILE, model=meta.model, info=info,
+                               dtype=_stored_dtype(Path(meta.path)))
+    save_png(result.grid, out / "before_after.png")
+    report = {"checkpoint": meta.path, "generator": str(out / checkpoints.GENERATOR_FILE), "grid": str(out / "before_after.png"), **report}
+    (out / "forget.json").write_text(json.dumps(report, indent=2) + "\n")
+    e = report["eval"]
+    print(f"{meta.path}: forgot {plan.attribute} by dropping {len(plan.maps)} of layer {plan.layer}'s maps {plan.maps} ({plan.rank})")
+    print(f"  {plan.attribute} vanished from {100 * e['vanished']:.0f}% of the {e['had']} held-out seeds that had it "
+          f"(seeds {e['seeds'][0]}-{e['seeds'][1]})")
+    for name in report["watch"]:
+        r = e["rates"][name]
+        print(f"  {name}: {100 * r['before']:.1f}% -> {100 * r['after']:.1f}% of all {e['seeds'][1] - e['seeds'][0] + 1} seeds")
+    if "fid" in report:
+        f = report["fid"]
+        print(f"  classifier FID ({f['n']} samples): {f['before']:.3g} -> {f['after']:.3g} ({100 * f['rise']:+.0f}%)")
+    print(f"{out}: generator.safetensors, forget.json, before_after.png")
+    return 0
+
+
+def _add_forget_parser(sub) -> None:
+    from .forget import RANKINGS, VANISH_TARGET
+
+    p = sub.add_parser("forget", help="make G forget to draw an attribute (the paper's section 6.3.1)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Find the feature maps of one G layer whose activation predicts the attribute where the shipped "
+                                   "classifier's input gradient says it is, zero them everywhere, and write the ablated generator "
+                                   "(a normal generator file; the dropped maps in its metadata), forget.json and before_after.png.")
+    p.add_argument("checkpoint", help="generator .safetensors file or folder")
+    p.add_argument("--attribute", required=True, help="label of the data set's classifier, e.g. Eyeglasses or Smiling (celeba)")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder for generator.safetensors, forget.json and before_after.png")
+    p.add_argument("--layer", type=int, default=None, help="G feature layer (0: 4x4) [default: the second-highest, as the paper]")
+    p.add_argument("--maps", type=int, default=None,
+                   help="drop this many maps (largest regression weights) [default: the fewest that make the attribute vanish "
+                        "from --target of the fitting samples that have it]")
+    p.add_argument("--target", type=float, default=VANISH_TARGET, help="share of fitting samples that must lose it (without --maps)")
+    p.add_argument("--rank", choices=RANKINGS, default="attribution",
+                   help="regression: the paper's logistic regression of map activations inside vs outside the attribute's region; "
+                        "attribution: each map's contribution to the classifier's logit there, recomputed as maps are dropped")
+    p.add_argument("--n-fit", type=int, default=4000, help="seeds 0..N-1 fit the regression and choose the maps")
+    p.add_argument("--n-eval", type=int, default=4000, help="held-out seeds 1000000.. on which the report is measured")
+    p.add_argument("--fid-n", type=int, default=4000, help="samples for classifier FID before and after")
+    p.add_argument("--no-fid", action="store_true", help="skip FID (no real data needed)")
+    p.add_argument("--data-root", metavar="DIR", default=None, help="folder holding the data set, for FID's real images")
+    p.set_defaults(func=cmd_forget)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dcgan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -445,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how far seeds are moved along each unit attribute direction (with --arithmetic)")
     p.set_defaults(func=cmd_eval)
     _add_probe_parser(sub)
+    _add_forget_parser(sub)
     return parser
 
 

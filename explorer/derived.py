@@ -90,6 +90,7 @@ class ModelState:
     training_data: Once[ImageData] = field(default_factory=Once)
     presets: dict[tuple[str, int], Once[list[list[int]]]] = field(default_factory=dict)
     seed_images: OrderedDict[tuple[int, float], np.ndarray] = field(default_factory=OrderedDict)
+    inside: dict[tuple, Once[Any]] = field(default_factory=dict)  # the Inside tab's (explorer.inside): D, unit responses, forgets
 
     @property
     def name(self) -> str:
