@@ -34,7 +34,7 @@ FORGET_EVAL = 800          # held-out seeds it reports on
 MAP_TILE = 24              # feature maps are drawn at least this many pixels wide
 SOURCES = ("real", "generated")
 PROBE_FILE = "probe.json"  # `dcgan probe ... --json CHECKPOINT_DIR/probe.json` puts the table here
-LIMITS = {"MAX_DROPS": MAX_DROPS, "MAX_UNITS": MAX_UNITS, "MAX_PATCHES": MAX_PATCHES, "POOL": POOL}
+LIMITS = {"MAX_DROPS": MAX_DROPS, "MAX_UNITS": MAX_UNITS, "MAX_PATCHES": MAX_PATCHES, "POOL": POOL, "POOL_LAST": POOL - 1}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -204,7 +204,8 @@ def _pool(catalog: Catalog, state: ModelState, source: str) -> tuple[torch.Tenso
 @dataclass
 class Units:
     units: list[int]          # the layer's most strongly firing units, strongest first
-    grid: np.ndarray          # uint8: one row per unit, its top patches left to right (receptive fields, enlarged)
+    rows: list[np.ndarray]    # uint8 per unit: its top patches left to right (receptive fields, enlarged)
+    grid: np.ndarray          # uint8: the rows stacked, one per unit
     patch_size: int           # receptive-field side in input pixels
     source: str               # "real" or "generated" (real needs the training data on the server)
 
@@ -229,9 +230,10 @@ def d_units_grid(catalog: Catalog, model: str, layer: Any, count: Any = 8, k: An
     patches, _ = d_units.top_patches(D, x, layer, chosen, k, responses=responses)
     size = patches.shape[-1]
     repeat = max(1, -(-MAP_TILE // size))
-    flat = patches.flatten(0, 1).repeat_interleave(repeat, 2).repeat_interleave(repeat, 3)
-    grid = tile_grid(to_uint8(flat), patches.shape[1], padding=2)
-    return Units(chosen, squeeze(grid), int(size), source)
+    tiles = to_uint8(patches.flatten(0, 1).repeat_interleave(repeat, 2).repeat_interleave(repeat, 3))
+    per_unit = patches.shape[1]
+    rows = [squeeze(tile_grid(tiles[i * per_unit: (i + 1) * per_unit], per_unit, padding=2)) for i in range(len(chosen))]
+    return Units(chosen, rows, squeeze(tile_grid(tiles, per_unit, padding=2)), int(size), source)
 
 
 def guided_backprop(catalog: Catalog, model: str, seed: Any, layer: Any, unit: Any, truncation: Any = 1.0) -> np.ndarray:

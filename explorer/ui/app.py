@@ -22,13 +22,14 @@ from .fairness import QueueAdmission, VisitorBudget
 from .quota import UploadQuota
 from .tabs.arithmetic import arithmetic_tab
 from .tabs.generate import generate_tab
+from .tabs.inside import inside_tab, register_inside_api
 from .tabs.interpolate import interpolate_tab
 from .tabs.sliders import sliders_tab
 from .tabs.train import register_training_api, train_tab
 from .tabs.upload import register_upload_api, upload_panel
 
 TITLE = "DCGAN explorer"
-TABS = (generate_tab, sliders_tab, arithmetic_tab, interpolate_tab)  # then Train, when build_app gets a TrainingManager
+TABS = (generate_tab, sliders_tab, arithmetic_tab, interpolate_tab, inside_tab)  # then Train, when build_app gets a TrainingManager
 
 # Small images are drawn enlarged with nearest-neighbour sampling by the browser; the files stay at native size,
 # so downloads (and the API) give the model's real pixels.
@@ -77,6 +78,7 @@ def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_lim
             if training is not None:
                 train_tab(ctx)
         register_api(catalog, out, concurrency_limit=concurrency_limit, budget=budget)
+        register_inside_api(catalog, out, concurrency_limit=concurrency_limit, budget=budget)
         register_upload_api(uploads)
         if training is not None:
             register_training_api(training, catalog)
