@@ -408,11 +408,11 @@ def cmd_forget(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = forget_attribute(G, classifier, args.attribute, z_dim=meta.model.z_dim, layer=args.layer, count=args.maps,
-                              target=args.target, rank=args.rank, n_fit=args.n_fit, n_eval=args.n_eval,
+                              target=args.target, rank=args.rank, renormalise=not args.no_renormalise, n_fit=args.n_fit, n_eval=args.n_eval,
                               fid_n=0 if args.no_fid else args.fid_n, dataset=dataset, root=args.data_root or "")
     plan, report = result.plan, result.report
     info = {**meta.info, "ablated": {"attribute": plan.attribute, "layer": plan.layer, "maps": plan.maps, "rank": plan.rank,
-                                     "source": meta.path}}
+                                     "renormalised": not args.no_renormalise, "source": meta.path}}
     checkpoints.save_generator(result.generator, out / checkpoints.GENERATOR_FILE, model=meta.model, info=info,
                                dtype=_stored_dtype(Path(meta.path)))
     save_png(result.grid, out / "before_after.png")
@@ -451,6 +451,9 @@ def _add_forget_parser(sub) -> None:
     p.add_argument("--rank", choices=RANKINGS, default="attribution",
                    help="regression: the paper's logistic regression of map activations inside vs outside the attribute's region; "
                         "attribution: each map's contribution to the classifier's logit there, recomputed as maps are dropped")
+    p.add_argument("--no-renormalise", action="store_true",
+                   help="keep G's BatchNorm statistics after dropping maps (by default they are re-estimated, so the layers above "
+                        "the missing maps see normalised inputs; the dropped maps stay exactly zero either way)")
     p.add_argument("--n-fit", type=int, default=4000, help="seeds 0..N-1 fit the regression and choose the maps")
     p.add_argument("--n-eval", type=int, default=4000, help="held-out seeds 1000000.. on which the report is measured")
     p.add_argument("--fid-n", type=int, default=4000, help="samples for classifier FID before and after")

@@ -17,15 +17,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .directions import infer_z_dim
 from .errors import ConfigError, brief
 from .images import make_grid
 from .latent import latents_from_seeds
+from .models import recalibrate_batchnorm
 
 log = logging.getLogger(__name__)
 
 THRESHOLD = 0.5         # a sample has an attribute when the classifier's probability exceeds this
 REGION = 0.1            # the most salient tenth of a sample's cells (at the layer's resolution) is "where the attribute is"
 L2 = 1e-2               # the logistic regression's L2 strength (features standardised)
+RENORMALISE = 8         # batches of 256 latents that re-estimate BatchNorm statistics after maps are dropped (0: keep them)
+SEARCH_RENORMALISE = 2  # ...while searching (a rougher, faster estimate; the chosen maps are renormalised with RENORMALISE)
 VANISH_TARGET = 0.7     # auto: drop maps (in weight order) until the attribute vanishes from this share of the fitting seeds
 MAX_DROPS = 4096        # the most maps one request may drop (all layers together)
 BATCH = 250
@@ -64,8 +68,14 @@ def check_drops(G: nn.Module, drops: dict[int, list[int]]) -> dict[int, list[int
     return clean
 
 
-def ablate(G: nn.Module, drops: dict[int, list[int]]) -> nn.Module:
-    """A copy of G (eval mode) whose maps ``drops`` ({layer: [map, ...]}) are zero for every latent; G is untouched."""
+def ablate(G: nn.Module, drops: dict[int, list[int]], *, renormalise: int = 0, batch_size: int = 256) -> nn.Module:
+    """A copy of G (eval mode) whose maps ``drops`` ({layer: [map, ...]}) are zero for every latent; G is untouched.
+
+    ``renormalise`` > 0 then re-estimates every BatchNorm's running statistics from that many batches of fresh
+    latents (dcgan.models.recalibrate_batchnorm), so the layers above the dropped maps see inputs normalised as in
+    training rather than shifted by the missing maps (the paper's Theano generator normalised with batch
+    statistics). The dropped maps stay exactly zero. With no drops nothing is recomputed: the same images bit for bit.
+    """
     drops = check_drops(G, drops)
     ablated = copy.deepcopy(G).eval()
     layers = feature_layers(ablated)
@@ -73,6 +83,8 @@ def ablate(G: nn.Module, drops: dict[int, list[int]]) -> nn.Module:
         for layer, maps in drops.items():
             layers[layer].weight[maps] = 0
             layers[layer].bias[maps] = 0
+    if drops and renormalise:
+        recalibrate_batchnorm(ablated, infer_z_dim(ablated), batches=renormalise, batch_size=batch_size)
     return ablated
 
 
@@ -242,7 +254,7 @@ class ForgetPlan:
 
 def find_maps(G: nn.Module, classifier: Any, attribute: str, *, z_dim: int, layer: int | None = None, n_fit: int = 4000,
               first_seed: int = 0, count: int | None = None, target: float = VANISH_TARGET, rank: str = "attribution",
-              seed: int = 0) -> ForgetPlan:
+              renormalise: bool = True, seed: int = 0) -> ForgetPlan:
     """Choose the maps of ``layer`` to drop, on seeds first_seed..first_seed+n_fit-1, a few at a time until
     ``count`` are dropped or (count None) the attribute vanishes from ``target`` of the fitting samples that have it.
 
@@ -268,7 +280,7 @@ def find_maps(G: nn.Module, classifier: Any, attribute: str, *, z_dim: int, laye
     positive_seeds = [s for s, h in zip(seeds, has.tolist()) if h]
     device = next(G.parameters()).device
     z_pos = latents_from_seeds(positive_seeds, z_dim).to(device)
-    step = max(1, width // 64)
+    step = max(1, width // 32)
     if rank == "regression":
         scores = map_weights(maps[has], saliency(classifier, x[has], index, maps.shape[-1]), maps[~has], seed=seed)
         order = [int(i) for i in scores.argsort(descending=True) if count is not None or scores[i] > 0]
@@ -276,10 +288,13 @@ def find_maps(G: nn.Module, classifier: Any, attribute: str, *, z_dim: int, laye
         scores = attribution_scores(G, classifier, index, z_pos, layer)
     del maps
 
+    def trial(dropped: list[int]) -> nn.Module:
+        return ablate(G, {layer: dropped}, renormalise=SEARCH_RENORMALISE if renormalise else 0)
+
     def next_maps(dropped: list[int], size: int) -> list[int]:
         if rank == "regression":
             return order[len(dropped): len(dropped) + size]
-        current = scores if not dropped else attribution_scores(ablate(G, {layer: dropped}), classifier, index, z_pos, layer)
+        current = scores if not dropped else attribution_scores(trial(dropped), classifier, index, z_pos, layer)
         current = current.clone()
         current[dropped] = -float("inf")
         ranked = [int(i) for i in current.argsort(descending=True) if count is not None or current[i] > 0]
@@ -293,7 +308,7 @@ def find_maps(G: nn.Module, classifier: Any, attribute: str, *, z_dim: int, laye
         if not new:
             break
         dropped += new
-        share = float((~_generate(ablate(G, {layer: dropped}), positive_seeds, z_dim, classifier=classifier)[2][:, index]).float().mean())
+        share = float((~_generate(trial(dropped), positive_seeds, z_dim, classifier=classifier)[2][:, index]).float().mean())
         sweep.append({"maps": len(dropped), "vanished": share})
         log.info("forget %s (%s): %d maps of layer %d dropped, gone from %.0f%% of %d fitting samples",
                  attribute, rank, len(dropped), layer, 100 * share, len(positive_seeds))
@@ -342,17 +357,19 @@ def before_after_grid(G: nn.Module, ablated: nn.Module, seeds: list[int], z_dim:
 
 
 def forget_attribute(G: nn.Module, classifier: Any, attribute: str, *, z_dim: int, layer: int | None = None, count: int | None = None,
-                     target: float = VANISH_TARGET, rank: str = "attribution", n_fit: int = 4000, n_eval: int = 4000,
-                     fid_n: int = 4000, dataset: str = "", root: str = "", grid_seeds: int = 8) -> ForgetResult:
+                     target: float = VANISH_TARGET, rank: str = "attribution", renormalise: bool = True, n_fit: int = 4000,
+                     n_eval: int = 4000, fid_n: int = 4000, dataset: str = "", root: str = "", grid_seeds: int = 8) -> ForgetResult:
     """find_maps on seeds 0..n_fit-1, the ablated generator, and its report on held-out seeds EVAL_SEED..: the
     attribute on the seeds that had it, every label's rate, and (fid_n > 0) classifier FID before and after."""
     if min(n_fit, n_eval) < 10 or fid_n < 0:
         raise ConfigError(f"n_fit {n_fit}, n_eval {n_eval}: give at least 10 seeds each (and fid_n >= 0)")
-    plan = find_maps(G, classifier, attribute, z_dim=z_dim, layer=layer, n_fit=n_fit, count=count, target=target, rank=rank)
-    ablated = ablate(G, {plan.layer: plan.maps})
+    plan = find_maps(G, classifier, attribute, z_dim=z_dim, layer=layer, n_fit=n_fit, count=count, target=target, rank=rank,
+                     renormalise=renormalise)
+    ablated = ablate(G, {plan.layer: plan.maps}, renormalise=RENORMALISE if renormalise else 0)
     evaluation = measure_forgetting(G, ablated, classifier, attribute, z_dim=z_dim, seeds=list(range(EVAL_SEED, EVAL_SEED + n_eval)))
     plan_report = {k: v for k, v in asdict(plan).items() if k != "scores"}
-    report: dict[str, Any] = {"attribute": attribute, "layer": plan.layer, "rank": plan.rank, "maps": plan.maps, "plan": plan_report,
+    report: dict[str, Any] = {"attribute": attribute, "layer": plan.layer, "rank": plan.rank, "renormalised": bool(renormalise),
+                              "maps": plan.maps, "plan": plan_report,
                               "scores": [round(w, 5) for w in plan.scores], "eval": evaluation,
                               "watch": [n for n in (attribute, *WATCH) if n in classifier.label_names]}
     if fid_n:

@@ -60,6 +60,19 @@ def test_a_dropped_map_is_exactly_zero_and_the_others_are_untouched():
     assert not torch.equal(dropped.main[4].weight, G.main[4].weight) and G.main[4].weight[2] != 0  # G itself is untouched
 
 
+def test_renormalising_keeps_dropped_maps_at_zero_and_no_drops_bit_for_bit():
+    G = _generator()
+    z = latents_from_seeds(list(range(8)), 8)
+    with torch.no_grad():
+        assert torch.equal(ablate(G, {}, renormalise=2)(z), G(z))
+    renormalised = ablate(G, {0: [1, 2]}, renormalise=2, batch_size=64)
+    maps, _ = feature_maps(renormalised, z, 0)
+    assert torch.all(maps[:, [1, 2]] == 0)
+    raw = ablate(G, {0: [1, 2]})
+    assert not torch.equal(renormalised.main[4].running_mean, raw.main[4].running_mean)  # the layer above re-estimated
+    assert not renormalised.training
+
+
 def test_drops_are_checked():
     G = _generator()
     with pytest.raises(ConfigError, match="feature layers 0-1"):
