@@ -32,6 +32,8 @@ POOL = 1000                # images D's units are ranked on (the first training 
 FORGET_FIT = 1500          # seeds the tab's forget fits on (the CLI's default is 4000)
 FORGET_EVAL = 800          # held-out seeds it reports on
 MAP_TILE = 24              # feature maps are drawn at least this many pixels wide
+RENORMALISE = 4            # batches of 256 latents that re-estimate G's BatchNorm statistics when asked (a few seconds)
+ABLATED_CACHE = 4          # ablated copies of G kept per model (the last drop sets)
 SOURCES = ("real", "generated")
 PROBE_FILE = "probe.json"  # `dcgan probe ... --json CHECKPOINT_DIR/probe.json` puts the table here
 LIMITS = {"MAX_DROPS": MAX_DROPS, "MAX_UNITS": MAX_UNITS, "MAX_PATCHES": MAX_PATCHES, "POOL": POOL, "POOL_LAST": POOL - 1}
@@ -79,13 +81,28 @@ class Features:
     strongest: list[int]     # the layer's maps by mean activation on this seed, strongest first
 
 
-def g_features(catalog: Catalog, model: str, seed: Any, layer: Any, truncation: Any = 1.0, drops: Any = None) -> Features:
+def _ablated(state: ModelState, drops: dict[int, list[int]], renormalise: bool) -> torch.nn.Module:
+    """G with ``drops`` zeroed (and its BatchNorm statistics re-estimated if asked), the last ABLATED_CACHE kept."""
+    if not drops:
+        return state.model.G
+    key = ("ablated", tuple(sorted((k, tuple(v)) for k, v in drops.items())), renormalise)
+    with state.lock:
+        once = state.inside.pop(key, None) or Once()
+        state.inside[key] = once  # most recent last
+        stale = [k for k in state.inside if k[0] == "ablated"][:-ABLATED_CACHE]
+        for k in stale:
+            del state.inside[k]
+    return once.get(lambda: forgetting.ablate(state.model.G, drops, renormalise=RENORMALISE if renormalise else 0))
+
+
+def g_features(catalog: Catalog, model: str, seed: Any, layer: Any, truncation: Any = 1.0, drops: Any = None,
+               renormalise: Any = False) -> Features:
     """The maps of one G layer for the current seed (with ``drops`` applied to the whole network) and the image."""
     state = catalog.state(model)
     m = state.model
     seed, psi = check_seed(seed), check_float("truncation", truncation, 0.0, 1.0)
     layer = check_int("layer", layer, 0, len(forgetting.feature_layers(m.G)) - 1)
-    G = forgetting.ablate(m.G, _drops(drops, m.G))
+    G = _ablated(state, _drops(drops, m.G), _flag("renormalise", renormalise))
     maps, x = forgetting.feature_maps(G, seed_latents(m, [seed], psi).to(m.device), layer)
     maps = maps[0].float().cpu()
     scaled = (maps / maps.amax().clamp_min(1e-8)).clamp(0, 1)  # one scale for the layer, so strengths compare
@@ -98,11 +115,18 @@ def g_features(catalog: Catalog, model: str, seed: Any, layer: Any, truncation: 
     return Features(squeeze(to_uint8(x)[0]), squeeze(grid), columns, strongest)
 
 
-def ablate(catalog: Catalog, model: str, seed: Any, drops: Any = None, truncation: Any = 1.0) -> np.ndarray:
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}: {brief(value)} must be true or false")
+    return value
+
+
+def ablate(catalog: Catalog, model: str, seed: Any, drops: Any = None, truncation: Any = 1.0, renormalise: Any = False) -> np.ndarray:
     """G(seed) with the feature maps ``drops`` ({layer: [maps]}) zeroed everywhere; no drops: the ordinary image."""
-    m = catalog.state(model).model
+    state = catalog.state(model)
+    m = state.model
     seed, psi = check_seed(seed), check_float("truncation", truncation, 0.0, 1.0)
-    G = forgetting.ablate(m.G, _drops(drops, m.G))
+    G = _ablated(state, _drops(drops, m.G), _flag("renormalise", renormalise))
     with torch.inference_mode():
         return squeeze(to_uint8(G(seed_latents(m, [seed], psi).to(m.device)))[0])
 

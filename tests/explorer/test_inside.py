@@ -53,6 +53,10 @@ def test_g_layers_features_and_drops(inside_catalog):
     dropped = inside.g_features(inside_catalog, "tiny", 3, 1, 1.0, {"1": strongest})
     assert not np.array_equal(dropped.image, plain.image)
     assert np.array_equal(inside.ablate(inside_catalog, "tiny", 3, {"1": strongest}), dropped.image)
+    renormalised = inside.ablate(inside_catalog, "tiny", 3, {"1": strongest}, 1.0, True)
+    assert renormalised.shape == plain.image.shape and not np.array_equal(renormalised, dropped.image)
+    with pytest.raises(ConfigError, match="renormalise"):
+        inside.ablate(inside_catalog, "tiny", 3, {"1": strongest}, 1.0, "yes")
     tile = -(-inside.MAP_TILE // 8) * 8  # 8 px maps enlarged to at least MAP_TILE
     r, c = divmod(strongest[0], dropped.columns)
     cell = dropped.maps[r * (tile + 1): r * (tile + 1) + tile, c * (tile + 1): c * (tile + 1) + tile]

@@ -55,6 +55,8 @@ def inside_tab(ctx: Context) -> None:
                     apply_btn = gr.Button("Drop these maps", variant="primary", elem_id="inside-apply")
                     strongest_btn = gr.Button("Drop this seed's 8 strongest")
                     clear_btn = gr.Button("Clear all drops")
+                renorm = gr.Checkbox(False, label="Re-estimate BatchNorm statistics after dropping (as `dcgan forget` does; a few seconds)",
+                                     elem_id="inside-renorm")
                 drops_note = gr.Markdown()
         feature_grid = gr.Image(label="Feature maps of the layer (map i at row i // columns; dropped: black)", format="png",
                                 interactive=False, elem_classes=["pixelated"], elem_id="inside-maps")
@@ -98,10 +100,10 @@ def inside_tab(ctx: Context) -> None:
                 return "No maps dropped: the ordinary image."
             return "Dropped: " + "; ".join(f"layer {k}: {len(v)} maps" for k, v in sorted(state.items()))
 
-        def draw(model, seed, psi, layer, state):
+        def draw(model, seed, psi, layer, state, renormalise):
             if layer is None:
                 return gr.skip(), gr.skip(), gr.skip()
-            f = inside.g_features(catalog, model, seed, layer, psi, state)
+            f = inside.g_features(catalog, model, seed, layer, psi, state, renormalise)
             return f.image, f.maps, f.strongest
 
         def pick_model(model):
@@ -120,23 +122,23 @@ def inside_tab(ctx: Context) -> None:
         def show_layer(state, layer):
             return ", ".join(str(m) for m in state.get(int(layer), [])) if layer is not None else ""
 
-        def apply(model, seed, psi, layer, state, text):
+        def apply(model, seed, psi, layer, state, text, renormalise):
             new = current_drops(state, layer, text)
-            return (new, summary(new), *draw(model, seed, psi, layer, new))
+            return (new, summary(new), *draw(model, seed, psi, layer, new, renormalise))
 
-        def drop_strongest(model, seed, psi, layer, state, order):
+        def drop_strongest(model, seed, psi, layer, state, order, renormalise):
             text = ", ".join(str(m) for m in order[:8])
-            return (text, *apply(model, seed, psi, layer, state, text))
+            return (text, *apply(model, seed, psi, layer, state, text, renormalise))
 
         def clear(model, seed, psi, layer):
-            return ({}, "", summary({}), *draw(model, seed, psi, layer, {}))
+            return ({}, "", summary({}), *draw(model, seed, psi, layer, {}, False))
 
         def run_forget(model, seed, psi, name):
             f = inside.forget(catalog, model, name)
             new = {f.layer: f.maps}
             text = ", ".join(str(m) for m in f.maps)
-            return (f.grid, inside.forget_markdown(f), new, gr.update(value=f.layer), text, summary(new),
-                    *draw(model, seed, psi, f.layer, new))
+            return (f.grid, inside.forget_markdown(f), new, gr.update(value=f.layer), text, True, summary(new),
+                    *draw(model, seed, psi, f.layer, new, True))
 
         def run_units(model, layer, src):
             if layer is None:
@@ -153,15 +155,15 @@ def inside_tab(ctx: Context) -> None:
         ctx.on([ctx.demo.load, ctx.model.change], pick_model, ctx.model,
                [g_layer, drops, maps_text, attribute, d_layer, d_note, probe])
         ctx.on_light(g_layer.change, show_layer, [drops, g_layer], maps_text)
-        ctx.on([g_layer.change, ctx.seed.change, ctx.truncation.release], draw, [ctx.model, ctx.seed, ctx.truncation, g_layer, drops],
-               view, trigger_mode="always_last", show_progress="hidden")
-        ctx.on([apply_btn.click, maps_text.submit], apply, [ctx.model, ctx.seed, ctx.truncation, g_layer, drops, maps_text],
+        ctx.on([g_layer.change, ctx.seed.change, ctx.truncation.release, renorm.input], draw,
+               [ctx.model, ctx.seed, ctx.truncation, g_layer, drops, renorm], view, trigger_mode="always_last", show_progress="hidden")
+        ctx.on([apply_btn.click, maps_text.submit], apply, [ctx.model, ctx.seed, ctx.truncation, g_layer, drops, maps_text, renorm],
                [drops, drops_note, *view])
-        ctx.on(strongest_btn.click, drop_strongest, [ctx.model, ctx.seed, ctx.truncation, g_layer, drops, strongest],
+        ctx.on(strongest_btn.click, drop_strongest, [ctx.model, ctx.seed, ctx.truncation, g_layer, drops, strongest, renorm],
                [maps_text, drops, drops_note, *view])
         ctx.on(clear_btn.click, clear, [ctx.model, ctx.seed, ctx.truncation, g_layer], [drops, maps_text, drops_note, *view])
         ctx.on(forget_btn.click, run_forget, [ctx.model, ctx.seed, ctx.truncation, attribute],
-               [forget_grid, forget_note, drops, g_layer, maps_text, drops_note, *view])
+               [forget_grid, forget_note, drops, g_layer, maps_text, renorm, drops_note, *view])
         ctx.on(units_btn.click, run_units, [ctx.model, d_layer, source], [units_gallery, shown_units])
         ctx.on(units_gallery.select, pick_unit, [ctx.model, ctx.seed, ctx.truncation, d_layer, shown_units], guided)
 
@@ -173,18 +175,20 @@ def register_inside_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: 
     def png(img, stem: str) -> FileData:
         return FileData(path=str(out.png(img, stem)))
 
-    def g_features(model: str, seed: int, layer: int, truncation: float = 1.0,
-                   drops: Optional[dict[str, list[int]]] = None) -> tuple[FileData, FileData, dict]:
+    def g_features(model: str, seed: int, layer: int, truncation: float = 1.0, drops: Optional[dict[str, list[int]]] = None,
+                   renormalise: bool = False) -> tuple[FileData, FileData, dict]:
         """(G(seed) with the maps ``drops`` ({{"layer": [map, ...]}}, at most {MAX_DROPS}) zeroed, the grid of G layer
         ``layer``'s maps for it (map i at row i // columns, dropped ones black), {{"columns", "strongest": maps by mean
-        activation}})."""
-        f = inside.g_features(catalog, model, seed, layer, truncation, drops)
+        activation}}). renormalise: re-estimate G's BatchNorm statistics after dropping, as `dcgan forget` does."""
+        f = inside.g_features(catalog, model, seed, layer, truncation, drops, renormalise)
         return png(f.image, f"{model}-seed{seed}-ablated"), png(f.maps, f"{model}-seed{seed}-layer{layer}"), \
             {"columns": f.columns, "strongest": f.strongest}
 
-    def ablate(model: str, seed: int, drops: Optional[dict[str, list[int]]] = None, truncation: float = 1.0) -> FileData:
-        """G(seed) with the feature maps ``drops`` ({{"layer": [map, ...]}}, at most {MAX_DROPS}) zeroed everywhere."""
-        return png(inside.ablate(catalog, model, seed, drops, truncation), f"{model}-seed{seed}-ablated")
+    def ablate(model: str, seed: int, drops: Optional[dict[str, list[int]]] = None, truncation: float = 1.0,
+               renormalise: bool = False) -> FileData:
+        """G(seed) with the feature maps ``drops`` ({{"layer": [map, ...]}}, at most {MAX_DROPS}) zeroed everywhere
+        (renormalise: BatchNorm statistics re-estimated after dropping)."""
+        return png(inside.ablate(catalog, model, seed, drops, truncation, renormalise), f"{model}-seed{seed}-ablated")
 
     def forget(model: str, attribute: str, layer: Optional[int] = None) -> tuple[FileData, dict]:
         """Drop the maps of G layer ``layer`` (default: the second-highest) that draw ``attribute`` (a label of the
