@@ -326,7 +326,7 @@ def _edit_metrics(args, G, meta, classifier) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------------
 # inside the networks (§5, §6.3.1): self-contained verbs
 
-def _discriminator_arg(path_text: str):
+def discriminator_of(path_text: str):
     """(D, info) from a discriminator .safetensors file, a folder holding discriminator.safetensors, or a run directory
     whose state.pt holds the D (read with weights_only=True)."""
     from .trainer import discriminator_from_state
@@ -345,7 +345,7 @@ def cmd_probe(args) -> int:
     from .probe import parse_label_counts, run_probe
 
     counts = parse_label_counts(args.labels)
-    D, meta = _discriminator_arg(args.checkpoint)
+    D, meta = discriminator_of(args.checkpoint)
     dataset = args.dataset or meta.info.get("dataset")
     if not dataset:
         raise DCGANError(f"{meta.path}: its metadata names no data set; pass --dataset")

@@ -131,3 +131,16 @@ def test_cli_probe_writes_the_issue_s_json(monkeypatch, tiny_ckpt, tmp_path):
     result = json.loads(out.read_text())
     assert set(result["labels"]["8"]) == {"trained", "random", "pixels"}
     assert set(result["labels"]["8"]["trained"]) >= {"mean", "std"} and result["dataset"] == "fake"
+
+
+def test_large_training_sets_choose_the_strength_on_a_subset(monkeypatch):
+    from dcgan import probe
+
+    monkeypatch.setattr(probe, "SELECT_MAX", 40)
+    fits = []
+    real_fit = probe.fit_logistic
+    monkeypatch.setattr(probe, "fit_logistic", lambda x, y, k, **kw: fits.append(len(y)) or real_fit(x, y, k, **kw))
+    y = torch.arange(4).repeat(50)
+    x = torch.nn.functional.one_hot(y, 4).float() + 0.1 * torch.randn(200, 4)
+    acc, _ = probe_accuracy(x, y, x, y, 4)
+    assert acc == 1.0 and fits == [32] * len(probe.L2_GRID) + [200]  # the search on 4/5 of 40 images, the final fit on all
