@@ -62,9 +62,9 @@ def inside_tab(ctx: Context) -> None:
                                 interactive=False, elem_classes=["pixelated"], elem_id="inside-maps")
         strongest = gr.State([])
         with gr.Accordion("Forget an attribute (section 6.3.1)", open=False):
-            gr.Markdown(f"Fits on seeds 0-{inside.FORGET_FIT - 1}, reports on {inside.FORGET_EVAL} held-out seeds from 1,000,000 "
-                        "(about a minute on a CPU; `dcgan forget` measures it at full size with FID). The dropped maps then "
-                        "apply above.")
+            gr.Markdown(f"Drops maps of the G layer chosen above. Fits on seeds 0-{inside.FORGET_FIT - 1}, reports on "
+                        f"{inside.FORGET_EVAL} held-out seeds from 1,000,000 (about a minute on a CPU; `dcgan forget` measures "
+                        "it at full size with FID). The dropped maps then apply above.")
             with gr.Row():
                 attribute = gr.Dropdown([], label="Attribute", elem_id="inside-attribute")
                 forget_btn = gr.Button("Forget it", elem_id="inside-forget")
@@ -133,8 +133,8 @@ def inside_tab(ctx: Context) -> None:
         def clear(model, seed, psi, layer):
             return ({}, "", summary({}), *draw(model, seed, psi, layer, {}, False))
 
-        def run_forget(model, seed, psi, name):
-            f = inside.forget(catalog, model, name)
+        def run_forget(model, seed, psi, name, layer):
+            f = inside.forget(catalog, model, name, layer)
             new = {f.layer: f.maps}
             text = ", ".join(str(m) for m in f.maps)
             return (f.grid, inside.forget_markdown(f), new, gr.update(value=f.layer), text, True, summary(new),
@@ -162,7 +162,7 @@ def inside_tab(ctx: Context) -> None:
         ctx.on(strongest_btn.click, drop_strongest, [ctx.model, ctx.seed, ctx.truncation, g_layer, drops, strongest, renorm],
                [maps_text, drops, drops_note, *view])
         ctx.on(clear_btn.click, clear, [ctx.model, ctx.seed, ctx.truncation, g_layer], [drops, maps_text, drops_note, *view])
-        ctx.on(forget_btn.click, run_forget, [ctx.model, ctx.seed, ctx.truncation, attribute],
+        ctx.on(forget_btn.click, run_forget, [ctx.model, ctx.seed, ctx.truncation, attribute, g_layer],
                [forget_grid, forget_note, drops, g_layer, maps_text, renorm, drops_note, *view])
         ctx.on(units_btn.click, run_units, [ctx.model, d_layer, source], [units_gallery, shown_units])
         ctx.on(units_gallery.select, pick_unit, [ctx.model, ctx.seed, ctx.truncation, d_layer, shown_units], guided)
