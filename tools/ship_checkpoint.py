@@ -115,6 +115,26 @@ Sliders: share of seeds without the attribute that gain it at amount {sliders.ge
 """
 
 
+def probe_section(probe: dict, out_dir: Path) -> str:
+    """The card's "D as a feature extractor" table, from the JSON of `dcgan probe` ('' without one)."""
+    if not probe:
+        return ""
+    cells = {n: [f"{100 * row[k]['mean']:.1f} ± {100 * row[k]['std']:.1f}" for k in ("trained", "random", "pixels")]
+             for n, row in probe["labels"].items()}
+    rows = "\n".join(f"| {n} | " + " | ".join(c) + " |" for n, c in cells.items())
+    return f"""## D as a feature extractor (`dcgan probe {out_dir} --labels {','.join(probe['labels'])}`)
+
+Test accuracy (%) of an L2 logistic regression on D's conv layers max-pooled to 4x4, trained on N labelled images
+(mean ± std over {probe.get('draws', 5)} class-balanced draws), beside the same D architecture with random weights and raw pixels. The
+paper's figures (CIFAR-10 82.8%, SVHN 22.5% error) are on other data sets.
+
+| labels | trained D | random D | pixels |
+|---|---|---|---|
+{rows}
+
+"""
+
+
 def ship_discriminator(args, state: dict, step: int, info: dict, cfg) -> None:
     """discriminator.safetensors of the shipped step: the state's D when the generator is the state's own, else the
     D kept beside the picked generator (GENERATOR.discriminator.safetensors, from `dcgan export`), else none."""
@@ -151,6 +171,9 @@ def main() -> None:
     p.add_argument("--arithmetic-json", type=Path, default=None,
                    help="the --json of `dcgan eval OUT_DIR --arithmetic` (run on the shipped folder): its arithmetic and slider "
                         "success rates go into metrics.json and the card")
+    p.add_argument("--probe-json", type=Path, default=None,
+                   help="the --json of `dcgan probe` on the shipped D: copied beside it as probe.json (the Inside tab shows it) "
+                        "and put in the card")
     p.add_argument("--generator", type=Path, default=None,
                    help="ship this generator the run exported at an earlier checkpoint (a kept copy of its generator.safetensors) "
                         "instead of the run's last state")
@@ -187,6 +210,9 @@ def main() -> None:
     directions = compute_directions(G, meta)
     save_directions(directions, directions_path(gen_path), fingerprint=generator_fingerprint(G))
 
+    probe = json.loads(args.probe_json.read_text()) if args.probe_json else {}
+    if probe:
+        (args.out_dir / "probe.json").write_text(json.dumps(probe, indent=2) + "\n")
     m = cfg.model
     commands = "\n".join(args.command) or "(not recorded)"
     card = f"""---
@@ -236,7 +262,7 @@ others, closer to the floor is better.
 |---|---|---|---|
 {metric_rows(result)}
 
-{arithmetic_section(result, args.out_dir)}{args.notes}
+{arithmetic_section(result, args.out_dir)}{probe_section(probe, args.out_dir)}{args.notes}
 
 ## License
 
