@@ -144,7 +144,8 @@ def forget(catalog: Catalog, model: str, attribute: Any, layer: Any = None) -> F
     """dcgan.forget at the tab's size (FORGET_FIT fitting seeds, FORGET_EVAL held-out ones, no FID), once per
     model, attribute and layer."""
     state = catalog.state(model)
-    classifier = catalog.classifier(state)
+    uploaded = catalog.registry.is_registered(state.name) and not catalog.labelled_for_uploads
+    classifier = None if uploaded else catalog.classifier(state)  # an upload gets no classifier work, whatever data set it claims
     if classifier is None:
         raise ConfigError(f"model {model!r} has no classifier for its data set, so no attribute can be forgotten")
     attribute = check_choice("attribute", attribute, tuple(classifier.label_names))
@@ -166,8 +167,11 @@ def forget(catalog: Catalog, model: str, attribute: Any, layer: Any = None) -> F
 
 
 def attributes(catalog: Catalog, model: str) -> list[str]:
-    """Labels that can be forgotten: the classifier's, or none."""
-    classifier = catalog.classifier(catalog.state(model))
+    """Labels that can be forgotten: the classifier's, or none (uploads: none)."""
+    state = catalog.state(model)
+    if catalog.registry.is_registered(state.name) and not catalog.labelled_for_uploads:
+        return []
+    classifier = catalog.classifier(state)
     return list(classifier.label_names) if classifier is not None else []
 
 

@@ -188,3 +188,15 @@ def test_inside_endpoints(inside_client):
         inside_client.predict("tiny", 3, 1, 99, 1.0, api_name="/guided_backprop")
     with pytest.raises(Exception, match="at most"):
         inside_client.predict("tiny", 3, {"1": list(range(600))}, 1.0, api_name="/ablate")
+
+
+def test_an_upload_gets_no_classifier_work_and_no_discriminator(inside_catalog, inside_dir, monkeypatch):
+    monkeypatch.setattr(inside_catalog, "classifier", lambda state: pytest.fail("an upload must not load a classifier"))
+    inside_catalog.registry.register("upload-abc", inside_dir / "tiny" / GENERATOR_FILE)  # its D sits beside it, yet is not used
+    assert inside.attributes(inside_catalog, "upload-abc") == []
+    with pytest.raises(ConfigError, match="no classifier"):
+        inside.forget(inside_catalog, "upload-abc", "Smiling")
+    assert not inside.has_discriminator(inside_catalog, "upload-abc")
+    with pytest.raises(CheckpointError, match="no discriminator"):
+        inside.d_units_grid(inside_catalog, "upload-abc", 0)
+    assert inside.g_features(inside_catalog, "upload-abc", 1, 0).image.shape == (16, 16, 3)  # G's own maps are fine
