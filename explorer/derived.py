@@ -216,8 +216,11 @@ class Catalog:
                 log.info("%s: unreadable (%s)", config_path, exc)
         if model.dataset:
             spec = DATASETS.get(model.dataset)
-            for root in self.data_roots:  # the root itself, its folder of that name, and where DatasetSpec says it lives
-                folders = [root, root / model.dataset] + ([spec.root_under(root)] if spec else [])
+            for root in self.data_roots:
+                if spec and spec.is_present(root):  # laid out like ../shared/data: where DatasetSpec says, as the Train tab finds it
+                    folders = [spec.root_under(root)]
+                else:  # else the root itself, its folder of that name, and where DatasetSpec says it would live
+                    folders = [root, root / model.dataset] + ([spec.root_under(root)] if spec else [])
                 candidates += [DataConfig(dataset=model.dataset, root=str(folder)) for folder in folders]
         unique: list[DataConfig] = []
         for c in candidates:
@@ -230,15 +233,24 @@ class Catalog:
         def load() -> ImageData:
             tried = []
             for cfg in self.training_data_configs(state):
+                if cfg.root and not Path(cfg.root).is_dir():
+                    tried.append(f"{cfg.root} (no such folder)")
+                    continue
                 try:
                     return build(cfg, state.model.info.model.image_size, state.model.info.model.channels)
                 except (DatasetError, ConfigError) as exc:
-                    tried.append(f"{cfg.root or '(default)'}: {exc}")
-            where = "; ".join(tried) if tried else "the checkpoint names no data set and no config.json sits beside it"
-            raise DatasetError(f"training data for model {state.name!r} (dataset {state.model.dataset or 'unknown'!r}) "
-                               f"is not available ({where}). Start the app with --data-root DIR pointing at it.")
+                    tried.append(f"{cfg.root or '(default)'} ({exc})")
+            raise DatasetError(f"training data for model {state.name!r} (dataset {state.model.dataset or 'unknown'!r}) not found; "
+                               + self._where_looked(state, tried) + " Start the app with --data-root DIR (or set $DCGAN_DATA_ROOT).")
 
         return state.training_data.get(load)
+
+    def _where_looked(self, state: ModelState, tried: list[str]) -> str:
+        if tried:
+            return "looked in: " + "; ".join(tried) + "."
+        if not state.model.dataset:
+            return "the checkpoint names no data set and no config.json with one sits beside it."
+        return "no data root to look in (no --data-root, and no config.json beside the checkpoint)."
 
     # ------------------------------------------------------------------------------------------------ presets
 
