@@ -20,6 +20,7 @@ from dcgan.images import to_uint8
 from dcgan.latent import MAX_SEED, arithmetic_variants, interpolate_path, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
 from dcgan.latent import arithmetic as latent_arithmetic
 
+from .cards import ModelCard, build_card
 from .derived import Catalog, ModelState
 from .outputs import Mp4Writer, OutputDir, tile_grid, write_gif
 from .registry import LoadedModel
@@ -135,17 +136,17 @@ def models(catalog: Catalog) -> list[dict[str, Any]]:
     return out
 
 
-def model_card(catalog: Catalog, model: str) -> str:
-    """Markdown for the model picker: the README beside the checkpoint (if any) and the facts from its metadata."""
+def model_card(catalog: Catalog, model: str) -> ModelCard:
+    """The model picker's card: the README beside the checkpoint made short (explorer.cards), its picture, and the
+    facts from the checkpoint's metadata."""
     meta = catalog.registry.describe(model)
     cfg, info = meta.model, meta.info
     facts = [("data set", info.get("dataset", "unknown")),
              ("image", f"{cfg.image_size}x{cfg.image_size}, {cfg.channels} channel{'s' if cfg.channels > 1 else ''}"),
              ("architecture", f"{cfg.arch}, z_dim {cfg.z_dim}, ngf {cfg.ngf}"), ("training step", info.get("step", "?")),
              ("images seen", info.get("images_seen", "?")), ("saved", info.get("date", "?"))]
-    table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in facts)
-    card = catalog.registry.card(model).strip()
-    return (card + "\n\n" if card else f"### {model}\n\n_No model card (README.md) beside this checkpoint._\n\n") + table
+    card_path = catalog.registry.entry(model).card_path
+    return build_card(model, catalog.registry.card(model), card_path.parent if card_path else None, facts)
 
 
 def _directions_for(catalog: Catalog, model: str, names: set[str]) -> list:

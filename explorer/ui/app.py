@@ -43,7 +43,7 @@ CSS = """
 """
 
 
-def _header(names: list[str]) -> tuple[Header, gr.Markdown, gr.Button]:
+def _header(names: list[str]) -> tuple[Header, list[gr.Component], gr.Button]:
     gr.Markdown(f"# {TITLE}\nExplore what a DCGAN (Radford et al. 2015) learned. One integer seed is one latent vector "
                 "everywhere: here, in the API and in `dcgan sample`." + ("" if names else
                 "\n\n**No generators found.** Put one in `checkpoints/<name>/generator.safetensors` "
@@ -55,8 +55,18 @@ def _header(names: list[str]) -> tuple[Header, gr.Markdown, gr.Button]:
                          info="click a sample to choose it")
         truncation = gr.Slider(0.0, 1.0, 1.0, step=0.05, label="Truncation ψ", scale=2, info="z ← ψ·z (1: none; lower: safer, blander)")
     with gr.Accordion("Model card", open=False):
-        card = gr.Markdown()
-    return Header(model, seed, truncation, gr.State([])), card, refresh
+        with gr.Row():
+            card = gr.Markdown(elem_id="model-card")
+            picture = gr.Image(label="Samples", format="png", height=280, interactive=False, scale=0, min_width=280,
+                               elem_classes=["pixelated"], elem_id="model-card-picture")
+    return Header(model, seed, truncation, gr.State([])), [card, picture], refresh
+
+
+def _card(catalog: Catalog, name: str | None) -> tuple[Any, Any]:
+    if not name:
+        return "", None
+    card = service.model_card(catalog, name)
+    return card.markdown, gr.update(value=card.picture, label=card.caption or "Samples", visible=card.picture is not None)
 
 
 def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_limit: int = 2,
@@ -87,7 +97,7 @@ def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_lim
             return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
 
         ctx.on_light(refresh.click, rescan, [header.model, header.session_models], header.model)
-        ctx.on_light([demo.load, header.model.change], lambda name: service.model_card(catalog, name) if name else "", header.model, card)
+        ctx.on_light([demo.load, header.model.change], lambda name: _card(catalog, name), header.model, card)
     return demo
 
 

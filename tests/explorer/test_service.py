@@ -302,9 +302,9 @@ def test_models_and_card(catalog, checkpoints_dir):
     assert [r["name"] for r in rows] == ["tiny", "tiny-grey"]
     assert rows[0] | {"step": 2} == {"name": "tiny", "dataset": "fake", "arch": "dcgan",
                                      "image_size": 16, "channels": 3, "z_dim": 8, "step": 2}
-    card = service.model_card(catalog, "tiny")
-    assert "16 px test generator" in card and "| data set | fake |" in card
-    assert "No model card" in service.model_card(catalog, "tiny-grey")
+    card = service.model_card(catalog, "tiny").markdown
+    assert "16 px test generator" in card and "**data set** fake · **image** 16x16, 3 channels" in card
+    assert "No model card" in service.model_card(catalog, "tiny-grey").markdown
 
 
 def test_a_broken_checkpoint_does_not_hide_the_others(checkpoints_dir, tmp_path):
