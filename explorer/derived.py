@@ -89,6 +89,7 @@ class ModelState:
     directions_done: threading.Event = field(default_factory=threading.Event)
     training_data: Once[ImageData] = field(default_factory=Once)
     presets: dict[tuple[str, int], Once[list[list[int]]]] = field(default_factory=dict)
+    seed_ratings: Once[Any] = field(default_factory=Once)  # classifier ratings of the searched seeds (dcgan.ratings)
     seed_images: OrderedDict[tuple[int, float], np.ndarray] = field(default_factory=OrderedDict)
 
     @property
@@ -259,4 +260,8 @@ class Catalog:
         with state.lock:
             once = state.presets.setdefault(key, Once())
         return once.get(compute)
+
+    def seed_ratings(self, state: ModelState, compute: Callable[[], Any]) -> Any:
+        """The classifier's ratings of the seeds presets search (every preset picks from the same ones), once per model."""
+        return state.seed_ratings.get(compute)
 

@@ -9,16 +9,17 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT, apply_directions, concept_direction, condition, pick_preset_seeds
+from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT, apply_directions, concept_direction, condition, pick_from_ratings
 from dcgan.errors import ConfigError, DCGANError, LatentError, brief
 from dcgan.images import to_uint8
 from dcgan.latent import MAX_SEED, arithmetic_variants, interpolate_path, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
 from dcgan.latent import arithmetic as latent_arithmetic
+from dcgan.ratings import load_or_rate_seeds
 
 from .cards import ModelCard, build_card
 from .derived import Catalog, ModelState
@@ -333,8 +334,12 @@ def arithmetic(catalog: Catalog, model: str, seeds_a: Any, seeds_b: Any, seeds_c
     return Arithmetic(squeeze(imgs[centre]), squeeze(tile_grid(imgs, 3, padding=2)), squeeze(pixel), y)
 
 
-def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3) -> dict[str, list[int]]:
-    """Exemplar seeds for a named preset, picked by the model's attribute classifier: {"A": [...], "B": [...], "C": [...]}."""
+def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3,
+                      progress: Callable[[int, int], None] | None = None) -> dict[str, list[int]]:
+    """Exemplar seeds for a named preset, picked by the model's attribute classifier: {"A": [...], "B": [...], "C": [...]}.
+
+    The classifier's ratings of seeds 0..PRESET_SEARCH-1 are read from the file beside the checkpoint (shipped
+    models have one) or made once per model, telling ``progress(rated, total)`` as they go."""
     preset = check_choice("preset", preset, tuple(ARITHMETIC_PRESETS))
     count = check_int("count", count, 1, MAX_PRESET_COUNT)
     state = catalog.state(model)
@@ -343,8 +348,9 @@ def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3)
     if classifier is None or classifier.kind != "attributes":
         raise ConfigError(f"model {model!r} (data set {m.dataset or 'unknown'!r}) has no attribute classifier; presets need a face "
                           "model (CelebA attributes). Pick exemplars by clicking samples instead.")
-    groups = catalog.preset_seeds(state, (preset, count),
-                                  lambda: pick_preset_seeds(m.G, classifier, preset, count=count, search=PRESET_SEARCH, z_dim=m.z_dim))
+    proba = catalog.seed_ratings(state, lambda: load_or_rate_seeds(m.entry.path, m.G, classifier, PRESET_SEARCH, z_dim=m.z_dim,
+                                                                   progress=progress))
+    groups = catalog.preset_seeds(state, (preset, count), lambda: pick_from_ratings(proba, classifier, preset, count=count))
     return dict(zip("ABC", (list(g) for g in groups)))
 
 

@@ -88,8 +88,11 @@ def arithmetic_tab(ctx: Context) -> None:
             result = service.arithmetic(catalog, model, a, b, c, amount_noise, nseed, psi)
             return result.centre, result.grid, result.pixel
 
-        def run_preset(model, name, count):
-            groups = service.arithmetic_preset(catalog, model, name, count)
+        def run_preset(model, name, count, progress=gr.Progress()):
+            def rated(done, total):  # only when the model has no ratings file yet: honest progress instead of a guess
+                progress((done, total), desc="The attribute classifier rates the searched seeds (once per model)", unit="seeds")
+
+            groups = service.arithmetic_preset(catalog, model, name, count, progress=rated)
             return [",".join(str(s) for s in groups[g]) for g in GROUPS]
 
         def save_concept(model, name, a, b, saved):
