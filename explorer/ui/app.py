@@ -31,7 +31,8 @@ TITLE = "DCGAN explorer"
 TABS = (generate_tab, sliders_tab, arithmetic_tab, interpolate_tab)  # then Train, when build_app gets a TrainingManager
 
 # Small images are drawn enlarged with nearest-neighbour sampling by the browser; the files stay at native size,
-# so downloads (and the API) give the model's real pixels.
+# so downloads (and the API) give the model's real pixels. Slider labels wrap beside their number box, never push it
+# out of line. On a phone a gallery reflows to tiles of at least 76 px (3-4 columns at 390 px) instead of 8 tiny ones.
 CSS = """
 .pixelated img, .pixelated canvas, .pixelated video { image-rendering: pixelated; }
 .pixelated.big img { width: 100% !important; height: 100% !important; object-fit: contain !important; }
@@ -40,6 +41,12 @@ CSS = """
 .pixelated .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important; }
 #model-row { align-items: end; }
 .snippet code { font-size: 12px; }
+.dir-slider .head { flex-wrap: nowrap; align-items: flex-start; gap: 6px; }
+.dir-slider .head label { min-width: 0; flex: 1 1 auto; }
+.dir-slider .head .tab-like-container { flex: 0 0 auto; }
+@media (max-width: 640px) {
+  .pixelated .grid-container.grid-container { grid-template-columns: repeat(auto-fill, minmax(76px, 1fr)) !important; }
+}
 """
 
 
@@ -58,7 +65,7 @@ def _header(names: list[str]) -> tuple[Header, list[gr.Component], gr.Button]:
         with gr.Row():
             card = gr.Markdown(elem_id="model-card")
             picture = gr.Image(label="Samples", format="png", height=280, interactive=False, scale=0, min_width=280,
-                               elem_classes=["pixelated"], elem_id="model-card-picture")
+                               elem_id="model-card-picture")
     return Header(model, seed, truncation, gr.State([])), [card, picture], refresh
 
 
@@ -81,7 +88,7 @@ def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_lim
         header, card, refresh = _header(service.picker_names(catalog))
         ctx = Context(catalog, out, demo, header, concurrency_limit, uploads, training, budget)
         upload_panel(ctx)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab stays one tap away, not behind a menu
             for tab in TABS:
                 tab(ctx)
             if training is not None:

@@ -64,3 +64,4 @@ def generate_tab(ctx: Context) -> None:
         ctx.on([ctx.seed.change, ctx.demo.load, ctx.model.change, ctx.truncation.release], show_current,
                [ctx.model, ctx.seed, ctx.truncation], current, trigger_mode="always_last", show_progress="hidden")
         ctx.on(find.click, find_nearest, [ctx.model, ctx.seed, ctx.truncation, k], [nearest_gallery, nearest_note])
+        ctx.on_light(ctx.model.change, lambda: ([], ""), None, [nearest_gallery, nearest_note])  # they were another model's
