@@ -16,6 +16,8 @@ from PIL import Image
 
 from .io import atomic_write_bytes
 
+MP4_MIN_SIDE = 256  # video codecs smear tiny frames: MP4s are enlarged (nearest neighbour) to at least this side
+
 
 def quantise(x: torch.Tensor) -> torch.Tensor:
     """x [N, C, H, W] in [-1, 1] -> uint8 [N, C, H, W], rounded: the inverse of datasets.batch_to_float."""

@@ -30,7 +30,7 @@ from dcgan.actions import (  # noqa: F401 (LOOP_MODES: for the UI)
 )
 from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT, apply_directions, concept_direction, pick_preset_seeds
 from dcgan.errors import ConfigError, DCGANError, LatentError, brief
-from dcgan.images import Mp4Writer, tile_grid, write_gif
+from dcgan.images import MP4_MIN_SIDE, Mp4Writer, tile_grid, write_gif
 from dcgan.latent import MAX_SEED, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
 
 from .derived import Catalog, ModelState
@@ -66,7 +66,6 @@ WALK_POINTS = 9                # the paper's walk through 9 random points (secti
 JUMP_FACTOR = 3.0              # a frame change above this many times the median change is flagged as a sharp jump
 JUMP_FLOOR = 2.0               # ...and only if it is above this many grey levels (0-255) on average
 STRIP_COLUMNS = 17             # frames shown per keyframe-to-keyframe row of the PNG strip
-MP4_MIN_SIDE = 256             # video codecs smear tiny frames: the MP4 is enlarged (nearest) to at least this side
 IMAGE_CACHE = 2048             # rendered seed images kept per loaded model (~12 kB each at 64x64)
 LIMITS = {name: value for name, value in globals().items() if name.startswith("MAX_")} | {
     "MAX_AMOUNT": MAX_AMOUNT, "MP4_MIN_SIDE": MP4_MIN_SIDE, "PRESET_SEARCH_LAST": PRESET_SEARCH - 1}  # for docs
