@@ -33,6 +33,7 @@ from .io import atomic_write_bytes
 from .latent import latents_from_seeds
 from .losses import d_loss_fake, d_loss_real, g_loss
 from .models import build_discriminator, build_generator, recalibrate_batchnorm
+from .progress import TrainProgress
 
 log = logging.getLogger(__name__)
 
@@ -267,14 +268,17 @@ def _rng_state(z_gen: torch.Generator, aug_gen: torch.Generator, hw: Hardware) -
 
 
 def save_checkpoint(gan: GAN, cfg: RunConfig, run_dir: Path, step: int, gens: tuple[torch.Generator, torch.Generator], hw: Hardware,
-                    info: dict[str, Any]) -> None:
-    """state.pt (everything to resume exactly) and generator.safetensors (EMA G, BN recalibrated, eval mode)."""
+                    info: dict[str, Any], say: Callable[[str], None] = lambda text: None) -> None:
+    """state.pt (everything to resume exactly) and generator.safetensors (EMA G, BN recalibrated, eval mode); ``say``
+    hears each slow part as it starts (for the progress line)."""
+    say("saving checkpoint…")
     state = {
         "config": cfg.to_dict(), "step": step, "world_size": hw.world_size,
         "G": gan.G_core.state_dict(), "D": gan.D_core.state_dict(), "G_ema": gan.G_ema.state_dict(),
         "opt_G": gan.opt_G.state_dict(), "opt_D": gan.opt_D.state_dict(), "rng": _rng_state(*gens, hw),
     }
     save_state(state, run_dir / STATE_FILE)
+    say("recalibrating BatchNorm…")
     export = recalibrate_batchnorm(copy.deepcopy(gan.G_ema).float().to(memory_format=torch.contiguous_format), cfg.model.z_dim)
     save_generator(export, run_dir / GENERATOR_FILE, model=cfg.model, info={**info, "step": step})
     if cfg.train.keep_generators:
@@ -437,13 +441,14 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
     deadline = time.monotonic() + cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
     info = {"dataset": cfg.data.dataset, "label_names": data.label_names, "world_size": hw.world_size}
     classifier = _eval_classifier(cfg) if is_main and cfg.train.eval_every else None
-    bar = None
-    if is_main and progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=stop_step, initial=step, unit="step", dynamic_ncols=True, disable=None)
     stats_sum = torch.zeros(len(STAT_NAMES), device=hw.device)
     window_start, window_steps, record = time.monotonic(), 0, {}
+    bar = None
+    if is_main and progress:
+        bar = TrainProgress(step=step, stop_step=stop_step, budget_s=cfg.train.max_minutes * 60 if cfg.train.max_minutes else None,
+                            images_per_step=cfg.train.batch_size * hw.world_size,
+                            stats=lambda: dict(zip(STAT_NAMES[:2], (stats_sum[:2] / window_steps).tolist())) if window_steps else None)
+    finish_s = 0.0  # how long the last checkpoint took: the deadline keeps that much for the final one
     stopping = False
     while not stopping:
         idx, _ = _batch_indices(len(images), step, cfg.train.batch_size, hw, cfg.train.seed)
@@ -461,15 +466,15 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
         update_ema(gan.G_ema, gan.G_core, ema_decay_at(step, cfg.train.ema_decay) if cfg.train.ema_decay else 0.0)
         step += 1
         window_steps += 1
+        out_of_time = deadline is not None and time.monotonic() > deadline - finish_s  # checked every step: it costs nothing
+        stopping = (stop_step is not None and step >= stop_step) or (hw.world_size == 1 and (stop_request["stop"] or out_of_time))
         if bar is not None:
-            bar.update(1)
-        stopping = (stop_step is not None and step >= stop_step) or (stop_request["stop"] and hw.world_size == 1)
+            bar.update(step, force=stopping)
         if step % cfg.train.log_every == 0 or stopping:
-            stats = (stats_sum / window_steps).tolist()  # the one host sync, every log_every steps
-            if deadline is not None or hw.world_size > 1:
-                must_stop = torch.tensor(float(stop_request["stop"] or (deadline is not None and time.monotonic() > deadline)))
-                if hw.world_size > 1:
-                    dist.all_reduce(must_stop, op=dist.ReduceOp.MAX)  # every rank stops at the same step
+            stats = (stats_sum / window_steps).tolist()  # a host sync: every log_every steps (and the progress line's, each second)
+            if hw.world_size > 1:  # every rank stops at the same step, agreed here: a per-step all_reduce would sync every step
+                must_stop = torch.tensor(float(stop_request["stop"] or out_of_time))
+                dist.all_reduce(must_stop, op=dist.ReduceOp.MAX)
                 stopping = stopping or bool(must_stop)
             elapsed = time.monotonic() - window_start
             record = {"step": step, "epoch": step / steps_per_epoch, **{k: round(v, 5) for k, v in zip(STAT_NAMES, stats)},
@@ -484,12 +489,11 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
                 record["warnings"] = warnings
             if is_main:
                 rundir.append_jsonl(metrics_path, record)
-                if bar is None or bar.disable:  # no live bar (a log file, a subprocess): say it in the log instead
+                if bar is None or not bar.live:  # no live bar (a log file, a subprocess): say it in the log instead
                     log.info("step %d epoch %.2f lossD %.3f lossG %.3f D(x) %.3f D(G(z)) %.3f %.0f img/s%s", step, record["epoch"],
                              *stats[:4], record["img_per_s"], "".join(f" WARNING: {w}" for w in warnings))
                 if bar is not None:
-                    bar.set_postfix(lossD=f"{stats[0]:.3f}", lossG=f"{stats[1]:.3f}", img_s=f"{record['img_per_s']:.0f}",
-                                    warn="; ".join(warnings) or None)
+                    bar.warn(warnings)
                 if on_log:
                     on_log(record)
             stats_sum.zero_()
@@ -498,12 +502,20 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
             save_png(make_grid(preview(gan.G_ema, fixed_z)), rundir.sample_path(run_dir, step))
         if is_main and (step % cfg.train.checkpoint_every == 0 or stopping):
             seen = images_seen(step, cfg.train.batch_size, hw.world_size)
-            save_checkpoint(gan, cfg, run_dir, step, gens, hw, {**info, "images_seen": seen})
+            started_saving = time.monotonic()
+            save_checkpoint(gan, cfg, run_dir, step, gens, hw, {**info, "images_seen": seen}, say=bar.phase if bar else lambda text: None)
+            finish_s = time.monotonic() - started_saving
+            if bar is not None and not stopping:
+                bar.phase("")
         if classifier is not None and step % cfg.train.eval_every == 0:
+            if bar is not None:
+                bar.phase("evaluating…")
             eval_record = _evaluate_ema(gan, cfg, classifier, step)
             rundir.append_jsonl(metrics_path, eval_record)
-            if bar is not None and "warnings" in eval_record:
-                bar.set_postfix_str("; ".join(eval_record["warnings"]))
+            if bar is not None:
+                bar.phase("")
+                if "warnings" in eval_record:
+                    bar.warn(eval_record["warnings"])
     if bar is not None:
         bar.close()
     if hw.world_size > 1:
