@@ -289,7 +289,7 @@ def _preset_groups(args, G, meta) -> list[list[int]]:
 def cmd_arithmetic(args) -> int:
     from .actions import arithmetic_images
     from .checkpoints import load_generator
-    from .latent import MAX_SEED, parse_seeds
+    from .latent import MAX_SEED, format_seeds, parse_seeds
 
     given = {g: getattr(args, g) for g in "abc" if getattr(args, g) is not None}
     if args.preset is not None and given:
@@ -312,7 +312,8 @@ def cmd_arithmetic(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name, img in (("centre", result.centre), ("grid", result.grid), ("pixels", result.pixel)):
         _write_png(img, out / f"{name}.png")
-    print(f"{out}/: centre.png, grid.png, pixels.png for A={groups[0]} B={groups[1]} C={groups[2]} of {meta.path}")
+    a, b, c = (format_seeds(g) for g in groups)
+    print(f"{out}/: centre.png, grid.png, pixels.png for A={a} B={b} C={c} of {meta.path}")
     return 0
 
 
@@ -345,7 +346,7 @@ def cmd_interpolate(args) -> int:
     from .actions import count_frames, walk_frames
     from .checkpoints import load_generator
     from .images import MP4_MIN_SIDE, Mp4Writer, write_gif
-    from .latent import parse_seeds
+    from .latent import format_seeds, parse_seeds
 
     out = Path(args.out)
     if out.suffix.lower() not in (".gif", ".mp4"):
@@ -376,7 +377,7 @@ def cmd_interpolate(args) -> int:
             video.close()
     if video is None:
         write_gif(np.concatenate(chunks), out, fps=args.fps)
-    print(f"{out}: {total} frames through seeds {seeds} ({args.method}, {args.loop}) of {meta.path}")
+    print(f"{out}: {total} frames through seeds {format_seeds(seeds)} ({args.method}, {args.loop}) of {meta.path}")
     return 0
 
 

@@ -61,6 +61,18 @@ def parse_seeds(text: str, *, max_count: int = MAX_SEEDS) -> list[int]:
     return [s for r in ranges for s in r]
 
 
+def format_seeds(seeds: list[int]) -> str:
+    """The shortest seed-list text for ``seeds`` ("0-15", "3,7,42"); ``parse_seeds`` reads it back."""
+    parts, i = [], 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        parts.append(f"{seeds[i]}-{seeds[j]}" if j > i + 1 else ",".join(str(s) for s in seeds[i:j + 1]))
+        i = j + 1
+    return ",".join(parts)
+
+
 def truncate(z: torch.Tensor, psi: float) -> torch.Tensor:
     """Truncation trick in z space: pull latents toward the mean (0) by ``psi`` in [0, 1] (1 = unchanged)."""
     if not 0.0 <= psi <= 1.0:

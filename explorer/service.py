@@ -31,7 +31,7 @@ from dcgan.actions import (  # noqa: F401 (LOOP_MODES: for the UI)
 from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT, apply_directions, concept_direction, pick_preset_seeds
 from dcgan.errors import ConfigError, DCGANError, LatentError, brief
 from dcgan.images import MP4_MIN_SIDE, Mp4Writer, tile_grid, write_gif
-from dcgan.latent import MAX_SEED, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
+from dcgan.latent import MAX_SEED, format_seeds, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
 
 from .derived import Catalog, ModelState
 from .outputs import OutputDir
@@ -44,7 +44,6 @@ from .validation import (  # noqa: F401 (the UI reaches them through service)
     check_int,
     check_seed,
     concept_name,
-    format_seeds,
     seed_list,
 )
 
