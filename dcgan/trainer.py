@@ -65,6 +65,12 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
+def channels_last_pays(device: torch.device, bf16: bool) -> bool:
+    """Whether NHWC convolutions beat NCHW here: on every x86 CPU (oneDNN's NHWC kernels win in fp32 too: 1.2x on an
+    AVX2-only Zen 3, see bench/train_speed.py --ablate), and on CUDA with bf16 (tensor cores); not on MPS."""
+    return device.type == "cpu" or (device.type == "cuda" and bf16)
+
+
 def _resolve(setting: str, auto: bool) -> bool:
     return auto if setting == "auto" else setting == "on"
 
@@ -96,7 +102,7 @@ def setup_hardware(cfg: RunConfig) -> Hardware:
         if device.type == "cuda":
             torch.cuda.set_device(device)
     bf16 = _resolve(cfg.train.bf16, bf16_supported(device))
-    return Hardware(device, bf16, _resolve(cfg.train.channels_last, bf16 and device.type in ("cpu", "cuda")), rank, world)
+    return Hardware(device, bf16, _resolve(cfg.train.channels_last, channels_last_pays(device, bf16)), rank, world)
 
 
 # ----------------------------------------------------------------------------------------------------------------
