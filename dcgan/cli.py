@@ -225,15 +225,18 @@ def cmd_export(args) -> int:
 
 def _export_onnx(args) -> int:
     from .hub import local_checkpoint
-    from .onnx_export import CHECK_SEEDS, TOLERANCE, export_checked
+    from .onnx_export import CHECK_SEEDS, OPSET, TOLERANCE, export_checked
 
     given = [flag for flag, value in (("--out", args.out), ("--fp16", args.fp16), ("--raw", args.raw)) if value]
     if given:
         raise DCGANError(f"--onnx writes the checkpoint's generator.safetensors as float32 ONNX; drop {', '.join(given)}")
     G, meta = checkpoints.load_generator(local_checkpoint(args.run_dir))
+    for name in ("onnxscript", "onnx_ir"):  # the exporter's optimiser logs every pass at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
     error = export_checked(G, args.onnx, z_dim=meta.model.z_dim, metadata={"model": dataclasses.asdict(meta.model), "info": meta.info})
-    print(f"{args.onnx}: ONNX opset generator of {meta.path}, input z [N, {meta.model.z_dim}], output x [N, {meta.model.channels}, "
-          f"{meta.model.image_size}, {meta.model.image_size}] in [-1, 1]; onnxruntime matches torch to {error:.1e} "
+    m = meta.model
+    print(f"{args.onnx}: ONNX (opset {OPSET}) generator of {meta.path}, input z [N, {m.z_dim}], output x [N, {m.channels}, "
+          f"{m.image_size}, {m.image_size}] in [-1, 1]; onnxruntime matches torch to {error:.1e} "
           f"(limit {TOLERANCE:g}) on seeds {CHECK_SEEDS.start}-{CHECK_SEEDS.stop - 1}")
     return 0
 
