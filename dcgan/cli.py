@@ -242,7 +242,7 @@ def _export_onnx(args) -> int:
 
 
 def cmd_push(args) -> int:
-    from .hub import push, write_push_folder
+    from .hub_push import push, write_push_folder
 
     if args.dry_run != bool(args.out):
         raise DCGANError("--dry-run writes the upload folder to --out DIR instead of uploading: give both or neither")

@@ -1,34 +1,25 @@
-"""The Hugging Face Hub: `hf://user/repo[@revision]` checkpoints come through huggingface_hub's cache (only the files
-we know, then the same safe loader as a local folder), and `dcgan push` uploads a checkpoint folder with the Hub's
-model-card front matter. huggingface_hub (the `hub` extra) is imported only when one of these is used.
+"""Hugging Face Hub checkpoints: `hf://user/repo[@revision]` comes through huggingface_hub's cache (only the files we
+know), then the same safe loader as a local folder (dcgan.checkpoints calls download_checkpoint). Pushing is
+dcgan.hub_push. huggingface_hub (the `hub` extra) is imported only when a Hub model is used.
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import GENERATOR_FILE, load_generator, resolve_generator_path
-from .errors import CheckpointError, DCGANError
-
-log = logging.getLogger(__name__)
+from .errors import CheckpointError
 
 HUB_SCHEME = "hf://"
+# the file names of dcgan.checkpoints, dcgan.directions and dcgan.rundir, spelled out: this module imports nothing of
+# ours but errors, so dcgan.checkpoints can import it (tests/dcgan/test_hub.py checks they agree)
+GENERATOR_FILE = "generator.safetensors"
+DISCRIMINATOR_FILE = "discriminator.safetensors"  # pushed and fetched where a checkpoint has one
 CARD_FILE = "README.md"
 SAMPLES_FILE = "samples.png"
-DISCRIMINATOR_FILE = "discriminator.safetensors"  # pushed and fetched where a checkpoint has one
 # everything a checkpoint folder may hold that we read; snapshot_download fetches nothing else (no pickles, no state.pt)
 HUB_FILES = (GENERATOR_FILE, DISCRIMINATOR_FILE, "directions.safetensors", "metrics.json", "config.json", SAMPLES_FILE, CARD_FILE)
-HUB_TAGS = ("dcgan", "gan", "unconditional-image-generation")
-PIPELINE_TAG = "unconditional-image-generation"
-LIBRARY_NAME = "dcgan-explorer"
-DATASET_REPOS = {"mnist": "ylecun/mnist", "fashion-mnist": "zalando-datasets/fashion_mnist", "cifar10": "uoft-cs/cifar10",
-                 "celeba": "huggan/CelebA-faces-with-attributes"}  # the Hub's copies (celeba: the HugGAN sprint's)
-DATASET_LICENSES = {"mnist": "cc-by-sa-3.0", "fashion-mnist": "mit"}  # weights follow their data's terms; others: "other"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 CACHE_SNAPSHOT = re.compile(r"^models--(?P<owner>[^/]+?)--(?P<name>[^/]+)$")  # huggingface_hub's cache folder of a model repo
 INSTALL_HINT = "install the Hub client: pip install 'dcgan-explorer[hub]'"
@@ -105,102 +96,3 @@ def download_checkpoint(url: str) -> Path:
 def local_checkpoint(value: Path | str) -> Path:
     """A checkpoint argument as a local path: ``hf://`` URLs are downloaded (or read from the cache), paths pass through."""
     return download_checkpoint(value) if is_hub_url(value) else Path(value)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# push
-
-def _source_files(checkpoint: Path) -> dict[str, Path]:
-    """{name in the repo: local file} of a checkpoint folder (or a loose generator file) among HUB_FILES."""
-    generator = resolve_generator_path(checkpoint)
-    files = {GENERATOR_FILE: generator}
-    if generator.name == GENERATOR_FILE:
-        for name in HUB_FILES:
-            if name != GENERATOR_FILE and (generator.parent / name).is_file():
-                files[name] = generator.parent / name
-    else:
-        directions = generator.with_name(generator.name.removesuffix(".safetensors") + ".directions.safetensors")
-        if directions.is_file():
-            files["directions.safetensors"] = directions
-    return files
-
-
-def model_card(text: str, info: dict[str, Any], model: Any, repo_id: str) -> str:
-    """The card ``text`` (an existing README.md, or "" for a generated one) with the Hub's front matter added:
-    library_name, tags, datasets, license and pipeline_tag; keys it already has are kept."""
-    from huggingface_hub import ModelCard
-
-    dataset = info.get("dataset")
-    if not text.strip():
-        title = f"DCGAN generator: {dataset or 'unknown data'}, {model.image_size}x{model.image_size}"
-        text = (f"# {title}\n\nA {model.arch} generator (z_dim {model.z_dim}, ngf {model.ngf}) trained with "
-                f"dcgan-explorer, step {info.get('step', '?')}.\n\n![64 samples, seeds 0-63]({SAMPLES_FILE})\n")
-    card = ModelCard(text)
-    data = card.data
-    data.library_name = data.library_name or LIBRARY_NAME
-    data.tags = list(dict.fromkeys([*(data.tags or []), *HUB_TAGS]))
-    data.pipeline_tag = data.pipeline_tag or PIPELINE_TAG
-    data.license = data.license or DATASET_LICENSES.get(dataset, "other")
-    if not data.datasets and dataset in DATASET_REPOS:
-        data.datasets = [DATASET_REPOS[dataset]]
-    usage = f"dcgan sample hf://{repo_id}"
-    if usage not in card.text:
-        card.text = card.text.rstrip("\n") + (f"\n\n## Use it from the Hub\n\nWith dcgan-explorer and its `hub` extra installed:\n\n"
-                                              f"```\n{usage} --seeds 0-63 --out grid.png\npython app.py --checkpoints hf://{repo_id}\n```\n")
-    return str(card)
-
-
-def write_push_folder(checkpoint: Path | str, out_dir: Path | str, repo_id: str) -> list[str]:
-    """Write to ``out_dir`` (new or empty) exactly the folder `dcgan push` uploads; returns its file names.
-
-    The generator goes through the safe loader first, so a broken file is refused before anything is uploaded;
-    a checkpoint without samples.png gets one (seeds 0-63), and the card gets the Hub's front matter.
-    """
-    if not valid_repo_id(repo_id):
-        raise DCGANError(f"{repo_id!r}: not a Hub repo id; write user/repo (letters, digits, '-', '_', '.')")
-    checkpoint, out_dir = local_checkpoint(checkpoint), Path(out_dir)
-    files = _source_files(checkpoint)
-    G, meta = load_generator(files[GENERATOR_FILE])
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise DCGANError(f"{out_dir}: not an empty folder; the upload folder must hold only what is uploaded")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, source in files.items():
-        if name != CARD_FILE:
-            shutil.copyfile(source, out_dir / name)
-    if SAMPLES_FILE not in files:
-        import torch
-
-        from .images import make_grid, save_png
-        from .latent import latents_from_seeds
-
-        with torch.no_grad():
-            save_png(make_grid(G(latents_from_seeds(list(range(64)), meta.model.z_dim))), out_dir / SAMPLES_FILE)
-    text = files[CARD_FILE].read_text(encoding="utf-8") if CARD_FILE in files else ""
-    (out_dir / CARD_FILE).write_text(model_card(text, meta.info, meta.model, repo_id), encoding="utf-8")
-    return sorted(p.name for p in out_dir.iterdir())
-
-
-def push(checkpoint: Path | str, repo_id: str, *, private: bool = False) -> str:
-    """Upload a checkpoint to the Hub model repo ``repo_id`` (created if missing, private if asked) with
-    HfApi.upload_folder; returns the commit's URL. The token is huggingface_hub's (HF_TOKEN or `hf auth login`)."""
-    try:
-        from huggingface_hub import HfApi
-        from huggingface_hub.errors import HfHubHTTPError
-    except ImportError as exc:
-        raise DCGANError(f"dcgan push: {INSTALL_HINT}") from exc
-    if offline():
-        raise DCGANError("dcgan push: HF_HUB_OFFLINE is set and an upload needs the network; "
-                         "--dry-run --out DIR writes the folder that would be uploaded")
-    with tempfile.TemporaryDirectory(prefix="dcgan-push-") as tmp:
-        folder = Path(tmp) / "upload"
-        names = write_push_folder(checkpoint, folder, repo_id)
-        api = HfApi()
-        try:
-            api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-            commit = api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="model",
-                                       commit_message=f"dcgan push: {', '.join(names)}")
-        except HfHubHTTPError as exc:
-            raise DCGANError(f"dcgan push {repo_id}: the Hub refused the upload ({exc}); is your token "
-                             f"(HF_TOKEN or `hf auth login`) allowed to write there?") from exc
-    log.info("pushed %s to %s", ", ".join(names), repo_id)
-    return str(getattr(commit, "commit_url", commit))

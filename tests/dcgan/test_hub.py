@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("huggingface_hub")
 from huggingface_hub import ModelCard  # noqa: E402
 
-from dcgan import hub  # noqa: E402
+from dcgan import directions, hub, hub_push, rundir  # noqa: E402
 from dcgan.checkpoints import GENERATOR_FILE, load_generator  # noqa: E402
 from dcgan.cli import main  # noqa: E402
 from dcgan.errors import CheckpointError  # noqa: E402
@@ -40,6 +40,10 @@ def add_snapshot(cache: Path, repo_id: str, commit: str, files: dict[str, Path],
     for ref in refs:
         (repo / "refs" / ref).write_text(commit)
     return snapshot
+
+
+def test_hub_file_names_are_the_libraries_own():
+    assert {GENERATOR_FILE, directions.DIRECTIONS_FILE, rundir.CONFIG_FILE} <= set(hub.HUB_FILES) and hub.GENERATOR_FILE == GENERATOR_FILE
 
 
 def folder_files(folder: Path) -> dict[str, Path]:
@@ -132,7 +136,7 @@ def test_push_dry_run_writes_the_upload_folder_with_hub_front_matter(tmp_path):
     card = ModelCard.load(out / "README.md")
     data = card.data.to_dict()
     assert data["library_name"] == "dcgan-explorer" and data["pipeline_tag"] == "unconditional-image-generation"
-    assert set(hub.HUB_TAGS) <= set(data["tags"])
+    assert set(hub_push.HUB_TAGS) <= set(data["tags"])
     assert data["datasets"] == ["ylecun/mnist"] and data["license"] == "cc-by-sa-3.0"
     assert data["arch"] == "dcgan" and data["step"] == 22000  # the shipped card's own keys are kept
     original = ModelCard.load(MNIST / "README.md").text
@@ -144,7 +148,7 @@ def test_push_dry_run_of_a_run_dir(tiny_ckpt, tmp_path):
     shutil.copytree(tiny_ckpt, run)
     (run / hub.DISCRIMINATOR_FILE).write_bytes(b"stand-in")  # pushed when a checkpoint has one
     out = tmp_path / "upload"
-    hub.write_push_folder(run, out, "user/tiny")
+    hub_push.write_push_folder(run, out, "user/tiny")
     assert set(folder_files(out)) == {"generator.safetensors", "discriminator.safetensors", "config.json", "samples.png", "README.md"}
     assert not (out / "state.pt").exists() and not (out / "samples").exists()  # no pickles, no training state
     G, meta = load_generator(run)
@@ -159,7 +163,7 @@ def test_push_dry_run_of_a_run_dir(tiny_ckpt, tmp_path):
 
 def test_pushed_folder_loads_back_through_the_hub_cache(tmp_path, monkeypatch):
     out = tmp_path / "upload"
-    hub.write_push_folder(MNIST, out, "user/roundtrip")
+    hub_push.write_push_folder(MNIST, out, "user/roundtrip")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     add_snapshot(tmp_path / "cache", "user/roundtrip", MAIN_COMMIT, folder_files(out))
@@ -199,8 +203,8 @@ def test_push_uploads_the_dry_run_folder(tmp_path, monkeypatch):
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
-    assert hub.push(MNIST, "user/dcgan-mnist", private=True).endswith("/commit/0")
-    hub.write_push_folder(MNIST, tmp_path / "dry", "user/dcgan-mnist")
+    assert hub_push.push(MNIST, "user/dcgan-mnist", private=True).endswith("/commit/0")
+    hub_push.write_push_folder(MNIST, tmp_path / "dry", "user/dcgan-mnist")
     (create, repo, options), (upload, repo_again, uploaded) = calls
     assert create == "create_repo" and options["private"] is True and options["exist_ok"] is True and repo == "user/dcgan-mnist"
     assert upload == "upload_folder" and uploaded == {n: p.read_bytes() for n, p in folder_files(tmp_path / "dry").items()}
