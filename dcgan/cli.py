@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nrow", type=int, default=None, help="images per grid row [default: ~square]")
     p.add_argument("--out", default="samples.png", help="grid .png, or .npy for uint8 N x H x W x C")
     p.set_defaults(func=cmd_sample)
-    p = sub.add_parser("export", help="state.pt -> generator.safetensors, or a generator -> ONNX",
+    p = sub.add_parser("export", help="state.pt -> generator.safetensors (or --onnx FILE)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_dir", help="run directory holding state.pt (with --onnx: any generator checkpoint, also hf://user/repo)")
     p.add_argument("--out", default=None, help="output .safetensors [default: RUN_DIR/generator.safetensors]")
