@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoints import GENERATOR_FILE, load_generator, resolve_generator_path
+from .config import ModelConfig
 from .errors import DCGANError
 from .hub import CARD_FILE, HUB_FILES, INSTALL_HINT, SAMPLES_FILE, local_checkpoint, offline, valid_repo_id
 
@@ -22,6 +23,7 @@ LIBRARY_NAME = "dcgan-explorer"
 DATASET_REPOS = {"mnist": "ylecun/mnist", "fashion-mnist": "zalando-datasets/fashion_mnist", "cifar10": "uoft-cs/cifar10",
                  "celeba": "huggan/CelebA-faces-with-attributes"}  # the Hub's copies (celeba: the HugGAN sprint's)
 DATASET_LICENSES = {"mnist": "cc-by-sa-3.0", "fashion-mnist": "mit"}  # weights follow their data's terms; others: "other"
+
 
 def _source_files(checkpoint: Path) -> dict[str, Path]:
     """{name in the repo: local file} of a checkpoint folder (or a loose generator file) among HUB_FILES."""
@@ -38,11 +40,13 @@ def _source_files(checkpoint: Path) -> dict[str, Path]:
     return files
 
 
-def model_card(text: str, info: dict[str, Any], model: Any, repo_id: str) -> str:
+def model_card(text: str, info: dict[str, Any], model: ModelConfig, repo_id: str) -> str:
     """The card ``text`` (an existing README.md, or "" for a generated one) with the Hub's front matter added:
     library_name, tags, datasets, license and pipeline_tag; keys it already has are kept."""
-    from huggingface_hub import ModelCard
-
+    try:
+        from huggingface_hub import ModelCard
+    except ImportError as exc:
+        raise DCGANError(f"dcgan push: {INSTALL_HINT}") from exc
     dataset = info.get("dataset")
     if not text.strip():
         title = f"DCGAN generator: {dataset or 'unknown data'}, {model.image_size}x{model.image_size}"
@@ -71,11 +75,11 @@ def write_push_folder(checkpoint: Path | str, out_dir: Path | str, repo_id: str)
     """
     if not valid_repo_id(repo_id):
         raise DCGANError(f"{repo_id!r}: not a Hub repo id; write user/repo (letters, digits, '-', '_', '.')")
-    checkpoint, out_dir = local_checkpoint(checkpoint), Path(out_dir)
-    files = _source_files(checkpoint)
-    G, meta = load_generator(files[GENERATOR_FILE])
+    out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise DCGANError(f"{out_dir}: not an empty folder; the upload folder must hold only what is uploaded")
+    files = _source_files(local_checkpoint(checkpoint))
+    G, meta = load_generator(files[GENERATOR_FILE])
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, source in files.items():
         if name != CARD_FILE:
@@ -115,5 +119,8 @@ def push(checkpoint: Path | str, repo_id: str, *, private: bool = False) -> str:
         except HfHubHTTPError as exc:
             raise DCGANError(f"dcgan push {repo_id}: the Hub refused the upload ({exc}); is your token "
                              f"(HF_TOKEN or `hf auth login`) allowed to write there?") from exc
+        except Exception as exc:  # the HTTP client's connection and timeout errors: all mean nothing was uploaded
+            raise DCGANError(f"dcgan push {repo_id}: the upload failed ({type(exc).__name__}: {exc}); "
+                             f"check the network and try again") from exc
     log.info("pushed %s to %s", ", ".join(names), repo_id)
     return str(getattr(commit, "commit_url", commit))

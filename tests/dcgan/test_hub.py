@@ -14,7 +14,7 @@ from huggingface_hub import ModelCard  # noqa: E402
 from dcgan import directions, hub, hub_push, rundir  # noqa: E402
 from dcgan.checkpoints import GENERATOR_FILE, load_generator  # noqa: E402
 from dcgan.cli import main  # noqa: E402
-from dcgan.errors import CheckpointError  # noqa: E402
+from dcgan.errors import CheckpointError, DCGANError  # noqa: E402
 from dcgan.images import make_grid  # noqa: E402
 from dcgan.latent import latents_from_seeds  # noqa: E402
 
@@ -214,3 +214,16 @@ def test_push_offline_is_refused(monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["push", str(MNIST), "user/x"]) == 2
     assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
+
+
+def test_a_failed_upload_is_a_clear_error(monkeypatch):
+    import huggingface_hub
+
+    class UnreachableApi:
+        def create_repo(self, repo_id, **kwargs):
+            raise ConnectionError("connection refused")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "HfApi", UnreachableApi)
+    with pytest.raises(DCGANError, match="upload failed .ConnectionError: connection refused.; check the network"):
+        hub_push.push(MNIST, "user/dcgan-mnist")
