@@ -8,6 +8,10 @@ Examples:
   dcgan sample runs/mnist --seeds 0-63 --out grid.png
   dcgan sample checkpoints/celeba-64 --seeds 3,7,42 --out faces.npy
   dcgan export runs/mnist --out mnist.safetensors --fp16
+  dcgan export checkpoints/mnist --onnx mnist.onnx
+  dcgan push checkpoints/mnist user/dcgan-mnist --dry-run --out hub-folder
+  dcgan sample hf://user/dcgan-mnist --seeds 0-63 --out grid.png
+  dcgan train --dataset mnist --max-steps 2000 --tensorboard --out runs/mnist-tb
   dcgan directions runs/celeba --k 10 --n 5000
   dcgan eval runs/mnist --n 10000 --json mnist-eval.json
   torchrun --nproc_per_node=2 -m dcgan train --dataset cifar10 --data-root data --image-size 32
@@ -96,6 +100,9 @@ def _add_train_parser(sub) -> None:
                    help="also keep every checkpoint's generator as RUN_DIR/generators/step-NNNNNNN.safetensors, "
                         "to score them with dcgan eval and ship the best (may be set on --resume)")
     p.add_argument("--eval-every", type=int, metavar="N", default=t.eval_every, help="steps between quality metrics (0: off)")
+    p.add_argument("--tensorboard", metavar="DIR", nargs="?", const="", default=None,
+                   help="also write TensorBoard events (the logged scalars, quality metrics, preview grids) to DIR "
+                        "[default without DIR: RUN_DIR/tensorboard; needs the tensorboard extra]")
     p.add_argument("--config", metavar="FILE", default=None,
                    help="take every model, data and training option from this RunConfig JSON (a run's config.json; unknown keys are "
                         "refused); only --out and --dry-run may be given beside it")
@@ -118,7 +125,7 @@ def _train_config(args) -> RunConfig:
 
 RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from",
                     "keep_generators", "augment", "flip")  # how long, how it ends, what it keeps and sees
-BESIDE_CONFIG = ("config", "out", "dry_run", "verbose")  # the flags --config leaves meaningful
+BESIDE_CONFIG = ("config", "out", "dry_run", "verbose", "tensorboard")  # the flags --config leaves meaningful
 
 
 def _config_file(args) -> RunConfig:
@@ -150,7 +157,8 @@ def cmd_train(args) -> int:
     if not args.resume and (run_dir / checkpoints.STATE_FILE).exists():
         raise DCGANError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it or pick another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = fit(cfg, run_dir, resume=bool(args.resume))
+    tensorboard_dir = None if args.tensorboard is None else Path(args.tensorboard or run_dir / "tensorboard")
+    record = fit(cfg, run_dir, resume=bool(args.resume), tensorboard_dir=tensorboard_dir)
     if int(os.environ.get("RANK", 0)) == 0:
         print(f"{run_dir}: step {record.get('step')}, {record.get('images_seen')} images seen, {record.get('img_per_s')} img/s")
     return 0
@@ -203,6 +211,8 @@ def cmd_sample(args) -> int:
 def cmd_export(args) -> int:
     from .trainer import generator_from_state, images_seen
 
+    if args.onnx:
+        return _export_onnx(args)
     state = checkpoints.load_state(Path(args.run_dir))
     G, cfg = generator_from_state(state, raw=args.raw)
     out = Path(args.out) if args.out else Path(args.run_dir) / checkpoints.GENERATOR_FILE
@@ -213,9 +223,43 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _export_onnx(args) -> int:
+    from .hub import local_checkpoint
+    from .onnx_export import CHECK_SEEDS, OPSET, TOLERANCE, export_checked
+
+    given = [flag for flag, value in (("--out", args.out), ("--fp16", args.fp16), ("--raw", args.raw)) if value]
+    if given:
+        raise DCGANError(f"--onnx writes the checkpoint's generator.safetensors as float32 ONNX; drop {', '.join(given)}")
+    G, meta = checkpoints.load_generator(local_checkpoint(args.run_dir))
+    for name in ("onnxscript", "onnx_ir"):  # the exporter's optimiser logs every pass at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
+    error = export_checked(G, args.onnx, z_dim=meta.model.z_dim, metadata={"model": dataclasses.asdict(meta.model), "info": meta.info})
+    m = meta.model
+    print(f"{args.onnx}: ONNX (opset {OPSET}) generator of {meta.path}, input z [N, {m.z_dim}], output x [N, {m.channels}, "
+          f"{m.image_size}, {m.image_size}] in [-1, 1]; onnxruntime matches torch to {error:.1e} "
+          f"(limit {TOLERANCE:g}) on seeds {CHECK_SEEDS.start}-{CHECK_SEEDS.stop - 1}")
+    return 0
+
+
+def cmd_push(args) -> int:
+    from .hub_push import push, write_push_folder
+
+    if args.dry_run != bool(args.out):
+        raise DCGANError("--dry-run writes the upload folder to --out DIR instead of uploading: give both or neither")
+    if args.dry_run:
+        names = write_push_folder(args.checkpoint, Path(args.out), args.repo_id)
+        print(f"{args.out}: {', '.join(names)} (what `dcgan push` would upload to {args.repo_id}; nothing was uploaded)")
+        return 0
+    print(f"{args.repo_id}: pushed, {push(args.checkpoint, args.repo_id, private=args.private)}")
+    return 0
+
+
 def cmd_directions(args) -> int:
     from .directions import compute_directions, directions_path, generator_fingerprint, save_directions
+    from .hub import is_hub_url
 
+    if is_hub_url(args.checkpoint) and not args.out:
+        raise DCGANError(f"{args.checkpoint}: give --out FILE (directions are not written into the Hugging Face cache)")
     G, meta = checkpoints.load_generator(args.checkpoint)
     directions = compute_directions(G, meta, k=args.k, n=args.n, labelled=not args.no_classifier)
     out = Path(args.out) if args.out else directions_path(args.checkpoint)
@@ -229,8 +273,10 @@ def cmd_directions(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from .hub import local_checkpoint
     from .metrics import evaluate
 
+    args.checkpoint = local_checkpoint(args.checkpoint)  # --arithmetic finds (or writes) the directions beside it
     G, meta = checkpoints.load_generator(args.checkpoint)
     dataset = args.dataset or meta.info.get("dataset")
     if not dataset:
@@ -317,23 +363,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     p = sub.add_parser("sample", help="images for seeds", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Generate images for a seed list; seed N is torch.randn(z_dim) from torch.Generator().manual_seed(N).")
-    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+    p.add_argument("checkpoint", help="generator .safetensors file, run directory or hf://user/repo[@revision]")
     p.add_argument("--seeds", default="0-63", help="seed list such as 0-63 or 3,7,42")
     p.add_argument("--truncation", type=float, default=1.0, help="scale latents toward 0 (1: none)")
     p.add_argument("--nrow", type=int, default=None, help="images per grid row [default: ~square]")
     p.add_argument("--out", default="samples.png", help="grid .png, or .npy for uint8 N x H x W x C")
     p.set_defaults(func=cmd_sample)
-    p = sub.add_parser("export", help="state.pt -> generator.safetensors", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("run_dir", help="run directory holding state.pt")
+    p = sub.add_parser("export", help="state.pt -> generator.safetensors (or --onnx FILE)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", help="run directory holding state.pt (with --onnx: any generator checkpoint, also hf://user/repo)")
     p.add_argument("--out", default=None, help="output .safetensors [default: RUN_DIR/generator.safetensors]")
     p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     p.add_argument("--raw", action="store_true", help="export the raw G instead of its EMA")
+    p.add_argument("--onnx", metavar="FILE", default=None,
+                   help="write the generator as ONNX instead (input z [N, z_dim], dynamic batch, opset 18), checked against "
+                        "torch with onnxruntime on seeds 0-63; needs the onnx extra")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("push", help="upload a checkpoint to the Hugging Face Hub", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Upload a checkpoint folder (generator, discriminator and directions if present, metrics, samples, "
+                                   "config, and the model card with the Hub's front matter) with HfApi.upload_folder; the token is "
+                                   "huggingface_hub's (HF_TOKEN or `hf auth login`). Needs the hub extra.")
+    p.add_argument("checkpoint", help="checkpoint folder, run directory or generator .safetensors file")
+    p.add_argument("repo_id", help="Hub model repo, user/repo (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
+    p.add_argument("--dry-run", action="store_true", help="upload nothing; write the folder that would be uploaded to --out")
+    p.add_argument("--out", metavar="DIR", default=None, help="with --dry-run: the (new or empty) folder to write")
+    p.set_defaults(func=cmd_push)
     p = sub.add_parser("directions", help="latent directions for the explorer's sliders",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Compute SeFa, PCA and (with a classifier for the data set) labelled latent directions; "
                                    "write them beside the checkpoint.")
-    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+    p.add_argument("checkpoint", help="generator .safetensors file, run directory or hf://user/repo[@revision]")
     p.add_argument("--k", type=int, metavar="N", default=10, help="SeFa and PCA directions each (at most z_dim)")
     p.add_argument("--n", type=int, metavar="N", default=5000, help="latents sampled for PCA and labelled directions")
     p.add_argument("--no-classifier", action="store_true", help="SeFa and PCA only, even if a classifier exists")
@@ -343,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="quality metrics with their real-vs-real floor", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Classifier FID, KID, precision/recall, inception-style score and class/attribute rates of "
                                    "generated samples, each beside the score of held-out real images (the floor).")
-    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+    p.add_argument("checkpoint", help="generator .safetensors file, run directory or hf://user/repo[@revision]")
     p.add_argument("--n", type=int, metavar="N", default=10000, help="samples to generate (seeds SEED..SEED+N-1)")
     p.add_argument("--seed", type=int, default=0, help="first latent seed")
     p.add_argument("--dataset", choices=CLASSIFIER_DATASETS, default=None, help="data set to compare with [default: the checkpoint's]")

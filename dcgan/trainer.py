@@ -389,29 +389,38 @@ def _evaluate_ema(gan: GAN, cfg: RunConfig, classifier: nn.Module, step: int) ->
 
 
 def fit(cfg: RunConfig, run_dir: Path, *, resume: bool = False, on_log: Callable[[dict[str, Any]], None] | None = None,
-        progress: bool = True) -> dict[str, Any]:
-    """Train until a stopping rule or SIGTERM/SIGINT; rank 0 writes the run directory. Returns the last metrics record."""
+        progress: bool = True, tensorboard_dir: Path | str | None = None) -> dict[str, Any]:
+    """Train until a stopping rule or SIGTERM/SIGINT; rank 0 writes the run directory (and TensorBoard events to
+    ``tensorboard_dir`` if given). Returns the last metrics record."""
     run_dir = Path(run_dir)
     is_main = int(os.environ.get("RANK", 0)) == 0
     started = {"pid": os.getpid(), "started": time.time(), "resumed": resume}
+    board = None
+    if is_main and tensorboard_dir is not None:
+        from .tensorboard_log import TensorBoardLog
+
+        board = TensorBoardLog(tensorboard_dir)  # refuses a missing tensorboard package before training starts
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         rundir.write_status(run_dir, state="running", **started)
     try:
         with stop_on_signals() as stop_request:
-            record = _train(cfg, run_dir, resume, on_log, progress, stop_request)
+            record = _train(cfg, run_dir, resume, on_log, progress, stop_request, board)
     except BaseException as exc:
         if is_main:
             with contextlib.suppress(OSError, DCGANError):  # on a full disk this write fails too; the error that matters is exc
                 rundir.write_status(run_dir, state="failed", error=f"{type(exc).__name__}: {exc}", ended=time.time(), **started)
         raise
+    finally:
+        if board is not None:
+            board.close()
     if is_main:
         rundir.write_status(run_dir, state="stopped" if stop_request["stop"] else "finished", step=record.get("step"),
                             ended=time.time(), **started)
     return record
 
 
-def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, stop_request: dict[str, bool]) -> dict[str, Any]:
+def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, stop_request: dict[str, bool], board) -> dict[str, Any]:
     run_dir = Path(run_dir)
     hw = setup_hardware(cfg)
     is_main = hw.rank == 0
@@ -425,6 +434,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
     gens = (z_gen, aug_gen)
     fixed_z = latents_from_seeds(list(range(cfg.train.num_fixed)), cfg.model.z_dim).to(hw.device)
     step = _load_checkpoint(gan, load_state(run_dir / STATE_FILE), gens, hw) if resume else 0
+    if board is not None:
+        board.start(step)
     flip = flips(cfg)
     policy = parse_augment(cfg.train.augment)
     augment = (lambda x: diff_augment(x, policy, aug_gen).contiguous(memory_format=hw.memory_format)) if policy else None
@@ -490,6 +501,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
                 record["warnings"] = warnings
             if is_main:
                 rundir.append_jsonl(metrics_path, record)
+                if board is not None:
+                    board.record(record)
                 if bar is None or bar.disable:  # no live bar (a log file, a subprocess): say it in the log instead
                     log.info("step %d epoch %.2f lossD %.3f lossG %.3f D(x) %.3f D(G(z)) %.3f %.0f img/s%s", step, record["epoch"],
                              *stats[:4], record["img_per_s"], "".join(f" WARNING: {w}" for w in warnings))
@@ -501,13 +514,18 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
             stats_sum.zero_()
             window_start, window_steps = time.monotonic(), 0
         if is_main and (step % cfg.train.sample_every == 0 or stopping):
-            save_png(make_grid(preview(gan.G_ema, fixed_z)), rundir.sample_path(run_dir, step))
+            grid = make_grid(preview(gan.G_ema, fixed_z))
+            save_png(grid, rundir.sample_path(run_dir, step))
+            if board is not None:
+                board.preview(step, grid)
         if is_main and (step % cfg.train.checkpoint_every == 0 or stopping):
             seen = images_seen(step, cfg.train.batch_size, hw.world_size)
             save_checkpoint(gan, cfg, run_dir, step, gens, hw, {**info, "images_seen": seen})
         if classifier is not None and step % cfg.train.eval_every == 0:
             eval_record = _evaluate_ema(gan, cfg, classifier, step)
             rundir.append_jsonl(metrics_path, eval_record)
+            if board is not None:
+                board.record(eval_record)
             if bar is not None and "warnings" in eval_record:
                 bar.set_postfix_str("; ".join(eval_record["warnings"]))
     if bar is not None:
