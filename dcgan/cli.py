@@ -12,6 +12,10 @@ Examples:
   dcgan nearest checkpoints/mnist --seed 7 --data-root ../shared/data --out row.png
   dcgan directions checkpoints/celeba-64 --list
   dcgan export runs/mnist --out mnist.safetensors --fp16
+  dcgan export checkpoints/mnist --onnx mnist.onnx
+  dcgan push checkpoints/mnist user/dcgan-mnist --dry-run --out hub-folder
+  dcgan sample hf://user/dcgan-mnist --seeds 0-63 --out grid.png
+  dcgan train --dataset mnist --max-steps 2000 --tensorboard --out runs/mnist-tb
   dcgan eval runs/mnist --n 10000 --json mnist-eval.json
   torchrun --nproc_per_node=2 -m dcgan train --dataset cifar10 --data-root data --image-size 32
 
@@ -97,6 +101,9 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="also keep every checkpoint's generator as RUN_DIR/generators/step-NNNNNNN.safetensors, "
                         "to score them with dcgan eval and ship the best (may be set on --resume)")
     p.add_argument("--eval-every", type=int, metavar="N", default=t.eval_every, help="steps between quality metrics (0: off)")
+    p.add_argument("--tensorboard", metavar="DIR", nargs="?", const="", default=None,
+                   help="also write TensorBoard events (the logged scalars, quality metrics, preview grids) to DIR "
+                        "[default without DIR: RUN_DIR/tensorboard; needs the tensorboard extra]")
     p.add_argument("--config", metavar="FILE", default=None,
                    help="take every model, data and training option from this RunConfig JSON (a run's config.json; unknown keys are "
                         "refused); only --out and --dry-run may be given beside it")
@@ -124,7 +131,7 @@ def _train_config(args):
 
 RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from",
                     "keep_generators", "augment", "flip")  # how long, how it ends, what it keeps and sees
-BESIDE_CONFIG = ("config", "out", "dry_run", "verbose")  # the flags --config leaves meaningful
+BESIDE_CONFIG = ("config", "out", "dry_run", "verbose", "tensorboard")  # the flags --config leaves meaningful
 
 
 def _config_file(args):
@@ -159,7 +166,8 @@ def cmd_train(args) -> int:
     if not args.resume and (run_dir / checkpoints.STATE_FILE).exists():
         raise DCGANError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it or pick another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = fit(cfg, run_dir, resume=bool(args.resume))
+    tensorboard_dir = None if args.tensorboard is None else Path(args.tensorboard or run_dir / "tensorboard")
+    record = fit(cfg, run_dir, resume=bool(args.resume), tensorboard_dir=tensorboard_dir)
     if int(os.environ.get("RANK", 0)) == 0:
         print(f"{run_dir}: step {record.get('step')}, {record.get('images_seen')} images seen, {record.get('img_per_s')} img/s")
     return 0
@@ -197,6 +205,8 @@ def cmd_export(args) -> int:
     from . import checkpoints
     from .trainer import generator_from_state, images_seen
 
+    if args.onnx:
+        return _export_onnx(args)
     state = checkpoints.load_state(Path(args.run_dir))
     G, cfg = generator_from_state(state, raw=args.raw)
     out = Path(args.out) if args.out else Path(args.run_dir) / checkpoints.GENERATOR_FILE
@@ -207,10 +217,47 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _export_onnx(args) -> int:
+    import dataclasses
+
+    from .checkpoints import load_generator
+    from .hub import local_checkpoint
+    from .onnx_export import CHECK_SEEDS, OPSET, TOLERANCE, export_checked
+
+    given = [flag for flag, value in (("--out", args.out), ("--fp16", args.fp16), ("--raw", args.raw)) if value]
+    if given:
+        raise DCGANError(f"--onnx writes the checkpoint's generator.safetensors as float32 ONNX; drop {', '.join(given)}")
+    G, meta = load_generator(local_checkpoint(args.run_dir))
+    for name in ("onnxscript", "onnx_ir"):  # the exporter's optimiser logs every pass at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
+    error = export_checked(G, args.onnx, z_dim=meta.model.z_dim, metadata={"model": dataclasses.asdict(meta.model), "info": meta.info})
+    m = meta.model
+    print(f"{args.onnx}: ONNX (opset {OPSET}) generator of {meta.path}, input z [N, {m.z_dim}], output x [N, {m.channels}, "
+          f"{m.image_size}, {m.image_size}] in [-1, 1]; onnxruntime matches torch to {error:.1e} "
+          f"(limit {TOLERANCE:g}) on seeds {CHECK_SEEDS.start}-{CHECK_SEEDS.stop - 1}")
+    return 0
+
+
+def cmd_push(args) -> int:
+    from .hub_push import push, write_push_folder
+
+    if args.dry_run != bool(args.out):
+        raise DCGANError("--dry-run writes the upload folder to --out DIR instead of uploading: give both or neither")
+    if args.dry_run:
+        names = write_push_folder(args.checkpoint, Path(args.out), args.repo_id)
+        print(f"{args.out}: {', '.join(names)} (what `dcgan push` would upload to {args.repo_id}; nothing was uploaded)")
+        return 0
+    print(f"{args.repo_id}: pushed, {push(args.checkpoint, args.repo_id, private=args.private)}")
+    return 0
+
+
 def cmd_directions(args) -> int:
     from .checkpoints import load_generator
     from .directions import compute_directions, directions_path, generator_fingerprint, load_or_compute_directions, save_directions
+    from .hub import is_hub_url, local_checkpoint
 
+    if is_hub_url(args.checkpoint) and not args.out and not args.list:
+        raise DCGANError(f"{args.checkpoint}: give --out FILE (directions are not written into the Hugging Face cache)")
     if args.list:
         options = (("--k", args.k, 10), ("--n", args.n, 5000), ("--no-classifier", args.no_classifier, False), ("--out", args.out, None))
         given = [flag for flag, value, default in options if value != default]
@@ -219,8 +266,9 @@ def cmd_directions(args) -> int:
                              "when computing them (drop --list)")
     G, meta = load_generator(args.checkpoint)
     if args.list:  # the app's /directions: the file beside the checkpoint, computed there first if it is missing or stale
-        directions = load_or_compute_directions(args.checkpoint, G, meta)
-        out = directions_path(args.checkpoint)
+        local = local_checkpoint(args.checkpoint)
+        directions = load_or_compute_directions(local, G, meta)
+        out = directions_path(local)
     else:
         directions = compute_directions(G, meta, k=args.k, n=args.n, labelled=not args.no_classifier)
         out = Path(args.out) if args.out else directions_path(args.checkpoint)
@@ -236,8 +284,10 @@ def cmd_directions(args) -> int:
 def cmd_eval(args) -> int:
     from .checkpoints import load_generator
     from .classifiers import CLASSIFIER_DATASETS
+    from .hub import local_checkpoint
     from .metrics import evaluate
 
+    args.checkpoint = local_checkpoint(args.checkpoint)  # --arithmetic finds (or writes) the directions beside it
     G, meta = load_generator(args.checkpoint)
     dataset = args.dataset or meta.info.get("dataset")
     if not dataset:
@@ -318,17 +368,32 @@ def _edit_metrics(args, G, meta, classifier) -> dict[str, Any]:
 
 
 def _add_export_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", help="run directory holding state.pt")
+    p.add_argument("run_dir", help="run directory holding state.pt (with --onnx: any generator checkpoint, also hf://user/repo)")
     p.add_argument("--out", default=None, help="output .safetensors [default: RUN_DIR/generator.safetensors]")
     p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     p.add_argument("--raw", action="store_true", help="export the raw G instead of its EMA")
+    p.add_argument("--onnx", metavar="FILE", default=None,
+                   help="write the generator as ONNX instead (input z [N, z_dim], dynamic batch, opset 18), checked against "
+                        "torch with onnxruntime on seeds 0-63; needs the onnx extra")
     p.set_defaults(func=cmd_export)
+
+
+def _add_push_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Upload a checkpoint folder (generator, discriminator and directions if present, metrics, samples, config, and "
+                     "the model card with the Hub's front matter) with HfApi.upload_folder; the token is huggingface_hub's "
+                     "(HF_TOKEN or `hf auth login`). Needs the hub extra.")
+    p.add_argument("checkpoint", help="checkpoint folder, run directory or generator .safetensors file")
+    p.add_argument("repo_id", help="Hub model repo, user/repo (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
+    p.add_argument("--dry-run", action="store_true", help="upload nothing; write the folder that would be uploaded to --out")
+    p.add_argument("--out", metavar="DIR", default=None, help="with --dry-run: the (new or empty) folder to write")
+    p.set_defaults(func=cmd_push)
 
 
 def _add_directions_arguments(p: argparse.ArgumentParser) -> None:
     p.description = ("Compute SeFa, PCA and (with a classifier for the data set) labelled latent directions and write them beside "
                      "the checkpoint; or, with --list, show the ones the app and `dcgan edit` use.")
-    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+    p.add_argument("checkpoint", help="generator .safetensors file, run directory or hf://user/repo[@revision]")
     p.add_argument("--list", action="store_true",
                    help="list the directions beside the checkpoint (the app's /directions; computed and saved first if missing)")
     p.add_argument("--k", type=int, metavar="N", default=10, help="SeFa and PCA directions each (at most z_dim)")
@@ -345,7 +410,7 @@ def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
     p.description = ("Classifier FID, KID, precision/recall, inception-style score and class/attribute rates of generated samples, "
                      "each beside the score of held-out real images (the floor).")
-    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+    p.add_argument("checkpoint", help="generator .safetensors file, run directory or hf://user/repo[@revision]")
     p.add_argument("--n", type=int, metavar="N", default=10000, help="samples to generate (seeds SEED..SEED+N-1)")
     p.add_argument("--seed", type=int, default=0, help="first latent seed")
     p.add_argument("--dataset", choices=CLASSIFIER_DATASETS, default=None, help="data set to compare with [default: the checkpoint's]")
@@ -377,7 +442,8 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "interpolate": ("a walk through keyframe seeds, GIF or MP4 (as /interpolate)", cli_images.add_interpolate_arguments),
     "nearest": ("training images nearest to a seed's sample (as /nearest)", cli_images.add_nearest_arguments),
     "directions": ("compute latent directions, or --list them (as /directions)", _add_directions_arguments),
-    "export": ("state.pt -> generator.safetensors", _add_export_arguments),
+    "export": ("state.pt -> generator.safetensors (or --onnx FILE)", _add_export_arguments),
+    "push": ("upload a checkpoint to the Hugging Face Hub", _add_push_arguments),
     "eval": ("quality metrics with their real-vs-real floor", _add_eval_arguments),
 }
 

@@ -20,11 +20,21 @@ SAMPLE_KINDS = {".png": "grid", ".npy": "npy", ".zip": "zip"}  # --out suffix ->
 
 
 def _checkpoint_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+    p.add_argument("checkpoint", help="generator .safetensors file, run directory or hf://user/repo[@revision]")
 
 
 def _truncation_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--truncation", type=float, metavar="PSI", default=1.0, help="scale latents toward 0 by PSI in [0, 1] (1: none)")
+
+
+def _load(checkpoint: str, device: str = "cpu"):
+    """(local checkpoint path, G in eval mode, its GeneratorInfo); an hf:// URL is fetched into the Hub cache first."""
+    from .checkpoints import load_generator
+    from .hub import local_checkpoint
+
+    path = local_checkpoint(checkpoint)
+    G, meta = load_generator(path, device=device)
+    return path, G, meta
 
 
 def _latents(seeds: list[int], z_dim: int, psi: float):
@@ -156,7 +166,6 @@ def cmd_sample(args) -> int:
     from tqdm import tqdm
 
     from .actions import render, render_float
-    from .checkpoints import load_generator
     from .images import make_grid, save_png
     from .latent import MAX_SEEDS, seed_ranges
 
@@ -170,7 +179,7 @@ def cmd_sample(args) -> int:
                          f"(--out {stem}.npy), streamed in batches")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size}: give at least 1")
-    G, meta = load_generator(args.checkpoint, device=_device(args.device))
+    _, G, meta = _load(args.checkpoint, _device(args.device))
     z_dim, size, channels = meta.model.z_dim, meta.model.image_size, meta.model.channels
     if kind == "grid":
         x = render_float(G, _latents([s for r in ranges for s in r], z_dim, psi))
@@ -226,12 +235,11 @@ def _amounts(pairs: list[str]) -> dict[str, float]:
 
 def cmd_edit(args) -> int:
     from .actions import edit_latent, render, squeeze
-    from .checkpoints import load_generator
     from .directions import load_or_compute_directions
 
     amounts, psi = _amounts(args.amount), _check_truncation(args.truncation)
-    G, meta = load_generator(args.checkpoint)
-    directions = load_or_compute_directions(args.checkpoint, G, meta)
+    path, G, meta = _load(args.checkpoint)
+    directions = load_or_compute_directions(path, G, meta)
     z = edit_latent(_latents([args.seed], meta.model.z_dim, psi), directions, amounts, args.keep_fixed)
     _write_png(squeeze(render(G, z)[0]), Path(args.out))
     moved = ", ".join(f"{name} {amount:+g}" for name, amount in amounts.items()) or "nothing moved"
@@ -288,7 +296,6 @@ def _preset_groups(args, G, meta) -> list[list[int]]:
 
 def cmd_arithmetic(args) -> int:
     from .actions import arithmetic_images
-    from .checkpoints import load_generator
     from .latent import MAX_SEED, format_seeds, parse_seeds
 
     given = {g: getattr(args, g) for g in "abc" if getattr(args, g) is not None}
@@ -303,7 +310,7 @@ def cmd_arithmetic(args) -> int:
     psi = _check_truncation(args.truncation)
     if args.preset is None:
         groups = [parse_seeds(given[g]) for g in "abc"]
-    G, meta = load_generator(args.checkpoint)
+    _, G, meta = _load(args.checkpoint)
     if args.preset is not None:
         groups = _preset_groups(args, G, meta)
     za, zb, zc = (_latents(g, meta.model.z_dim, psi) for g in groups)
@@ -344,7 +351,6 @@ def cmd_interpolate(args) -> int:
     from tqdm import tqdm
 
     from .actions import count_frames, walk_frames
-    from .checkpoints import load_generator
     from .images import MP4_MIN_SIDE, Mp4Writer, write_gif
     from .latent import format_seeds, parse_seeds
 
@@ -359,7 +365,7 @@ def cmd_interpolate(args) -> int:
     if not FPS_RANGE[0] <= args.fps <= FPS_RANGE[1]:
         raise ConfigError(f"--fps {args.fps}: give a number from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
     psi = _check_truncation(args.truncation)
-    G, meta = load_generator(args.checkpoint)
+    _, G, meta = _load(args.checkpoint)
     size, total = meta.model.image_size, count_frames(len(seeds), args.frames, args.loop)
     scale = max(1, math.ceil(MP4_MIN_SIDE / size))
     video = Mp4Writer(out, (size, size), fps=args.fps, scale=scale) if out.suffix.lower() == ".mp4" else None
@@ -403,12 +409,11 @@ def add_nearest_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_nearest(args) -> int:
     from .actions import load_training_images, nearest_images
-    from .checkpoints import load_generator
 
     if args.k < 1:
         raise ConfigError(f"-k {args.k}: give at least 1 neighbour")
     psi = _check_truncation(args.truncation)
-    G, meta = load_generator(args.checkpoint)
+    _, G, meta = _load(args.checkpoint)
     dataset = args.dataset or (meta.info.get("dataset") if isinstance(meta.info, dict) else None)
     if not dataset:
         raise DCGANError(f"{meta.path}: its metadata names no data set; pass --dataset NAME")

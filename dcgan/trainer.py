@@ -66,6 +66,12 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
+def channels_last_pays(device: torch.device, bf16: bool) -> bool:
+    """Whether NHWC convolutions beat NCHW here: on every x86 CPU (oneDNN's NHWC kernels win in fp32 too: 1.2x on an
+    AVX2-only Zen 3, see bench/train_speed.py --ablate), and on CUDA with bf16 (tensor cores); not on MPS."""
+    return device.type == "cpu" or (device.type == "cuda" and bf16)
+
+
 def _resolve(setting: str, auto: bool) -> bool:
     return auto if setting == "auto" else setting == "on"
 
@@ -97,7 +103,7 @@ def setup_hardware(cfg: RunConfig) -> Hardware:
         if device.type == "cuda":
             torch.cuda.set_device(device)
     bf16 = _resolve(cfg.train.bf16, bf16_supported(device))
-    return Hardware(device, bf16, _resolve(cfg.train.channels_last, bf16 and device.type in ("cpu", "cuda")), rank, world)
+    return Hardware(device, bf16, _resolve(cfg.train.channels_last, channels_last_pays(device, bf16)), rank, world)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -387,29 +393,38 @@ def _evaluate_ema(gan: GAN, cfg: RunConfig, classifier: nn.Module, step: int) ->
 
 
 def fit(cfg: RunConfig, run_dir: Path, *, resume: bool = False, on_log: Callable[[dict[str, Any]], None] | None = None,
-        progress: bool = True) -> dict[str, Any]:
-    """Train until a stopping rule or SIGTERM/SIGINT; rank 0 writes the run directory. Returns the last metrics record."""
+        progress: bool = True, tensorboard_dir: Path | str | None = None) -> dict[str, Any]:
+    """Train until a stopping rule or SIGTERM/SIGINT; rank 0 writes the run directory (and TensorBoard events to
+    ``tensorboard_dir`` if given). Returns the last metrics record."""
     run_dir = Path(run_dir)
     is_main = int(os.environ.get("RANK", 0)) == 0
     started = {"pid": os.getpid(), "started": time.time(), "resumed": resume}
+    board = None
+    if is_main and tensorboard_dir is not None:
+        from .tensorboard_log import TensorBoardLog
+
+        board = TensorBoardLog(tensorboard_dir)  # refuses a missing tensorboard package before training starts
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         rundir.write_status(run_dir, state="running", **started)
     try:
         with stop_on_signals() as stop_request:
-            record = _train(cfg, run_dir, resume, on_log, progress, stop_request)
+            record = _train(cfg, run_dir, resume, on_log, progress, stop_request, board)
     except BaseException as exc:
         if is_main:
             with contextlib.suppress(OSError, DCGANError):  # on a full disk this write fails too; the error that matters is exc
                 rundir.write_status(run_dir, state="failed", error=f"{type(exc).__name__}: {exc}", ended=time.time(), **started)
         raise
+    finally:
+        if board is not None:
+            board.close()
     if is_main:
         rundir.write_status(run_dir, state="stopped" if stop_request["stop"] else "finished", step=record.get("step"),
                             ended=time.time(), **started)
     return record
 
 
-def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, stop_request: dict[str, bool]) -> dict[str, Any]:
+def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, stop_request: dict[str, bool], board) -> dict[str, Any]:
     run_dir = Path(run_dir)
     hw = setup_hardware(cfg)
     is_main = hw.rank == 0
@@ -423,6 +438,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
     gens = (z_gen, aug_gen)
     fixed_z = latents_from_seeds(list(range(cfg.train.num_fixed)), cfg.model.z_dim).to(hw.device)
     step = _load_checkpoint(gan, load_state(run_dir / STATE_FILE), gens, hw) if resume else 0
+    if board is not None:
+        board.start(step)
     flip = flips(cfg)
     policy = parse_augment(cfg.train.augment)
     augment = (lambda x: diff_augment(x, policy, aug_gen).contiguous(memory_format=hw.memory_format)) if policy else None
@@ -489,6 +506,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
                 record["warnings"] = warnings
             if is_main:
                 rundir.append_jsonl(metrics_path, record)
+                if board is not None:
+                    board.record(record)
                 if bar is None or not bar.live:  # no live bar (a log file, a subprocess): say it in the log instead
                     log.info("step %d epoch %.2f lossD %.3f lossG %.3f D(x) %.3f D(G(z)) %.3f %.0f img/s%s", step, record["epoch"],
                              *stats[:4], record["img_per_s"], "".join(f" WARNING: {w}" for w in warnings))
@@ -499,7 +518,10 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
             stats_sum.zero_()
             window_start, window_steps = time.monotonic(), 0
         if is_main and (step % cfg.train.sample_every == 0 or stopping):
-            save_png(make_grid(preview(gan.G_ema, fixed_z)), rundir.sample_path(run_dir, step))
+            grid = make_grid(preview(gan.G_ema, fixed_z))
+            save_png(grid, rundir.sample_path(run_dir, step))
+            if board is not None:
+                board.preview(step, grid)
         if is_main and (step % cfg.train.checkpoint_every == 0 or stopping):
             seen = images_seen(step, cfg.train.batch_size, hw.world_size)
             started_saving = time.monotonic()
@@ -512,6 +534,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
                 bar.phase("evaluating…")
             eval_record = _evaluate_ema(gan, cfg, classifier, step)
             rundir.append_jsonl(metrics_path, eval_record)
+            if board is not None:
+                board.record(eval_record)
             if bar is not None:
                 bar.phase("")
                 if "warnings" in eval_record:
