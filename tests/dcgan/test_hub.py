@@ -103,6 +103,17 @@ def test_cli_sample_from_the_hub_matches_the_local_checkpoint(hub_cache, tmp_pat
     assert np.array_equal(np.load(tmp_path / "hub.npy"), np.load(tmp_path / "local.npy"))
 
 
+def test_cli_edit_and_directions_list_read_the_hub_snapshot(hub_cache, tmp_path, capsys):
+    """The verbs that use the directions file find it in the snapshot, as beside a local checkpoint."""
+    argv = ["--seed", "3", "--amount", "digit-3=2", "--keep-fixed", "digit-8"]
+    assert main(["edit", "hf://user/mnist", *argv, "--out", str(tmp_path / "hub.png")]) == 0
+    assert main(["edit", str(MNIST), *argv, "--out", str(tmp_path / "local.png")]) == 0
+    assert (tmp_path / "hub.png").read_bytes() == (tmp_path / "local.png").read_bytes()
+    capsys.readouterr()
+    assert main(["directions", "hf://user/mnist", "--list"]) == 0
+    assert "digit-8" in capsys.readouterr().out
+
+
 def test_cli_refuses_to_write_directions_into_the_cache(hub_cache, capsys):
     assert main(["directions", "hf://user/mnist"]) == 2
     assert "give --out" in capsys.readouterr().err
