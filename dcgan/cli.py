@@ -88,7 +88,7 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--bf16", choices=("auto", "on", "off"), default=t.bf16, help="bf16 autocast (auto: on CUDA and AVX512-BF16 CPUs)")
     p.add_argument("--channels-last", choices=("auto", "on", "off"), default=t.channels_last,
-                   help="channels_last memory format (auto: with bf16)")
+                   help="channels_last memory format (auto: on CPUs, and on CUDA with bf16)")
     p.add_argument("--compile", action="store_true", help="torch.compile G and D")
     # outputs
     p.add_argument("--out", metavar="RUN_DIR", default=None, help="run directory [default: runs/NNNNN-<dataset>-<size>]")
