@@ -20,8 +20,9 @@ from typing import Any, Callable, Generic, TypeVar
 import numpy as np
 
 from dcgan import directions as dirs
+from dcgan.actions import data_configs_under
 from dcgan.config import DataConfig
-from dcgan.datasets import DATASETS, ImageData, build
+from dcgan.datasets import ImageData, build
 from dcgan.errors import ConfigError, DatasetError
 
 from .registry import CheckpointRegistry, LoadedModel
@@ -216,13 +217,7 @@ class Catalog:
             except (OSError, ValueError, AttributeError, ConfigError) as exc:
                 log.info("%s: unreadable (%s)", config_path, exc)
         if model.dataset:
-            spec = DATASETS.get(model.dataset)
-            for root in self.data_roots:
-                if spec and spec.is_present(root):  # laid out like ../shared/data: where DatasetSpec says, as the Train tab finds it
-                    folders = [spec.root_under(root)]
-                else:  # else the root itself, its folder of that name, and where DatasetSpec says it would live
-                    folders = [root, root / model.dataset] + ([spec.root_under(root)] if spec else [])
-                candidates += [DataConfig(dataset=model.dataset, root=str(folder)) for folder in folders]
+            candidates += data_configs_under(model.dataset, self.data_roots)
         unique: list[DataConfig] = []
         for c in candidates:
             if c not in unique:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from dcgan import rundir
+from dcgan.actions import PRESET_SEARCH
 from dcgan.checkpoints import GENERATOR_FILE, load_generator, load_state, save_generator
 from dcgan.config import RunConfig
 from dcgan.directions import compute_directions, directions_path, generator_fingerprint, save_directions, shipped_classifier
@@ -27,7 +28,6 @@ from dcgan.metrics import evaluate
 from dcgan.models import num_params
 from dcgan.ratings import load_or_rate_seeds
 from dcgan.trainer import flips, generator_from_state, images_seen
-from explorer.service import PRESET_SEARCH
 
 
 def cpu_name() -> str:
