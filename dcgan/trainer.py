@@ -444,6 +444,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
         bar = tqdm(total=stop_step, initial=step, unit="step", dynamic_ncols=True, disable=None)
     stats_sum = torch.zeros(len(STAT_NAMES), device=hw.device)
     window_start, window_steps, record = time.monotonic(), 0, {}
+    if is_main and step == 0:  # the untrained grid, at once: a watcher sees the run draw before the first sample_every steps
+        save_png(make_grid(preview(gan.G_ema, fixed_z)), rundir.sample_path(run_dir, 0))
     stopping = False
     while not stopping:
         idx, _ = _batch_indices(len(images), step, cfg.train.batch_size, hw, cfg.train.seed)
