@@ -17,7 +17,7 @@ from .test_browser import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, new_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TRAIN_TIMEOUT_MS = int(SLOW_TIMEOUT * 1000)  # a training step, a preview grid or a checkpoint on a slow CPU
-PLOTS = ("#train-losses", "#train-d-outputs")
+PLOTS = {"#train-losses": "loss D, loss G", "#train-d-outputs": "D(x), D(G(z))"}  # plot: its legend
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,11 @@ def test_train_watch_reload_stop_and_explore(train_app, page):
     expect(page.locator("#train-latest img"), "the step-0 grid").to_be_visible(timeout=TRAIN_TIMEOUT_MS)
     assert rundir.list_samples(manager.run_dir(name))[0][0] == 0
 
-    for plot in PLOTS:  # numbers as numbers: both axes linear, and one drawn line per series with several points
+    for plot, series in PLOTS.items():  # numbers as numbers: both axes linear, one drawn line per series, a legend naming them
+        expect(page.locator(f"{plot} [aria-label^='Symbol legend']"), f"{plot}'s legend").to_have_attribute(
+            "aria-label", re.compile(f"2 values: {re.escape(series)}$"), timeout=TRAIN_TIMEOUT_MS)
+        block, entry = page.locator(plot).bounding_box(), page.locator(f"{plot} .role-legend-entry text").last.bounding_box()
+        assert entry["y"] + entry["height"] <= block["y"] + block["height"], (plot, entry, block)  # the legend is not clipped
         for axis in ("X", "Y"):
             expect(page.locator(f"{plot} [aria-label^='{axis}-axis']"), f"{plot}'s {axis} axis").to_have_attribute(
                 "aria-label", re.compile("linear scale"), timeout=TRAIN_TIMEOUT_MS)

@@ -120,8 +120,9 @@ def train_tab(ctx: Context) -> None:
                 timelapse = gr.Image(label="Preview at that point", format="png", interactive=False, elem_classes=["pixelated"])
                 gif_file = gr.File(label="Time-lapse GIF")
                 with gr.Row():
-                    losses = gr.LinePlot(x="step", y="value", color="series", label="Losses", height=220, elem_id="train-losses")
-                    d_out = gr.LinePlot(x="step", y="value", color="series", label="D outputs", y_lim=[0, 1], height=220,
+                    # no height: with one, Gradio clips the legend naming the series
+                    losses = gr.LinePlot(x="step", y="value", color="series", label="Losses", y_title="loss", elem_id="train-losses")
+                    d_out = gr.LinePlot(x="step", y="value", color="series", label="D outputs", y_title="D output", y_lim=[0, 1],
                                         elem_id="train-d-outputs")
         timer = gr.Timer(POLL_SECONDS, active=False)
         samples = gr.State([])
@@ -158,7 +159,8 @@ def train_tab(ctx: Context) -> None:
                 service.refresh(ctx.catalog)  # the stopped or finished run is explorable right away, in this page's picker too
                 picker = gr.update(choices=service.picker_names(ctx.catalog, mine))
             grid = grid_copy(ctx.out, status["latest_grid"], name) if changed["grid"] else gr.skip()
-            plots = loss_frames(status) if changed["losses"] else (gr.skip(), gr.skip())
+            # no frame before the first loss: the plot fixes its legend (the series) from the first frame it draws
+            plots = (loss_frames(status) if status["losses"] else (None, None)) if changed["losses"] else (gr.skip(), gr.skip())
             paths = [p for _, p in status["samples"]]
             timeline = ((paths, gr.update(maximum=max(1, len(paths) - 1), value=max(0, len(paths) - 1)), grid)
                         if changed["samples"] or changed["grid"] else (gr.skip(),) * 3)
