@@ -10,7 +10,7 @@ import unicodedata
 import pytest
 
 from dcgan import rundir
-from tests.conftest import SHARED_DATA, SLOW_TIMEOUT, shared_data_or_skip
+from tests.conftest import SHARED_DATA, SLOW_TIMEOUT, shared_data_or_skip, wait_for
 
 from .conftest import free_port
 from .test_browser import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, new_page
@@ -65,6 +65,10 @@ def _start_tiny_run(page) -> None:
     page.locator("#train-start").click()  # a 10 minute budget: the run is still going when the test stops it
 
 
+def _shown_step(status) -> int:
+    return int(re.search(r"step (\d+)", status.inner_text()).group(1))
+
+
 def _no_symbols(text: str) -> bool:
     """No emoji or other pictographs (Unicode category So), which render as boxes without an emoji font."""
     return not any(unicodedata.category(ch) == "So" for ch in text)
@@ -101,6 +105,13 @@ def test_train_watch_reload_stop_and_explore(train_app, page):
                 "d", re.compile(r"^M[-\d.,]+L[-\d.,]+"), timeout=TRAIN_TIMEOUT_MS)
     assert not [m for m in console if "point scale" in m], console
     assert _no_symbols(status.inner_text())
+
+    position = page.get_by_label("number input for Time-lapse: preview number")  # look back at the first grid...
+    position.fill("0")
+    position.press("Tab")
+    shown = _shown_step(status)
+    wait_for(lambda: _shown_step(status) > shown + 10, "the status moving on by two more preview grids")
+    expect(position, "...and stay there while new grids arrive").to_have_value("0")
 
     page.reload()  # the Run dropdown is filled again and the run being trained is picked, so the watch resumes
     page.get_by_role("tab", name="Train").click()

@@ -147,7 +147,7 @@ def train_tab(ctx: Context) -> None:
             training_now = manager.running()
             return gr.update(choices=manager.list_runs(), value=training_now[-1] if training_now else None)
 
-        def poll(name, before, mine):
+        def poll(name, before, mine, index):
             if not name:
                 return [gr.skip()] * (len(poll_outputs) - 1) + [gr.Timer(active=False)]
             status = manager.status(name)
@@ -162,8 +162,13 @@ def train_tab(ctx: Context) -> None:
             # no frame before the first loss: the plot fixes its legend (the series) from the first frame it draws
             plots = (loss_frames(status) if status["losses"] else (None, None)) if changed["losses"] else (gr.skip(), gr.skip())
             paths = [p for _, p in status["samples"]]
-            timeline = ((paths, gr.update(maximum=max(1, len(paths) - 1), value=max(0, len(paths) - 1)), grid)
-                        if changed["samples"] or changed["grid"] else (gr.skip(),) * 3)
+            following = fresh or index is None or int(index) >= before.get("samples", 0) - 1  # the slider was at the newest grid
+            if not (changed["samples"] or changed["grid"]):
+                timeline = (gr.skip(),) * 3
+            elif following:
+                timeline = (paths, gr.update(maximum=max(1, len(paths) - 1), value=max(0, len(paths) - 1)), grid)
+            else:  # the user is looking back through the time-lapse: keep that picture, only let the slider reach further
+                timeline = (paths, gr.update(maximum=max(1, len(paths) - 1)), gr.skip())
             return (status_markdown(status), grid, *plots, *timeline, now, picker, gr.Timer(active=not now["done"]))
 
         def show_frame(paths, index, name):
@@ -179,13 +184,12 @@ def train_tab(ctx: Context) -> None:
                      concurrency_id=TRAINING_QUEUE, concurrency_limit=TRAINING_CONCURRENCY)
         dataset.change(lambda ds: gr.update(visible=ds == "folder"), dataset, folder, api_visibility="private", queue=False)
         start.click(guard(start_run), inputs, [run, timer], api_visibility="private")
-        stop.click(guard(stop_run), run, None, **light).then(guard(poll), [run, seen, ctx.header.session_models], poll_outputs,
-                                                              **light)
+        poll_inputs = [run, seen, ctx.header.session_models, frame]
+        stop.click(guard(stop_run), run, None, **light).then(guard(poll), poll_inputs, poll_outputs, **light)
         resume.click(guard(resume_run), [run, minutes], [run, timer], api_visibility="private")
         attach.click(guard(lambda path: started(manager.attach(path))), attach_path, [run, timer], api_visibility="private")
         ctx.demo.load(list_runs, None, run, **light)
-        gr.on([run.change, timer.tick], guard(poll), [run, seen, ctx.header.session_models], poll_outputs, trigger_mode="always_last",
-              **light)
+        gr.on([run.change, timer.tick], guard(poll), poll_inputs, poll_outputs, trigger_mode="always_last", **light)
         frame.input(guard(show_frame), [samples, frame, run], timelapse, api_visibility="private", show_progress="hidden",
                     trigger_mode="always_last", queue=False)
         gif_btn.click(guard(make_gif), run, gif_file, api_visibility="private")
