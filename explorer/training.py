@@ -27,8 +27,8 @@ from dcgan.checkpoints import GENERATOR_FILE, STATE_FILE
 from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from dcgan.datasets import DATASETS
 from dcgan.errors import ConfigError, DCGANError, brief
+from dcgan.images import write_gif
 
-from .outputs import write_gif
 from .validation import check_choice, check_float, check_int
 
 LOG_FILE = "train.log"
