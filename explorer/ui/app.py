@@ -96,7 +96,7 @@ def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_lim
         register_api(catalog, out, concurrency_limit=concurrency_limit, budget=budget)
         register_upload_api(uploads)
         if training is not None:
-            register_training_api(training, catalog)
+            register_training_api(training, catalog, out)
 
         def rescan(current: str | None, mine: list[str]) -> Any:
             service.refresh(catalog)
