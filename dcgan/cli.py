@@ -1,45 +1,52 @@
-"""The `dcgan` command: train, sample, export. Thin wrappers over the library; `main(argv) -> exit code`.
+"""The `dcgan` command: one verb per action, each a thin wrapper over the library; `main(argv) -> exit code`.
 
 Examples:
   dcgan train --dataset mnist --data-root ../shared/data --arch keras --max-minutes 30 --out runs/mnist
   dcgan train --dataset celeba --data-root ../shared/data/celeba10k --image-size 64 --epochs 25
   dcgan train --resume runs/mnist --max-steps 20000
-  dcgan train --config runs/mnist/config.json --out runs/mnist-again
   dcgan sample runs/mnist --seeds 0-63 --out grid.png
-  dcgan sample checkpoints/celeba-64 --seeds 3,7,42 --out faces.npy
+  dcgan sample checkpoints/celeba-64 --seeds 0-49999 --out faces.npy
+  dcgan edit checkpoints/celeba-64 --seed 42 --amount Smiling=3 --keep-fixed Male --out smile.png
+  dcgan arithmetic checkpoints/celeba-64 --preset "smiling woman" --out arithmetic/
+  dcgan interpolate checkpoints/celeba-64 --keyframes 1,2,3 --frames 16 --out walk.mp4
+  dcgan nearest checkpoints/mnist --seed 7 --data-root ../shared/data --out row.png
+  dcgan directions checkpoints/celeba-64 --list
   dcgan export runs/mnist --out mnist.safetensors --fp16
-  dcgan directions runs/celeba --k 10 --n 5000
+  dcgan export checkpoints/mnist --onnx mnist.onnx
+  dcgan push checkpoints/mnist user/dcgan-mnist --dry-run --out hub-folder
+  dcgan sample hf://user/dcgan-mnist --seeds 0-63 --out grid.png
+  dcgan train --dataset mnist --max-steps 2000 --tensorboard --out runs/mnist-tb
   dcgan eval runs/mnist --n 10000 --json mnist-eval.json
+  dcgan probe runs/mnist --data-root ../shared/data --labels 100,1000 --json probe.json
+  dcgan forget checkpoints/celeba-64 --attribute Eyeglasses --layer 1 --out runs/no-glasses
   torchrun --nproc_per_node=2 -m dcgan train --dataset cifar10 --data-root data --image-size 32
+
+`dcgan VERB --help` lists a verb's options with their defaults.
 """
 from __future__ import annotations
 
+# Only light modules at the top: torch and the data sets are imported inside the verbs, so `dcgan --help` is instant.
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
-import numpy as np
-import torch
-
-from . import checkpoints, rundir
-from .classifiers import CLASSIFIER_DATASETS
-from .config import ARCHITECTURES, D_NORMS, DataConfig, ModelConfig, RunConfig, TrainConfig
-from .datasets import DATASETS, KERAS_IMAGE_SIZE, default_data_root
+from . import cli_images, cli_inside
+from .config import TrainConfig
 from .errors import ConfigError, DCGANError
 
 log = logging.getLogger("dcgan")
 
 
-def _add_train_parser(sub) -> None:
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from .config import ARCHITECTURES, D_NORMS, DataConfig, ModelConfig
+    from .datasets import DATASETS, KERAS_IMAGE_SIZE, default_data_root
+
     m, d, t = ModelConfig(), DataConfig(), TrainConfig()
-    p = sub.add_parser("train", help="train a DCGAN", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Train a DCGAN; writes a run directory "
-                                   "(config.json, metrics.jsonl, samples/, state.pt, generator.safetensors).")
+    p.description = "Train a DCGAN; writes a run directory (config.json, metrics.jsonl, samples/, state.pt, generator.safetensors)."
     # data
     p.add_argument("--dataset", choices=sorted(DATASETS), default=d.dataset, help="data set to train on")
     p.add_argument("--data-root", metavar="DIR", default=str(default_data_root()), help="folder holding the data set")
@@ -83,7 +90,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--bf16", choices=("auto", "on", "off"), default=t.bf16, help="bf16 autocast (auto: on CUDA and AVX512-BF16 CPUs)")
     p.add_argument("--channels-last", choices=("auto", "on", "off"), default=t.channels_last,
-                   help="channels_last memory format (auto: with bf16)")
+                   help="channels_last memory format (auto: on CPUs, and on CUDA with bf16)")
     p.add_argument("--compile", action="store_true", help="torch.compile G and D")
     # outputs
     p.add_argument("--out", metavar="RUN_DIR", default=None, help="run directory [default: runs/NNNNN-<dataset>-<size>]")
@@ -96,6 +103,9 @@ def _add_train_parser(sub) -> None:
                    help="also keep every checkpoint's generator as RUN_DIR/generators/step-NNNNNNN.safetensors, "
                         "to score them with dcgan eval and ship the best (may be set on --resume)")
     p.add_argument("--eval-every", type=int, metavar="N", default=t.eval_every, help="steps between quality metrics (0: off)")
+    p.add_argument("--tensorboard", metavar="DIR", nargs="?", const="", default=None,
+                   help="also write TensorBoard events (the logged scalars, quality metrics, preview grids) to DIR "
+                        "[default without DIR: RUN_DIR/tensorboard; needs the tensorboard extra]")
     p.add_argument("--config", metavar="FILE", default=None,
                    help="take every model, data and training option from this RunConfig JSON (a run's config.json; unknown keys are "
                         "refused); only --out and --dry-run may be given beside it")
@@ -103,7 +113,12 @@ def _add_train_parser(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _train_config(args) -> RunConfig:
+def _train_config(args):
+    import dataclasses
+
+    from .config import DataConfig, ModelConfig, RunConfig
+    from .datasets import DATASETS
+
     spec = DATASETS[args.dataset]
     image_size = args.image_size or spec.default_image_size(args.arch)
     channels = args.channels or spec.channels
@@ -118,12 +133,14 @@ def _train_config(args) -> RunConfig:
 
 RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from",
                     "keep_generators", "augment", "flip")  # how long, how it ends, what it keeps and sees
-BESIDE_CONFIG = ("config", "out", "dry_run", "verbose")  # the flags --config leaves meaningful
+BESIDE_CONFIG = ("config", "out", "dry_run", "verbose", "tensorboard")  # the flags --config leaves meaningful
 
 
-def _config_file(args) -> RunConfig:
+def _config_file(args):
     """The RunConfig of --config FILE, refusing any other option given with it (the file holds them all)."""
-    defaults = vars(build_parser().parse_args(["train"]))
+    from . import rundir
+
+    defaults = vars(build_parser(["train"]).parse_args(["train"]))
     given = sorted(k for k, v in vars(args).items() if k in defaults and k not in BESIDE_CONFIG and v != defaults[k])
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
@@ -132,6 +149,7 @@ def _config_file(args) -> RunConfig:
 
 
 def cmd_train(args) -> int:
+    from . import checkpoints, rundir
     from .trainer import fit, resume_config
 
     if args.resume and args.config:
@@ -150,7 +168,8 @@ def cmd_train(args) -> int:
     if not args.resume and (run_dir / checkpoints.STATE_FILE).exists():
         raise DCGANError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it or pick another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = fit(cfg, run_dir, resume=bool(args.resume))
+    tensorboard_dir = None if args.tensorboard is None else Path(args.tensorboard or run_dir / "tensorboard")
+    record = fit(cfg, run_dir, resume=bool(args.resume), tensorboard_dir=tensorboard_dir)
     if int(os.environ.get("RANK", 0)) == 0:
         print(f"{run_dir}: step {record.get('step')}, {record.get('images_seen')} images seen, {record.get('img_per_s')} img/s")
     return 0
@@ -182,27 +201,14 @@ def resume_argv(run_dir: Path, overrides: dict[str, Any]) -> list[str]:
     return argv
 
 
-def cmd_sample(args) -> int:
-    from .images import make_grid, save_png, to_uint8
-    from .latent import latents_from_seeds, parse_seeds, truncate
-
-    G, meta = checkpoints.load_generator(args.checkpoint)
-    seeds = parse_seeds(args.seeds)
-    z = truncate(latents_from_seeds(seeds, meta.model.z_dim), args.truncation)
-    with torch.no_grad():
-        x = G(z)
-    out = Path(args.out)
-    if out.suffix == ".npy":
-        np.save(out, to_uint8(x))
-    else:
-        save_png(make_grid(x, nrow=args.nrow), out)
-    print(f"{out}: {len(seeds)} samples from {meta.path}")
-    return 0
-
-
 def cmd_export(args) -> int:
+    import torch
+
+    from . import checkpoints
     from .trainer import discriminator_from_state, generator_from_state, images_seen
 
+    if args.onnx:
+        return _export_onnx(args)
     state = checkpoints.load_state(Path(args.run_dir))
     G, cfg = generator_from_state(state, raw=args.raw)
     out = Path(args.out) if args.out else Path(args.run_dir) / checkpoints.GENERATOR_FILE
@@ -221,18 +227,69 @@ def cmd_export(args) -> int:
 
 def export_discriminator_path(generator_path: Path) -> Path:
     """Where export puts D beside a generator: DIR/discriminator.safetensors, or X.discriminator.safetensors for X.safetensors."""
-    if generator_path.name == checkpoints.GENERATOR_FILE:
-        return generator_path.with_name(checkpoints.DISCRIMINATOR_FILE)
+    from .checkpoints import DISCRIMINATOR_FILE, GENERATOR_FILE
+
+    if generator_path.name == GENERATOR_FILE:
+        return generator_path.with_name(DISCRIMINATOR_FILE)
     return generator_path.with_name(generator_path.stem + ".discriminator.safetensors")
 
 
-def cmd_directions(args) -> int:
-    from .directions import compute_directions, directions_path, generator_fingerprint, save_directions
+def _export_onnx(args) -> int:
+    import dataclasses
 
-    G, meta = checkpoints.load_generator(args.checkpoint)
-    directions = compute_directions(G, meta, k=args.k, n=args.n, labelled=not args.no_classifier)
-    out = Path(args.out) if args.out else directions_path(args.checkpoint)
-    save_directions(directions, out, fingerprint=generator_fingerprint(G))
+    from .checkpoints import load_generator
+    from .hub import local_checkpoint
+    from .onnx_export import CHECK_SEEDS, OPSET, TOLERANCE, export_checked
+
+    given = [flag for flag, value in (("--out", args.out), ("--fp16", args.fp16), ("--raw", args.raw)) if value]
+    if given:
+        raise DCGANError(f"--onnx writes the checkpoint's generator.safetensors as float32 ONNX; drop {', '.join(given)}")
+    G, meta = load_generator(local_checkpoint(args.run_dir))
+    for name in ("onnxscript", "onnx_ir"):  # the exporter's optimiser logs every pass at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
+    error = export_checked(G, args.onnx, z_dim=meta.model.z_dim, metadata={"model": dataclasses.asdict(meta.model), "info": meta.info})
+    m = meta.model
+    print(f"{args.onnx}: ONNX (opset {OPSET}) generator of {meta.path}, input z [N, {m.z_dim}], output x [N, {m.channels}, "
+          f"{m.image_size}, {m.image_size}] in [-1, 1]; onnxruntime matches torch to {error:.1e} "
+          f"(limit {TOLERANCE:g}) on seeds {CHECK_SEEDS.start}-{CHECK_SEEDS.stop - 1}")
+    return 0
+
+
+def cmd_push(args) -> int:
+    from .hub_push import push, write_push_folder
+
+    if args.dry_run != bool(args.out):
+        raise DCGANError("--dry-run writes the upload folder to --out DIR instead of uploading: give both or neither")
+    if args.dry_run:
+        names = write_push_folder(args.checkpoint, Path(args.out), args.repo_id)
+        print(f"{args.out}: {', '.join(names)} (what `dcgan push` would upload to {args.repo_id}; nothing was uploaded)")
+        return 0
+    print(f"{args.repo_id}: pushed, {push(args.checkpoint, args.repo_id, private=args.private)}")
+    return 0
+
+
+def cmd_directions(args) -> int:
+    from .checkpoints import load_generator
+    from .directions import compute_directions, directions_path, generator_fingerprint, load_or_compute_directions, save_directions
+    from .hub import is_hub_url, local_checkpoint
+
+    if is_hub_url(args.checkpoint) and not args.out and not args.list:
+        raise DCGANError(f"{args.checkpoint}: give --out FILE (directions are not written into the Hugging Face cache)")
+    if args.list:
+        options = (("--k", args.k, 10), ("--n", args.n, 5000), ("--no-classifier", args.no_classifier, False), ("--out", args.out, None))
+        given = [flag for flag, value, default in options if value != default]
+        if given:
+            raise DCGANError(f"--list shows the directions the app and `dcgan edit` use; {', '.join(given)} only mean something "
+                             "when computing them (drop --list)")
+    G, meta = load_generator(args.checkpoint)
+    if args.list:  # the app's /directions: the file beside the checkpoint, computed there first if it is missing or stale
+        local = local_checkpoint(args.checkpoint)
+        directions = load_or_compute_directions(local, G, meta)
+        out = directions_path(local)
+    else:
+        directions = compute_directions(G, meta, k=args.k, n=args.n, labelled=not args.no_classifier)
+        out = Path(args.out) if args.out else directions_path(args.checkpoint)
+        save_directions(directions, out, fingerprint=generator_fingerprint(G))
     width = max(len(d.name) for d in directions)
     print(f"{'name':<{width}}  {'kind':<9}  strength  label")
     for d in directions:
@@ -242,9 +299,13 @@ def cmd_directions(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from .checkpoints import load_generator
+    from .classifiers import CLASSIFIER_DATASETS
+    from .hub import local_checkpoint
     from .metrics import evaluate
 
-    G, meta = checkpoints.load_generator(args.checkpoint)
+    args.checkpoint = local_checkpoint(args.checkpoint)  # --arithmetic finds (or writes) the directions beside it
+    G, meta = load_generator(args.checkpoint)
     dataset = args.dataset or meta.info.get("dataset")
     if not dataset:
         raise DCGANError(f"{meta.path}: its metadata names no data set; pass --dataset {' or '.join(CLASSIFIER_DATASETS)}")
@@ -323,182 +384,53 @@ def _edit_metrics(args, G, meta, classifier) -> dict[str, Any]:
     return result
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# inside the networks (§5, §6.3.1): self-contained verbs
-
-def discriminator_of(path_text: str):
-    """(D, info) from a discriminator .safetensors file, a folder holding discriminator.safetensors, or a run directory
-    whose state.pt holds the D (read with weights_only=True)."""
-    from .trainer import discriminator_from_state
-
-    path = Path(path_text)
-    if path.is_dir() and not (path / checkpoints.DISCRIMINATOR_FILE).is_file() and (path / checkpoints.STATE_FILE).is_file():
-        state = checkpoints.load_state(path)
-        D, cfg = discriminator_from_state(state)
-        info = {"dataset": cfg.data.dataset, "step": state["step"]}
-        return D, checkpoints.GeneratorInfo(cfg.model, info, str(path / checkpoints.STATE_FILE))
-    return checkpoints.load_discriminator(path)
-
-
-def cmd_probe(args) -> int:
-    from .metrics import load_split
-    from .probe import parse_label_counts, run_probe
-
-    counts = parse_label_counts(args.labels)
-    D, meta = discriminator_of(args.checkpoint)
-    dataset = args.dataset or meta.info.get("dataset")
-    if not dataset:
-        raise DCGANError(f"{meta.path}: its metadata names no data set; pass --dataset")
-    torch.manual_seed(args.seed)
-    size, channels = meta.model.image_size, meta.model.channels
-    train = load_split(dataset, "train", root=args.data_root or "", image_size=size, channels=channels)
-    test = load_split(dataset, "test", root=args.data_root or "", image_size=size, channels=channels)
-    result = run_probe(D, meta.model, train, test, counts, draws=args.draws, seed=args.seed, max_iter=args.max_iter)
-    result = {"checkpoint": meta.path, "dataset": dataset, "step": meta.info.get("step"), **result}
-    print(f"{meta.path}: {dataset} test accuracy of a linear probe ({result['test_images']} test images; mean ± std over "
-          f"{args.draws} class-balanced draws; {result['seconds']:.0f} s)")
-    print(f"{'labels':>7}  " + "  ".join(f"{kind:>15}" for kind in result['labels'][next(iter(result['labels']))]))
-    for n, row in result["labels"].items():
-        print(f"{n:>7}  " + "  ".join(f"{100 * r['mean']:8.2f} ± {100 * r['std']:4.2f}" for r in row.values()))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"{args.json}: written")
-    return 0
-
-
-def _add_probe_parser(sub) -> None:
-    from .probe import DRAWS, MAX_ITER
-
-    p = sub.add_parser("probe", help="D as a feature extractor (the paper's section 5)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Every conv layer of D max-pooled to 4x4, concatenated, under an L2-regularised logistic regression "
-                                   "trained on N labelled images (class-balanced draws); test accuracy beside two controls measured in the "
-                                   "same run: the same D architecture with random weights, and raw pixels.")
-    p.add_argument("checkpoint",
-                   help="discriminator .safetensors, a folder holding discriminator.safetensors, or a run directory (state.pt)")
-    p.add_argument("--data-root", metavar="DIR", default=None, help="folder holding the data set [default: the user cache data folder]")
-    p.add_argument("--dataset", choices=("mnist", "fashion-mnist", "cifar10"), default=None, help="[default: the checkpoint's]")
-    p.add_argument("--labels", default="100,1000", help="labelled training images per run, comma-separated; 'all' uses every one "
-                   "(one draw; on 60k MNIST images and 2 CPU cores it takes ~15 min more)")
-    p.add_argument("--draws", type=int, default=DRAWS, help="class-balanced draws per label count (mean ± std over them)")
-    p.add_argument("--max-iter", type=int, default=MAX_ITER, help="L-BFGS iterations per fit")
-    p.add_argument("--seed", type=int, default=0, help="first draw's seed (draw d uses SEED + d); also the random D's")
-    p.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON here")
-    p.set_defaults(func=cmd_probe)
-
-
-def _stored_dtype(path: Path) -> torch.dtype:
-    """float16 when every float tensor of the safetensors file at ``path`` is stored as F16, else float32."""
-    from .io import read_header
-
-    dtypes = {spec.get("dtype") for name, spec in read_header(path).items() if name != "__metadata__" and isinstance(spec, dict)}
-    return torch.float16 if dtypes & {"F16", "F32", "BF16"} == {"F16"} else torch.float32
-
-
-def cmd_forget(args) -> int:
-    from .directions import shipped_classifier
-    from .forget import forget_attribute
-    from .images import save_png
-
-    G, meta = checkpoints.load_generator(args.checkpoint)
-    dataset = meta.info.get("dataset")
-    classifier = shipped_classifier(dataset)
-    if classifier is None:
-        raise DCGANError(f"{meta.path}: no shipped classifier for data set {dataset!r}; forgetting needs one to find the attribute")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    result = forget_attribute(G, classifier, args.attribute, z_dim=meta.model.z_dim, layer=args.layer, count=args.maps,
-                              target=args.target, rank=args.rank, renormalise=not args.no_renormalise, n_fit=args.n_fit, n_eval=args.n_eval,
-                              fid_n=0 if args.no_fid else args.fid_n, dataset=dataset, root=args.data_root or "")
-    plan, report = result.plan, result.report
-    info = {**meta.info, "ablated": {"attribute": plan.attribute, "layer": plan.layer, "maps": plan.maps, "rank": plan.rank,
-                                     "renormalised": not args.no_renormalise, "source": meta.path}}
-    checkpoints.save_generator(result.generator, out / checkpoints.GENERATOR_FILE, model=meta.model, info=info,
-                               dtype=_stored_dtype(Path(meta.path)))
-    save_png(result.grid, out / "before_after.png")
-    report = {"checkpoint": meta.path, "generator": str(out / checkpoints.GENERATOR_FILE), "grid": str(out / "before_after.png"), **report}
-    (out / "forget.json").write_text(json.dumps(report, indent=2) + "\n")
-    e = report["eval"]
-    print(f"{meta.path}: forgot {plan.attribute} by dropping {len(plan.maps)} of layer {plan.layer}'s maps {plan.maps} ({plan.rank})")
-    print(f"  {plan.attribute} vanished from {100 * e['vanished']:.0f}% of the {e['had']} held-out seeds that had it "
-          f"(seeds {e['seeds'][0]}-{e['seeds'][1]})")
-    for name in report["watch"]:
-        r = e["rates"][name]
-        print(f"  {name}: {100 * r['before']:.1f}% -> {100 * r['after']:.1f}% of all {e['seeds'][1] - e['seeds'][0] + 1} seeds")
-    if "fid" in report:
-        f = report["fid"]
-        print(f"  classifier FID ({f['n']} samples): {f['before']:.3g} -> {f['after']:.3g} ({100 * f['rise']:+.0f}%)")
-    print(f"{out}: generator.safetensors, forget.json, before_after.png")
-    return 0
-
-
-def _add_forget_parser(sub) -> None:
-    from .forget import RANKINGS, VANISH_TARGET
-
-    p = sub.add_parser("forget", help="make G forget to draw an attribute (the paper's section 6.3.1)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Find the feature maps of one G layer whose activation predicts the attribute where the shipped "
-                                   "classifier's input gradient says it is, zero them everywhere, and write the ablated generator "
-                                   "(a normal generator file; the dropped maps in its metadata), forget.json and before_after.png.")
-    p.add_argument("checkpoint", help="generator .safetensors file or folder")
-    p.add_argument("--attribute", required=True, help="label of the data set's classifier, e.g. Eyeglasses or Smiling (celeba)")
-    p.add_argument("--out", metavar="DIR", required=True, help="folder for generator.safetensors, forget.json and before_after.png")
-    p.add_argument("--layer", type=int, default=None, help="G feature layer (0: 4x4) [default: the second-highest, as the paper]")
-    p.add_argument("--maps", type=int, default=None,
-                   help="drop this many maps (largest regression weights) [default: the fewest that make the attribute vanish "
-                        "from --target of the fitting samples that have it]")
-    p.add_argument("--target", type=float, default=VANISH_TARGET, help="share of fitting samples that must lose it (without --maps)")
-    p.add_argument("--rank", choices=RANKINGS, default="attribution",
-                   help="regression: the paper's logistic regression of map activations inside vs outside the attribute's region; "
-                        "attribution: each map's contribution to the classifier's logit there, recomputed as maps are dropped")
-    p.add_argument("--no-renormalise", action="store_true",
-                   help="keep G's BatchNorm statistics after dropping maps (by default they are re-estimated, so the layers above "
-                        "the missing maps see normalised inputs; the dropped maps stay exactly zero either way)")
-    p.add_argument("--n-fit", type=int, default=4000, help="seeds 0..N-1 fit the regression and choose the maps")
-    p.add_argument("--n-eval", type=int, default=4000, help="held-out seeds 1000000.. on which the report is measured")
-    p.add_argument("--fid-n", type=int, default=4000, help="samples for classifier FID before and after")
-    p.add_argument("--no-fid", action="store_true", help="skip FID (no real data needed)")
-    p.add_argument("--data-root", metavar="DIR", default=None, help="folder holding the data set, for FID's real images")
-    p.set_defaults(func=cmd_forget)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dcgan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_train_parser(sub)
-    p = sub.add_parser("sample", help="images for seeds", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Generate images for a seed list; seed N is torch.randn(z_dim) from torch.Generator().manual_seed(N).")
-    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
-    p.add_argument("--seeds", default="0-63", help="seed list such as 0-63 or 3,7,42")
-    p.add_argument("--truncation", type=float, default=1.0, help="scale latents toward 0 (1: none)")
-    p.add_argument("--nrow", type=int, default=None, help="images per grid row [default: ~square]")
-    p.add_argument("--out", default="samples.png", help="grid .png, or .npy for uint8 N x H x W x C")
-    p.set_defaults(func=cmd_sample)
-    p = sub.add_parser("export", help="state.pt -> generator.safetensors", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("run_dir", help="run directory holding state.pt")
+def _add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="run directory holding state.pt (with --onnx: any generator checkpoint, also hf://user/repo)")
     p.add_argument("--out", default=None, help="output .safetensors [default: RUN_DIR/generator.safetensors]")
     p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     p.add_argument("--raw", action="store_true", help="export the raw G instead of its EMA")
     p.add_argument("--no-discriminator", action="store_true",
                    help="skip D (by default it is written beside the generator: DIR/discriminator.safetensors, "
                         "or X.discriminator.safetensors beside X.safetensors)")
+    p.add_argument("--onnx", metavar="FILE", default=None,
+                   help="write the generator as ONNX instead (input z [N, z_dim], dynamic batch, opset 18), checked against "
+                        "torch with onnxruntime on seeds 0-63; needs the onnx extra")
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("directions", help="latent directions for the explorer's sliders",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Compute SeFa, PCA and (with a classifier for the data set) labelled latent directions; "
-                                   "write them beside the checkpoint.")
-    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+
+
+def _add_push_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Upload a checkpoint folder (generator, discriminator and directions if present, metrics, samples, config, and "
+                     "the model card with the Hub's front matter) with HfApi.upload_folder; the token is huggingface_hub's "
+                     "(HF_TOKEN or `hf auth login`). Needs the hub extra.")
+    p.add_argument("checkpoint", help="checkpoint folder, run directory or generator .safetensors file")
+    p.add_argument("repo_id", help="Hub model repo, user/repo (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
+    p.add_argument("--dry-run", action="store_true", help="upload nothing; write the folder that would be uploaded to --out")
+    p.add_argument("--out", metavar="DIR", default=None, help="with --dry-run: the (new or empty) folder to write")
+    p.set_defaults(func=cmd_push)
+
+
+def _add_directions_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Compute SeFa, PCA and (with a classifier for the data set) labelled latent directions and write them beside "
+                     "the checkpoint; or, with --list, show the ones the app and `dcgan edit` use.")
+    p.add_argument("checkpoint", help="generator .safetensors file, run directory or hf://user/repo[@revision]")
+    p.add_argument("--list", action="store_true",
+                   help="list the directions beside the checkpoint (the app's /directions; computed and saved first if missing)")
     p.add_argument("--k", type=int, metavar="N", default=10, help="SeFa and PCA directions each (at most z_dim)")
     p.add_argument("--n", type=int, metavar="N", default=5000, help="latents sampled for PCA and labelled directions")
     p.add_argument("--no-classifier", action="store_true", help="SeFa and PCA only, even if a classifier exists")
     p.add_argument("--out", default=None,
                    help="output file [default: DIR/directions.safetensors or X.directions.safetensors beside the checkpoint]")
     p.set_defaults(func=cmd_directions)
-    p = sub.add_parser("eval", help="quality metrics with their real-vs-real floor", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Classifier FID, KID, precision/recall, inception-style score and class/attribute rates of "
-                                   "generated samples, each beside the score of held-out real images (the floor).")
-    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+
+
+def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    from .classifiers import CLASSIFIER_DATASETS
+    from .edit_metrics import AMOUNT, COUNT, DRAWS, SEARCH, SLIDER_N
+
+    p.description = ("Classifier FID, KID, precision/recall, inception-style score and class/attribute rates of generated samples, "
+                     "each beside the score of held-out real images (the floor).")
+    p.add_argument("checkpoint", help="generator .safetensors file, run directory or hf://user/repo[@revision]")
     p.add_argument("--n", type=int, metavar="N", default=10000, help="samples to generate (seeds SEED..SEED+N-1)")
     p.add_argument("--seed", type=int, default=0, help="first latent seed")
     p.add_argument("--dataset", choices=CLASSIFIER_DATASETS, default=None, help="data set to compare with [default: the checkpoint's]")
@@ -506,7 +438,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="comma-separated subset of fid,kid,pr,inception,hist [default: all]")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the results (and floors) as JSON here")
     # editing metrics
-    from .edit_metrics import AMOUNT, COUNT, DRAWS, SEARCH, SLIDER_N
     p.add_argument("--arithmetic", action="store_true",
                    help=f"also measure the paper's face arithmetic and the attribute sliders (celeba only: mnist and fashion-mnist have "
                         f"class classifiers and no presets). Per preset, each draw picks {COUNT} exemplars per group from its own "
@@ -519,13 +450,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slider-amount", type=float, metavar="A", default=AMOUNT,
                    help="how far seeds are moved along each unit attribute direction (with --arithmetic)")
     p.set_defaults(func=cmd_eval)
-    _add_probe_parser(sub)
-    _add_forget_parser(sub)
+
+
+# One row per verb: name, the one line `dcgan --help` shows, and the function adding its options (and its command).
+# A verb's options are built only when that verb is run, so listing the verbs imports nothing heavy.
+VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "train": ("train a DCGAN into a run directory", _add_train_arguments),
+    "sample": ("images for any number of seeds: .png grid, .npy, .zip, DIR/", cli_images.add_sample_arguments),
+    "edit": ("move one seed along named directions (as /edit)", cli_images.add_edit_arguments),
+    "arithmetic": ("face arithmetic A - B + C, the paper's 3x3 (as /arithmetic)", cli_images.add_arithmetic_arguments),
+    "interpolate": ("a walk through keyframe seeds, GIF or MP4 (as /interpolate)", cli_images.add_interpolate_arguments),
+    "nearest": ("training images nearest to a seed's sample (as /nearest)", cli_images.add_nearest_arguments),
+    "directions": ("compute latent directions, or --list them (as /directions)", _add_directions_arguments),
+    "export": ("state.pt -> generator.safetensors (or --onnx FILE)", _add_export_arguments),
+    "push": ("upload a checkpoint to the Hugging Face Hub", _add_push_arguments),
+    "eval": ("quality metrics with their real-vs-real floor", _add_eval_arguments),
+    "probe": ("D as a feature extractor: linear probe vs random D and pixels (section 5)", cli_inside.add_probe_arguments),
+    "forget": ("drop the G feature maps that draw an attribute (section 6.3.1)", cli_inside.add_forget_arguments),
+}
+
+
+def build_parser(verbs: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The `dcgan` parser with every verb listed; the options of ``verbs`` (default: all) are added."""
+    full = set(VERBS) if verbs is None else set(verbs)
+    parser = argparse.ArgumentParser(prog="dcgan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="VERB")
+    for name, (summary, add_arguments) in VERBS.items():
+        p = sub.add_parser(name, help=summary, description=summary[:1].upper() + summary[1:] + ".",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        if name in full:
+            add_arguments(p)
     return parser
 
 
+def _verb(argv: list[str]) -> str | None:
+    """The verb of a command line (its first word that is not an option), if it is one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in VERBS else None
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verb = _verb(argv)
+    args = build_parser([verb] if verb else []).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
@@ -533,5 +500,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # an unwritable folder, a full disk: the environment, not a bug
-        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"error: {exc.filename}: {exc.strerror or exc}" if exc.filename else f"error: {exc.strerror or exc}", file=sys.stderr)
         return 2

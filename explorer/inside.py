@@ -14,15 +14,15 @@ import torch
 
 from dcgan import forget as forgetting
 from dcgan import units as d_units
+from dcgan.actions import render_float, squeeze
 from dcgan.checkpoints import DISCRIMINATOR_FILE, GENERATOR_FILE, load_discriminator
 from dcgan.datasets import batch_to_float
 from dcgan.errors import CheckpointError, ConfigError, DatasetError, brief
-from dcgan.images import to_uint8
+from dcgan.images import tile_grid, to_uint8
 from dcgan.latent import latents_from_seeds
 
 from .derived import Catalog, ModelState, Once
-from .outputs import tile_grid
-from .service import check_choice, check_int, check_seed, render_float, seed_latents, squeeze
+from .service import check_choice, check_int, check_seed, seed_latents
 from .validation import check_float
 
 MAX_DROPS = 512            # maps dropped in one /ablate call (all layers together)
@@ -222,7 +222,7 @@ def _pool(catalog: Catalog, state: ModelState, source: str) -> tuple[torch.Tenso
             data = catalog.training_data(state)
             return batch_to_float(data.images[:POOL]), None
         seeds = list(range(POOL))
-        return render_float(state.model, latents_from_seeds(seeds, state.model.z_dim)), seeds
+        return render_float(state.model.G, latents_from_seeds(seeds, state.model.z_dim)), seeds
 
     with state.lock:
         once = state.inside.setdefault(("pool", source), Once())
@@ -273,7 +273,7 @@ def guided_backprop(catalog: Catalog, model: str, seed: Any, layer: Any, unit: A
     layer = check_int("layer", layer, 0, len(d_units.hidden_activations(D)) - 1)
     widths = d_layers(catalog, model)
     unit = check_int("unit", unit, 0, widths[layer]["units"] - 1)
-    x = render_float(state.model, seed_latents(state.model, [seed], psi)).to(state.model.device)
+    x = render_float(state.model.G, seed_latents(state.model, [seed], psi)).to(state.model.device)
     g = d_units.guided_backprop(D, x, d_units.check_unit(D, layer, unit), unit).cpu()
     shown = g / g.abs().amax().clamp_min(1e-12)  # [-1, 1], 0 stays grey
     return squeeze(tile_grid(to_uint8(torch.cat([x.cpu(), shown])), 2, padding=2))

@@ -66,18 +66,6 @@ def seed_list(value: Any, *, what: str, max_count: int, min_count: int = 1, allo
     return seeds
 
 
-def format_seeds(seeds: list[int]) -> str:
-    """The shortest seed-list text for ``seeds`` ("0-15", "3,7,42"); ``parse_seeds`` reads it back."""
-    parts, i = [], 0
-    while i < len(seeds):
-        j = i
-        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
-            j += 1
-        parts.append(f"{seeds[i]}-{seeds[j]}" if j > i + 1 else ",".join(str(s) for s in seeds[i:j + 1]))
-        i = j + 1
-    return ",".join(parts)
-
-
 def concept_name(text: Any) -> str:
     """A concept's name: 1-40 letters, digits, spaces, '_' or '-'."""
     name = text.strip() if isinstance(text, str) else ""

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from dcgan.checkpoints import load_generator
-from dcgan.cli import discriminator_of
+from dcgan.cli_inside import discriminator_of
 from dcgan.datasets import batch_to_float
 from dcgan.images import make_grid, save_png
 from dcgan.latent import latents_from_seeds

@@ -1,7 +1,8 @@
 """Turn a training run into a shipped generator: checkpoints/<name>/ with generator.safetensors (EMA, BN recalibrated,
 fp16), discriminator.safetensors (the D of the same step, fp16, for `dcgan probe` and the Inside tab), samples.png
-(seeds 0-63), metrics.json (`dcgan eval`, n samples, with real floors), directions.safetensors and a README.md model
-card whose front matter repeats the generator's metadata.
+(seeds 0-63), metrics.json (`dcgan eval`, n samples, with real floors), directions.safetensors, ratings.safetensors
+(attribute data sets: the classifier's ratings the arithmetic presets pick from) and a README.md model card whose
+front matter repeats the generator's metadata.
 
 Example:
   python tools/ship_checkpoint.py runs/mnist-32 checkpoints/mnist --data-root ../shared/data \
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from dcgan import rundir
+from dcgan.actions import PRESET_SEARCH
 from dcgan.checkpoints import (
     DISCRIMINATOR_FILE,
     GENERATOR_FILE,
@@ -28,11 +30,12 @@ from dcgan.checkpoints import (
     save_generator,
 )
 from dcgan.config import RunConfig
-from dcgan.directions import compute_directions, directions_path, generator_fingerprint, save_directions
+from dcgan.directions import compute_directions, directions_path, generator_fingerprint, save_directions, shipped_classifier
 from dcgan.images import make_grid, save_png
 from dcgan.latent import latents_from_seeds
 from dcgan.metrics import evaluate
 from dcgan.models import num_params
+from dcgan.ratings import load_or_rate_seeds
 from dcgan.trainer import discriminator_from_state, flips, generator_from_state, images_seen
 
 
@@ -209,6 +212,9 @@ def main() -> None:
     (args.out_dir / "metrics.json").write_text(json.dumps(result, indent=1))
     directions = compute_directions(G, meta)
     save_directions(directions, directions_path(gen_path), fingerprint=generator_fingerprint(G))
+    classifier = shipped_classifier(cfg.data.dataset)
+    if classifier is not None and classifier.kind == "attributes":  # the Arithmetic tab's presets pick from these at once
+        load_or_rate_seeds(gen_path, G, classifier, PRESET_SEARCH, z_dim=cfg.model.z_dim)
 
     probe = json.loads(args.probe_json.read_text()) if args.probe_json else {}
     if probe:
