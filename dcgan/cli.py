@@ -465,8 +465,8 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "export": ("state.pt -> generator.safetensors (or --onnx FILE)", _add_export_arguments),
     "push": ("upload a checkpoint to the Hugging Face Hub", _add_push_arguments),
     "eval": ("quality metrics with their real-vs-real floor", _add_eval_arguments),
-    "probe": ("D as a feature extractor: linear probe vs random D and pixels (section 5)", cli_inside.add_probe_arguments),
-    "forget": ("drop the G feature maps that draw an attribute (section 6.3.1)", cli_inside.add_forget_arguments),
+    "probe": ("D as a feature extractor under a linear probe (section 5)", cli_inside.add_probe_arguments),
+    "forget": ("drop the G maps that draw an attribute (section 6.3.1)", cli_inside.add_forget_arguments),
 }
 
 
