@@ -31,6 +31,7 @@ L2 = 1e-2               # the logistic regression's L2 strength (features standa
 RENORMALISE = 8         # batches of 256 latents that re-estimate BatchNorm statistics after maps are dropped (0: keep them)
 SEARCH_RENORMALISE = 2  # ...while searching (a rougher, faster estimate; the chosen maps are renormalised with RENORMALISE)
 VANISH_TARGET = 0.7     # auto: drop maps (in weight order) until the attribute vanishes from this share of the fitting seeds
+MAX_POSITIVES = 500     # fitting samples with the attribute that the search scores and checks (a common one has thousands)
 MAX_DROPS = 4096        # the most maps one request may drop (all layers together)
 BATCH = 250
 
@@ -247,7 +248,7 @@ class ForgetPlan:
     maps: list[int]                     # dropped, in the order they were chosen
     scores: list[float]                 # every map's score before any was dropped (regression weight, or attribution)
     fit_seeds: tuple[int, int]          # [first, last] seeds used to fit and choose
-    fit_positives: int                  # of them, samples with the attribute
+    fit_positives: int                  # of them, samples with the attribute that the search used (at most MAX_POSITIVES)
     vanished_on_fit: float              # share of those that lose it with ``maps`` dropped
     sweep: list[dict[str, float]] = field(default_factory=list)  # {"maps": k, "vanished": share} after each step
 
@@ -277,7 +278,7 @@ def find_maps(G: nn.Module, classifier: Any, attribute: str, *, z_dim: int, laye
     width = maps.shape[1]
     if count is not None and not 0 <= count <= width:
         raise ConfigError(f"--maps {count}: layer {layer} has {width} maps")
-    positive_seeds = [s for s, h in zip(seeds, has.tolist()) if h]
+    positive_seeds = [s for s, h in zip(seeds, has.tolist()) if h][:MAX_POSITIVES]
     device = next(G.parameters()).device
     z_pos = latents_from_seeds(positive_seeds, z_dim).to(device)
     step = max(1, width // 32)
