@@ -1,5 +1,5 @@
 """Real-browser check of the Inside tab: drop a seed's strongest maps and see the image change; show D's top units
-and click one for its guided-backprop map."""
+and pick one for its guided-backprop map."""
 from __future__ import annotations
 
 import pytest
@@ -43,7 +43,8 @@ def test_inside_tab_drops_maps_and_shows_d_units(inside_url, browser):  # noqa: 
     page.get_by_text("D's units (section 6.2) and the probe (section 5)").click()
     expect(page.get_by_text("Test accuracy (%) of a linear classifier")).to_be_visible(timeout=UI_TIMEOUT_MS)
     page.locator("#inside-units").click()
-    first = page.locator("#inside-units-gallery .thumbnail-item").first
+    expect(page.locator("#inside-units-grid img")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    first = page.locator("#inside-unit label").first
     expect(first).to_be_visible(timeout=UI_TIMEOUT_MS)
     first.click()
     expect(page.locator("#inside-guided img")).to_be_visible(timeout=UI_TIMEOUT_MS)

@@ -19,7 +19,7 @@ INTRO = """What the networks learned inside (Radford et al. 2015, sections 5 and
 channels for the current seed (brighter: stronger, one scale per layer). Drop maps by number and the image is redrawn
 without them, everywhere; **Forget** finds the maps that draw an attribute (the classifier's input gradient says where
 it is) and drops them, as the paper made its generator forget windows. **D's units** (when the model ships its
-discriminator): the training patches that excite a unit most; click a unit for its guided-backpropagation map on the
+discriminator): the training patches that excite a unit most; pick a unit for its guided-backpropagation map on the
 current seed."""
 
 
@@ -78,12 +78,14 @@ def inside_tab(ctx: Context) -> None:
                 d_layer = gr.Dropdown([], label="D layer (units × side)", elem_id="inside-d-layer")
                 source = gr.Radio(list(inside.SOURCES), value="real", label="Images ranked")
                 units_btn = gr.Button("Show top units", elem_id="inside-units")
-            units_gallery = gr.Gallery(label="Top units: each row is a unit's strongest patches; click one", columns=1,
-                                       object_fit="contain", format="png", allow_preview=False, elem_classes=["pixelated"],
-                                       elem_id="inside-units-gallery")
-            shown_units = gr.State([])
-            guided = gr.Image(label="Current seed and the unit's guided-backprop map", format="png", interactive=False,
-                              elem_classes=["pixelated"], elem_id="inside-guided")
+            with gr.Row():
+                with gr.Column(scale=3):
+                    units_grid = gr.Image(label="Top units: one row per unit (top to bottom as listed), its strongest patches",
+                                          format="png", interactive=False, elem_classes=["pixelated"], elem_id="inside-units-grid")
+                with gr.Column(scale=2):
+                    unit = gr.Radio([], label="Unit: its guided-backprop map on the current seed", elem_id="inside-unit")
+                    guided = gr.Image(label="Current seed and the unit's guided-backprop map", format="png", interactive=False,
+                                      height=200, elem_classes=["pixelated", "big"], elem_id="inside-guided")
             probe = gr.Markdown()
 
         def current_drops(state: dict, layer: Any, text: str) -> dict:
@@ -145,12 +147,12 @@ def inside_tab(ctx: Context) -> None:
             if layer is None:
                 raise DCGANError("this model has no discriminator")
             result = inside.d_units_grid(catalog, model, layer, 8, 8, src)
-            return [(row, f"unit {u}") for row, u in zip(result.rows, result.units)], result.units
+            return result.grid, gr.update(choices=[(f"unit {u}", u) for u in result.units], value=None)
 
-        def pick_unit(evt: gr.SelectData, model, seed, psi, layer, units):
-            if not 0 <= evt.index < len(units):
+        def show_guided(model, seed, psi, layer, chosen):
+            if chosen is None or layer is None:
                 return gr.skip()
-            return inside.guided_backprop(catalog, model, seed, layer, units[evt.index], psi)
+            return inside.guided_backprop(catalog, model, seed, layer, chosen, psi)
 
         view = [image, feature_grid, strongest]
         ctx.on([ctx.demo.load, ctx.model.change], pick_model, ctx.model,
@@ -165,8 +167,9 @@ def inside_tab(ctx: Context) -> None:
         ctx.on(clear_btn.click, clear, [ctx.model, ctx.seed, ctx.truncation, g_layer], [drops, maps_text, drops_note, *view])
         ctx.on(forget_btn.click, run_forget, [ctx.model, ctx.seed, ctx.truncation, attribute, g_layer],
                [forget_grid, forget_note, drops, g_layer, maps_text, renorm, drops_note, *view])
-        ctx.on(units_btn.click, run_units, [ctx.model, d_layer, source], [units_gallery, shown_units])
-        ctx.on(units_gallery.select, pick_unit, [ctx.model, ctx.seed, ctx.truncation, d_layer, shown_units], guided)
+        ctx.on(units_btn.click, run_units, [ctx.model, d_layer, source], [units_grid, unit])
+        ctx.on([unit.input, ctx.seed.change, ctx.truncation.release], show_guided, [ctx.model, ctx.seed, ctx.truncation, d_layer, unit],
+               guided, trigger_mode="always_last", show_progress="hidden")
 
 
 def register_inside_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int, budget: Optional[VisitorBudget] = None) -> None:
