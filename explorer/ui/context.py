@@ -3,7 +3,7 @@ and the queue names. Imports nothing of the tabs, so they can all import it."""
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import gradio as gr
@@ -51,6 +51,8 @@ class Context:
     uploads: UploadStore
     training: TrainingManager | None = None  # the Train tab is built only with one
     budget: VisitorBudget | None = None      # per-visitor generator time (public mode); None: unmetered
+    shared: dict[str, Any] = field(default_factory=dict)  # components a shared link restores, by ShareState field (ui/share.py)
+    restored: Any = None  # the trigger fired once a link's state is set (ui/share.py); events on demo.load wait for it
 
     @property
     def model(self) -> gr.Dropdown:
@@ -72,7 +74,7 @@ class Context:
     def on(self, triggers: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
         """An event running ``fn`` in the shared model queue, hidden from the public API (see explorer.ui.api)."""
         options = {"api_visibility": "private", "concurrency_id": MODEL_QUEUE, "concurrency_limit": self.concurrency_limit, **kwargs}
-        return gr.on(triggers, self.image_work(self._needs_model(fn, inputs, outputs)), inputs, outputs, **options)
+        return gr.on(self._after_restore(triggers), self.image_work(self._needs_model(fn, inputs, outputs)), inputs, outputs, **options)
 
     def then(self, dependency: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
         """Run ``fn`` after ``dependency`` succeeds, in the model queue, hidden from the API."""
@@ -86,7 +88,15 @@ class Context:
     def on_light(self, triggers: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
         """An event for cheap bookkeeping (no generator): not queued behind image work."""
         options = {"api_visibility": "private", "queue": False, "show_progress": "hidden", **kwargs}
-        return gr.on(triggers, guard(fn), inputs, outputs, **options)
+        return gr.on(self._after_restore(triggers), guard(fn), inputs, outputs, **options)
+
+    def _after_restore(self, triggers: Any) -> Any:
+        """``triggers`` with the page's load replaced by ``restored``: what runs on load sees a shared link's state."""
+        if self.restored is None:
+            return triggers
+        listed = triggers if isinstance(triggers, (list, tuple)) else [triggers]
+        return [self.restored if getattr(t, "event_name", None) == "load" and getattr(t, "__self__", None) is self.demo else t
+                for t in listed]
 
     def _needs_model(self, fn: Callable, inputs: Any, outputs: Any) -> Callable:
         """With no model picked (an empty checkpoints folder), handlers taking the model first leave their outputs alone."""
