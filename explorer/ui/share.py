@@ -57,7 +57,7 @@ def share_panel(ctx: Context) -> SharePanel:
     note = gr.Markdown(elem_id="share-note")
     panel = SharePanel(gr.Textbox(visible="hidden", elem_id="share-query"), link, note, zipped, latent, gr.State("generate"),
                        gr.State(0))
-    copy.click(None, link, None, js=COPY_JS)
+    copy.click(None, link, None, js=COPY_JS, api_visibility="private", queue=False)
     ctx.restored = panel.restored.change
     return panel
 

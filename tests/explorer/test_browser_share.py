@@ -62,12 +62,19 @@ def pixels(data: bytes) -> np.ndarray:
 
 
 def shown_pixels(page, selector: str) -> np.ndarray | None:
-    """The pixels of the image the page shows in ``selector`` (fetched as the browser fetched it), or None yet."""
+    """The pixels of the image the page shows in ``selector`` (fetched as the browser fetched it), or None yet (no
+    image, or the file was replaced by a newer one while it was being fetched)."""
+    from playwright.sync_api import Error
+
     img = page.locator(f"{selector} img")
-    if not img.count() or not img.first.get_attribute("src"):
+    src = img.first.get_attribute("src") if img.count() else None
+    if not src:
         return None
-    response = page.request.get(img.first.get_attribute("src"))
-    return pixels(response.body()) if response.ok else None
+    try:
+        response = page.request.get(src)
+        return pixels(response.body()) if response.ok else None
+    except (Error, OSError):  # OSError: PIL's UnidentifiedImageError on a cut-off body
+        return None
 
 
 def shows(page, selector: str, expected: np.ndarray, what: str) -> None:
