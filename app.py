@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"[always scanned: {ROOT / 'checkpoints'}]")
     p.add_argument("--data-root", metavar="DIR", action="append", default=[],
                    help="where training data sets live, for the nearest-training-image check; repeatable "
-                        "[default: the root in each run's config.json]")
+                        "[also searched: the root in each run's config.json (first), and the Train tab's data root, --train-data (last)]")
     # training from the app (the Train tab)
     p.add_argument("--runs-dir", metavar="DIR", default=str(ROOT / "runs"),
                    help="where runs started from the app are written (and scanned for the model picker) [default: ./runs]")
@@ -90,17 +90,25 @@ def public_mode(args: argparse.Namespace, environ: dict[str, str]) -> bool:
     return bool(args.public or environ.get("SPACE_ID"))
 
 
-def training_manager(args: argparse.Namespace, environ: dict[str, str]):
-    """The Train tab's back end; public mode refuses folder paths and caps each run's minutes."""
-    from explorer.training import TrainingLimits, TrainingManager
-
-    public = public_mode(args, environ)
+def shared_data_root(args: argparse.Namespace, environ: dict[str, str]) -> Path:
+    """Where the data sets live, laid out like ../shared/data: --train-data, else $DCGAN_DATA_ROOT, else
+    ../shared/data if present, else ~/.cache/dcgan-explorer/data. The Train tab trains from it and the nearest-image
+    check looks in it (after any --data-root)."""
     shared = ROOT.parent / "shared" / "data"
     data = args.train_data or environ.get("DCGAN_DATA_ROOT") or (str(shared) if shared.is_dir() else None)
     if data is None:
         from dcgan.datasets import default_data_root
 
-        data = str(default_data_root())
+        return default_data_root()
+    return Path(data)
+
+
+def training_manager(args: argparse.Namespace, environ: dict[str, str]):
+    """The Train tab's back end; public mode refuses folder paths and caps each run's minutes."""
+    from explorer.training import TrainingLimits, TrainingManager
+
+    public = public_mode(args, environ)
+    data = shared_data_root(args, environ)
     limits = TrainingLimits(max_concurrent=args.train_concurrent, allow_folders=not public, public=public,
                             max_minutes=args.train_max_minutes or (10.0 if public else 120.0))
     manager = TrainingManager(Path(args.runs_dir), Path(data), limits)
@@ -144,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [] if args.no_train else [args.runs_dir]
     registry = CheckpointRegistry([ROOT / "checkpoints", *extra, *runs], capacity=args.cache_models, device=args.device)
     logging.getLogger("explorer").info("models: %s", ", ".join(registry.names()) or "none")
-    catalog = Catalog(registry, data_roots=args.data_root)
+    catalog = Catalog(registry, data_roots=[*args.data_root, shared_data_root(args, dict(os.environ))])
     out = OutputDir()
     uploads = UploadStore(registry)  # a private temp folder, never served
     for folder in (out.root, uploads.root):

@@ -146,12 +146,14 @@ def nearest_images(G: nn.Module, z: torch.Tensor, images: torch.Tensor, k: int) 
 
 
 def data_configs_under(dataset: str, roots: list[Path]) -> list[DataConfig]:
-    """Where ``dataset`` may lie under each root: the root itself, its folder of that name, and where DatasetSpec
-    says it lives (celeba: celeba10k/)."""
+    """Where ``dataset`` may lie under each root: only where DatasetSpec says it lives (celeba: celeba10k/) when its
+    files are there (a root laid out like ../shared/data, as the Train tab finds it; the root itself would be searched
+    for every image under it), else the root itself, its folder of that name, and that DatasetSpec folder."""
     spec = DATASETS.get(dataset)
     found: list[DataConfig] = []
     for root in roots:
-        for folder in [root, root / dataset] + ([spec.root_under(root)] if spec else []):
+        present = spec is not None and spec.is_present(root)
+        for folder in [spec.root_under(root)] if present else [root, root / dataset] + ([spec.root_under(root)] if spec else []):
             cfg = DataConfig(dataset=dataset, root=str(folder))
             if cfg not in found:
                 found.append(cfg)

@@ -424,6 +424,14 @@ def fit(cfg: RunConfig, run_dir: Path, *, resume: bool = False, on_log: Callable
     return record
 
 
+def _save_preview(G_ema: nn.Module, fixed_z: torch.Tensor, run_dir: Path, step: int, board) -> None:
+    """samples/step-NNNNNNN.png, and the same grid in TensorBoard when it logs."""
+    grid = make_grid(preview(G_ema, fixed_z))
+    save_png(grid, rundir.sample_path(run_dir, step))
+    if board is not None:
+        board.preview(step, grid)
+
+
 def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, stop_request: dict[str, bool], board) -> dict[str, Any]:
     run_dir = Path(run_dir)
     hw = setup_hardware(cfg)
@@ -466,6 +474,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
                             images_per_step=cfg.train.batch_size * hw.world_size,
                             stats=lambda: dict(zip(STAT_NAMES[:2], (stats_sum[:2] / window_steps).tolist())) if window_steps else None)
     finish_s = 0.0  # how long the last checkpoint took: the deadline keeps that much for the final one
+    if is_main and step == 0:  # the untrained grid, at once: a watcher sees the run draw before the first sample_every steps
+        _save_preview(gan.G_ema, fixed_z, run_dir, step, board)
     stopping = False
     while not stopping:
         idx, _ = _batch_indices(len(images), step, cfg.train.batch_size, hw, cfg.train.seed)
@@ -518,10 +528,7 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
             stats_sum.zero_()
             window_start, window_steps = time.monotonic(), 0
         if is_main and (step % cfg.train.sample_every == 0 or stopping):
-            grid = make_grid(preview(gan.G_ema, fixed_z))
-            save_png(grid, rundir.sample_path(run_dir, step))
-            if board is not None:
-                board.preview(step, grid)
+            _save_preview(gan.G_ema, fixed_z, run_dir, step, board)
         if is_main and (step % cfg.train.checkpoint_every == 0 or stopping):
             seen = images_seen(step, cfg.train.batch_size, hw.world_size)
             started_saving = time.monotonic()

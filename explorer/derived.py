@@ -90,6 +90,7 @@ class ModelState:
     directions_done: threading.Event = field(default_factory=threading.Event)
     training_data: Once[ImageData] = field(default_factory=Once)
     presets: dict[tuple[str, int], Once[list[list[int]]]] = field(default_factory=dict)
+    seed_ratings: Once[Any] = field(default_factory=Once)  # classifier ratings of the searched seeds (dcgan.ratings)
     seed_images: OrderedDict[tuple[int, float], np.ndarray] = field(default_factory=OrderedDict)
 
     @property
@@ -228,15 +229,24 @@ class Catalog:
         def load() -> ImageData:
             tried = []
             for cfg in self.training_data_configs(state):
+                if cfg.root and not Path(cfg.root).is_dir():
+                    tried.append(f"{cfg.root} (no such folder)")
+                    continue
                 try:
                     return build(cfg, state.model.info.model.image_size, state.model.info.model.channels)
                 except (DatasetError, ConfigError) as exc:
-                    tried.append(f"{cfg.root or '(default)'}: {exc}")
-            where = "; ".join(tried) if tried else "the checkpoint names no data set and no config.json sits beside it"
-            raise DatasetError(f"training data for model {state.name!r} (dataset {state.model.dataset or 'unknown'!r}) "
-                               f"is not available ({where}). Start the app with --data-root DIR pointing at it.")
+                    tried.append(f"{cfg.root or '(default)'} ({exc})")
+            raise DatasetError(f"training data for model {state.name!r} (dataset {state.model.dataset or 'unknown'!r}) not found; "
+                               + self._where_looked(state, tried) + " Start the app with --data-root DIR (or set $DCGAN_DATA_ROOT).")
 
         return state.training_data.get(load)
+
+    def _where_looked(self, state: ModelState, tried: list[str]) -> str:
+        if tried:
+            return "looked in: " + "; ".join(tried) + "."
+        if not state.model.dataset:
+            return "the checkpoint names no data set and no config.json with one sits beside it."
+        return "no data root to look in (no --data-root, and no config.json beside the checkpoint)."
 
     # ------------------------------------------------------------------------------------------------ presets
 
@@ -245,4 +255,8 @@ class Catalog:
         with state.lock:
             once = state.presets.setdefault(key, Once())
         return once.get(compute)
+
+    def seed_ratings(self, state: ModelState, compute: Callable[[], Any]) -> Any:
+        """The classifier's ratings of the seeds presets search (every preset picks from the same ones), once per model."""
+        return state.seed_ratings.get(compute)
 

@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -28,11 +28,13 @@ from dcgan.actions import (  # noqa: F401 (LOOP_MODES: for the UI)
     squeeze,
     walk_frames,
 )
-from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT, apply_directions, concept_direction, pick_preset_seeds
+from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT, apply_directions, concept_direction, pick_from_ratings
 from dcgan.errors import ConfigError, DCGANError, LatentError, brief
 from dcgan.images import MP4_MIN_SIDE, Mp4Writer, tile_grid, write_gif
 from dcgan.latent import MAX_SEED, format_seeds, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
+from dcgan.ratings import load_or_rate_seeds
 
+from .cards import ModelCard, build_card
 from .derived import Catalog, ModelState
 from .outputs import OutputDir
 from .registry import LoadedModel
@@ -130,17 +132,17 @@ def models(catalog: Catalog) -> list[dict[str, Any]]:
     return out
 
 
-def model_card(catalog: Catalog, model: str) -> str:
-    """Markdown for the model picker: the README beside the checkpoint (if any) and the facts from its metadata."""
+def model_card(catalog: Catalog, model: str) -> ModelCard:
+    """The model picker's card: the README beside the checkpoint made short (explorer.cards), its picture, and the
+    facts from the checkpoint's metadata."""
     meta = catalog.registry.describe(model)
     cfg, info = meta.model, meta.info
     facts = [("data set", info.get("dataset", "unknown")),
              ("image", f"{cfg.image_size}x{cfg.image_size}, {cfg.channels} channel{'s' if cfg.channels > 1 else ''}"),
              ("architecture", f"{cfg.arch}, z_dim {cfg.z_dim}, ngf {cfg.ngf}"), ("training step", info.get("step", "?")),
              ("images seen", info.get("images_seen", "?")), ("saved", info.get("date", "?"))]
-    table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in facts)
-    card = catalog.registry.card(model).strip()
-    return (card + "\n\n" if card else f"### {model}\n\n_No model card (README.md) beside this checkpoint._\n\n") + table
+    card_path = catalog.registry.entry(model).card_path
+    return build_card(model, catalog.registry.card(model), card_path.parent if card_path else None, facts)
 
 
 def _directions_for(catalog: Catalog, model: str, names: set[str]) -> list:
@@ -309,8 +311,12 @@ def arithmetic(catalog: Catalog, model: str, seeds_a: Any, seeds_b: Any, seeds_c
     return arithmetic_images(m.G, za, zb, zc, noise=noise, noise_seed=noise_seed)
 
 
-def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3) -> dict[str, list[int]]:
-    """Exemplar seeds for a named preset, picked by the model's attribute classifier: {"A": [...], "B": [...], "C": [...]}."""
+def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3,
+                      progress: Callable[[int, int], None] | None = None) -> dict[str, list[int]]:
+    """Exemplar seeds for a named preset, picked by the model's attribute classifier: {"A": [...], "B": [...], "C": [...]}.
+
+    The classifier's ratings of seeds 0..PRESET_SEARCH-1 are read from the file beside the checkpoint (shipped
+    models have one) or made once per model, telling ``progress(rated, total)`` as they go."""
     preset = check_choice("preset", preset, tuple(ARITHMETIC_PRESETS))
     count = check_int("count", count, 1, MAX_PRESET_COUNT)
     state = catalog.state(model)
@@ -319,8 +325,9 @@ def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3)
     if classifier is None or classifier.kind != "attributes":
         raise ConfigError(f"model {model!r} (data set {m.dataset or 'unknown'!r}) has no attribute classifier; presets need a face "
                           "model (CelebA attributes). Pick exemplars by clicking samples instead.")
-    groups = catalog.preset_seeds(state, (preset, count),
-                                  lambda: pick_preset_seeds(m.G, classifier, preset, count=count, search=PRESET_SEARCH, z_dim=m.z_dim))
+    proba = catalog.seed_ratings(state, lambda: load_or_rate_seeds(m.entry.path, m.G, classifier, PRESET_SEARCH, z_dim=m.z_dim,
+                                                                   progress=progress))
+    groups = catalog.preset_seeds(state, (preset, count), lambda: pick_from_ratings(proba, classifier, preset, count=count))
     return dict(zip("ABC", (list(g) for g in groups)))
 
 

@@ -48,7 +48,7 @@ def test_train_writes_scalars_and_previews_that_match_the_run(tmp_path):
     for key, tag in TRAIN_TAGS.items():
         assert scalars(events, tag) == pytest.approx({r["step"]: r[key] for r in records}, rel=1e-6), tag
     previews = events.Images("preview")
-    assert [e.step for e in previews] == [2, 4]
+    assert [e.step for e in previews] == [0, 2, 4]  # the untrained grid, then every --sample-every
     for event in previews:  # the grid TensorBoard shows is the PNG in samples/, pixel for pixel
         shown = np.asarray(Image.open(io.BytesIO(event.encoded_image_string)).convert("RGB"))
         saved = np.asarray(Image.open(rundir.sample_path(run, event.step)).convert("RGB"))

@@ -36,7 +36,7 @@ def test_run_directory_contents(tiny_ckpt):
     records = rundir.read_jsonl(tiny_ckpt / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2]
     assert set(records[0]) >= {"step", "epoch", "lossD", "lossG", "D_x", "D_G_z", "img_per_s", "images_seen", "time"}
-    assert [s for s, _ in rundir.list_samples(tiny_ckpt)] == [2]
+    assert [s for s, _ in rundir.list_samples(tiny_ckpt)] == [0, 2]  # the untrained grid at once, then every sample_every
     assert json.loads((tiny_ckpt / "config.json").read_text())["model"]["image_size"] == 16
 
 

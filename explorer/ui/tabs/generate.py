@@ -54,7 +54,7 @@ def generate_tab(ctx: Context) -> None:
                 result = service.nearest(catalog, model, seed, psi, count)
             except DatasetError as exc:
                 return [], f"**Not available:** {exc}"
-            items = [(img, f"#{i} · RMS {d:g}") for img, i, d in zip(service.squeeze(result.images), result.indices, result.distances)]
+            items = [(img, f"#{i} · {d:.1f}") for img, i, d in zip(service.squeeze(result.images), result.indices, result.distances)]
             return items, f"Seed {seed}: closest training image at RMS distance {result.distances[0]:g} (index {result.indices[0]})."
 
         grid_outputs = [gallery, shown, grid_file, seeds]
@@ -65,3 +65,4 @@ def generate_tab(ctx: Context) -> None:
         ctx.on([ctx.seed.change, ctx.demo.load, ctx.model.change, ctx.truncation.release], show_current,
                [ctx.model, ctx.seed, ctx.truncation], current, trigger_mode="always_last", show_progress="hidden")
         ctx.on(find.click, find_nearest, [ctx.model, ctx.seed, ctx.truncation, k], [nearest_gallery, nearest_note])
+        ctx.on_light(ctx.model.change, lambda: ([], ""), None, [nearest_gallery, nearest_note])  # they were another model's

@@ -36,7 +36,7 @@ def sliders_tab(ctx: Context) -> None:
         with gr.Row():
             with gr.Column(scale=2):
                 with gr.Row():
-                    original = gr.Image(label="Seed as generated", format="png", height=256, interactive=False,
+                    original = gr.Image(label="Original", format="png", height=256, interactive=False,
                                         elem_classes=["pixelated", "big"])
                     edited = gr.Image(label="Edited", format="png", height=256, interactive=False,
                                       elem_classes=["pixelated", "big"], elem_id="edited")
