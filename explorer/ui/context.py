@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import gradio as gr
+import numpy as np
 
 from dcgan.errors import DCGANError
 
@@ -29,6 +30,19 @@ def guard(fn: Callable) -> Callable:
         except DCGANError as exc:
             raise gr.Error(str(exc), print_exception=False) from exc
     return wrapper
+
+
+def as_files(value: Any, out: OutputDir) -> Any:
+    """A handler's result with its images (uint8 [H, W] or [H, W, C] arrays, alone, in galleries' (image, caption)
+    pairs or among several outputs) written to PNG files of their own. Gradio stores a returned array in its cache
+    under the hash of its bytes and rewrites that file each time the same image comes back, so a browser still
+    fetching it gets a short read (h11 "Too little data for declared Content-Length"); a returned file is copied in
+    once, atomically."""
+    if isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.ndim in (2, 3):
+        return str(out.png(value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(as_files(item, out) for item in value)
+    return value
 
 
 @dataclass
@@ -82,8 +96,11 @@ class Context:
         return dependency.success(self.image_work(self._needs_model(fn, inputs, outputs)), inputs, outputs, **options)
 
     def image_work(self, fn: Callable) -> Callable:
-        """``fn`` guarded, and metered against the visitor's budget when there is one."""
-        return guard(self.budget.metered(fn) if self.budget else fn)
+        """``fn`` guarded, metered against the visitor's budget when there is one, its images served as files."""
+        @functools.wraps(fn)
+        def served(*args: Any, **kwargs: Any) -> Any:
+            return as_files(fn(*args, **kwargs), self.out)
+        return guard(self.budget.metered(served) if self.budget else served)
 
     def on_light(self, triggers: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
         """An event for cheap bookkeeping (no generator): not queued behind image work."""
