@@ -20,6 +20,7 @@ from .api import register_api
 from .context import Context, Header
 from .fairness import QueueAdmission, VisitorBudget
 from .quota import UploadQuota
+from .share import share_panel, wire_sharing
 from .tabs.arithmetic import arithmetic_tab
 from .tabs.generate import generate_tab
 from .tabs.inside import inside_tab, register_inside_api
@@ -88,12 +89,14 @@ def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_lim
     with gr.Blocks(title=TITLE, delete_cache=(900, 3600)) as demo:
         header, card, refresh = _header(service.picker_names(catalog))
         ctx = Context(catalog, out, demo, header, concurrency_limit, uploads, training, budget)
+        share = share_panel(ctx)  # before the tabs: their load events wait for a shared link's state
         upload_panel(ctx)
-        with gr.Tabs(overflow_behavior="wrap"):  # on a phone every tab stays one tap away, not behind a menu
+        with gr.Tabs(overflow_behavior="wrap") as tabs:  # on a phone every tab stays one tap away, not behind a menu
             for tab in TABS:
                 tab(ctx)
             if training is not None:
                 train_tab(ctx)
+        wire_sharing(ctx, share, tabs)
         register_api(catalog, out, concurrency_limit=concurrency_limit, budget=budget)
         register_inside_api(catalog, out, concurrency_limit=concurrency_limit, budget=budget)
         register_upload_api(uploads)

@@ -59,6 +59,7 @@ def arithmetic_tab(ctx: Context) -> None:
             concept_img = gr.Image(label="Current seed + amount · concept", format="png", height=256, interactive=False,
                                    elem_classes=["pixelated", "big"])
         shown = gr.State([])
+        ctx.shared.update(a=boxes["A"], b=boxes["B"], c=boxes["C"], noise=noise, noise_seed=noise_seed)
         concepts = gr.State({})  # name -> {"a": [...], "b": [...], "model": str, "length": float}: seeds only
 
         def show_candidates(model, text, psi):

@@ -35,6 +35,7 @@ def generate_tab(ctx: Context) -> None:
             nearest_gallery = gr.Gallery(label="Nearest training images", show_label=False, columns=8, object_fit="contain",
                                          format="png", allow_preview=False, elem_classes=["pixelated"])
         shown = gr.State([])
+        ctx.shared.update(seeds=seeds, grid_seeds=shown)  # a shared link's Generate state; the grid's download
 
         def run(model, text, psi):
             samples = service.generate(catalog, model, text, psi)

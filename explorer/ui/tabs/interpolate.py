@@ -33,6 +33,7 @@ def interpolate_tab(ctx: Context) -> None:
             plot = gr.LinePlot(x="frame", y="change", title="Smoothness: mean change per frame (grey levels)",
                                x_title="frame", y_title="mean |Δ| (0-255)", height=220, scale=3)
             verdict = gr.Markdown()
+        ctx.shared.update(keyframes=keyframes, frames=frames, method=method, loop=loop, fps=fps)
 
         def run(model, seeds, n, how, rate, mode, psi):
             result = service.interpolate(catalog, model, seeds, int(n), how, rate, mode, psi, out=out)
