@@ -13,6 +13,7 @@ writes; the earlier ones come from the client). Without a proxy the header is th
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import json
@@ -28,6 +29,7 @@ from dcgan.errors import DCGANError
 
 SECONDS = 10.0    # generator time one visitor may use per window (a twelfth of two workers' time)
 WINDOW_S = 60.0
+REFUSAL_DELAY_S = 1.0  # a refused request is answered after this long (awaited, so it costs the server nothing)
 TYPICAL_WEIGHT = 0.5   # how much the newest call moves a visitor's typical cost (an exponential average)
 
 
@@ -184,12 +186,15 @@ class VisitorBudget:
 class QueueAdmission:
     """ASGI middleware: a visitor already over its budget is refused when it asks to join Gradio's queue (HTTP 429,
     any queued request, until its window moves on), so its requests never wait in line ahead of other visitors'.
-    The check inside each handler stays, for calls that joined before the budget ran out."""
+    The check inside each handler stays, for calls that joined before the budget ran out. The refusal comes after
+    ``refusal_delay_s``: a client looping on refused requests then sends one a second per connection, not dozens,
+    which would cost the server (and the CPU it shares) far more than the waiting does."""
 
-    def __init__(self, app: Any, *, budget: VisitorBudget, max_body_bytes: int = 16 * 2**20):
+    def __init__(self, app: Any, *, budget: VisitorBudget, max_body_bytes: int = 16 * 2**20, refusal_delay_s: float = REFUSAL_DELAY_S):
         self.app = app
         self.budget = budget
         self.max_body_bytes = max_body_bytes
+        self.refusal_delay_s = refusal_delay_s
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -203,6 +208,7 @@ class QueueAdmission:
             more = message.get("more_body", False)
         refusal = self.budget.refusal(self.keys(scope, body, self.budget.trust_forwarded))
         if refusal:
+            await asyncio.sleep(self.refusal_delay_s)
             payload = json.dumps({"detail": refusal}).encode()
             await send({"type": "http.response.start", "status": 429, "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": payload})

@@ -9,12 +9,13 @@ the peer address.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from typing import Any, Callable
 
-from .fairness import SlidingWindow, forwarded_client
+from .fairness import REFUSAL_DELAY_S, SlidingWindow, forwarded_client
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,10 @@ class UploadQuota:
     """ASGI middleware around an app (Gradio's FastAPI app)."""
 
     def __init__(self, app: Any, *, max_total_bytes: int = MAX_TOTAL_BYTES, per_client_bytes: int = PER_CLIENT_BYTES,
-                 window_s: float = WINDOW_S, trust_forwarded: bool = False, clock: Callable[[], float] = time.monotonic):
+                 window_s: float = WINDOW_S, trust_forwarded: bool = False, clock: Callable[[], float] = time.monotonic,
+                 refusal_delay_s: float = REFUSAL_DELAY_S):
         self.app = app
+        self.refusal_delay_s = refusal_delay_s  # as the queue's refusals: a flooding client slows to one a second
         self.trust_forwarded = trust_forwarded
         self.max_total_bytes = max_total_bytes
         self.per_client_bytes = per_client_bytes
@@ -45,6 +48,7 @@ class UploadQuota:
         refusal = self.check(scope)
         if refusal:
             log.warning("upload refused (%s): %s", self.client(scope), refusal)
+            await asyncio.sleep(self.refusal_delay_s)
             await send({"type": "http.response.start", "status": 413 if "declare" not in refusal else 411,
                         "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
             await send({"type": "http.response.body", "body": refusal.encode()})

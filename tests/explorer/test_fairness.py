@@ -1,11 +1,12 @@
 """Per-visitor generator budget: unit behaviour with a fake clock, and a real app refusing one greedy client."""
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
 
-from explorer.ui.fairness import OverBudget, VisitorBudget, visitors
+from explorer.ui.fairness import REFUSAL_DELAY_S, OverBudget, VisitorBudget, visitors
 
 from .conftest import free_port
 
@@ -76,9 +77,11 @@ def test_a_greedy_client_is_refused_and_others_are_served(budget_app):
     calls = (lambda: greedy.predict("tiny", "0-3", api_name="/generate"), lambda: greedy.predict("tiny", "0,1", 4, api_name="/interpolate"),
              lambda: greedy.predict(api_name="/models"))  # until the window moves on, every queued request of it waits
     for call in calls:
+        started = time.monotonic()
         with pytest.raises(httpx.HTTPStatusError) as info:
             call()
         assert info.value.response.status_code == 429 and "each visitor may use" in info.value.response.json()["detail"]
+        assert time.monotonic() - started >= REFUSAL_DELAY_S  # a refusal is slow to come: a flooding loop slows down
     assert [m["name"] for m in other.predict(api_name="/models")] == ["tiny", "tiny-grey"]  # listings use no generator time
     assert other.predict("tiny", 5, {}, api_name="/edit")  # another visitor still has its share
 
