@@ -7,6 +7,8 @@ Examples:
   dcgan train --config runs/mnist/config.json --out runs/mnist-again
   dcgan sample runs/mnist --seeds 0-63 --out grid.png
   dcgan sample checkpoints/celeba-64 --seeds 3,7,42 --out faces.npy
+  dcgan project me.jpg --checkpoint checkpoints/celeba-64 --out me.npy --preview me.png
+  dcgan sample checkpoints/celeba-64 --latents me.npy --out me-again.png
   dcgan export runs/mnist --out mnist.safetensors --fp16
   dcgan directions runs/celeba --k 10 --n 5000
   dcgan eval runs/mnist --n 10000 --json mnist-eval.json
@@ -187,8 +189,13 @@ def cmd_sample(args) -> int:
     from .latent import latents_from_seeds, parse_seeds, truncate
 
     G, meta = checkpoints.load_generator(args.checkpoint)
-    seeds = parse_seeds(args.seeds)
-    z = truncate(latents_from_seeds(seeds, meta.model.z_dim), args.truncation)
+    if args.latents:
+        from .project import load_latents
+
+        z, what = load_latents(args.latents, meta.model.z_dim), f"latents of {args.latents}"
+    else:
+        z, what = latents_from_seeds(parse_seeds(args.seeds), meta.model.z_dim), "samples"
+    z = truncate(z, args.truncation)
     with torch.no_grad():
         x = G(z)
     out = Path(args.out)
@@ -196,7 +203,7 @@ def cmd_sample(args) -> int:
         np.save(out, to_uint8(x))
     else:
         save_png(make_grid(x, nrow=args.nrow), out)
-    print(f"{out}: {len(seeds)} samples from {meta.path}")
+    print(f"{out}: {len(z)} {what} from {meta.path}")
     return 0
 
 
@@ -310,6 +317,46 @@ def _edit_metrics(args, G, meta, classifier) -> dict[str, Any]:
     return result
 
 
+def cmd_project(args) -> int:
+    from .images import make_grid, save_png
+    from .io import atomic_write_bytes
+    from .project import INPUT_ADVICE, PRESETS, project, read_image, save_latents
+
+    G, meta = checkpoints.load_generator(args.checkpoint)
+    dataset = meta.info.get("dataset")
+    images = [read_image(path) for path in args.images]
+    result = project(G, images, z_dim=meta.model.z_dim, dataset=dataset, settings=PRESETS[args.mode])
+    atomic_write_bytes(save_latents(result.z), Path(args.out))
+    if args.preview:
+        nrow = len(images)
+        save_png(make_grid(torch.cat([result.target, result.reconstruction]), nrow=nrow), Path(args.preview))
+    print(f"{'image':<24}  {'psnr':>6}  {'feat.dist':>9}  {'agreement':>9}")
+    for path, q in zip(args.images, result.quality):
+        agreement = f"{100 * q['agreement']:8.0f}%" if "agreement" in q else f"{'-':>9}"
+        distance = f"{q['feature_distance']:9.3f}" if "feature_distance" in q else f"{'-':>9}"
+        print(f"{Path(path).name[-24:]:<24}  {q['psnr']:6.2f}  {distance}  {agreement}")
+    advice = INPUT_ADVICE.get(dataset or "")
+    print(f"{args.out}: latents [{len(images)}, {meta.model.z_dim}] for {meta.path}")
+    if args.preview:
+        print(f"{args.preview}: originals above reconstructions")
+    if advice:
+        print(f"works best with {advice}")
+    return 0
+
+
+def _add_project_parser(sub) -> None:
+    p = sub.add_parser("project", help="find the latents of your own images", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Project images into a generator's latent space (best of K seeded starts, then Adam on z "
+                                   "with pixel, classifier-feature and prior losses); print PSNR, feature distance and "
+                                   "attribute/class agreement per image. Faces get CelebA's crop; digits become grey on black.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size up to 4096 px a side, any mode)")
+    p.add_argument("--checkpoint", required=True, help="generator .safetensors file or run directory")
+    p.add_argument("--out", default="latents.npy", help="latents as float32 .npy [N, z_dim], for dcgan sample --latents")
+    p.add_argument("--preview", metavar="PNG", default=None, help="also write originals (top) above reconstructions (bottom)")
+    p.add_argument("--mode", choices=("fast", "full"), default="full", help="fast: few steps (the app's live mode); full: best quality")
+    p.set_defaults(func=cmd_project)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dcgan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -319,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate images for a seed list; seed N is torch.randn(z_dim) from torch.Generator().manual_seed(N).")
     p.add_argument("checkpoint", help="generator .safetensors file or run directory")
     p.add_argument("--seeds", default="0-63", help="seed list such as 0-63 or 3,7,42")
+    p.add_argument("--latents", metavar="FILE", default=None,
+                   help="render the latents saved in this .npy ([N, z_dim] or [z_dim], e.g. from dcgan project) instead of --seeds")
     p.add_argument("--truncation", type=float, default=1.0, help="scale latents toward 0 (1: none)")
     p.add_argument("--nrow", type=int, default=None, help="images per grid row [default: ~square]")
     p.add_argument("--out", default="samples.png", help="grid .png, or .npy for uint8 N x H x W x C")
@@ -364,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slider-amount", type=float, metavar="A", default=AMOUNT,
                    help="how far seeds are moved along each unit attribute direction (with --arithmetic)")
     p.set_defaults(func=cmd_eval)
+    _add_project_parser(sub)
     return parser
 
 
