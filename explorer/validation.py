@@ -77,8 +77,6 @@ def check_ref(value: Any, name: str = "seed") -> int | str:
     """A seed, or a latent name (``img-<12 hex>``) standing in for one."""
     if isinstance(value, str) and value.strip().startswith(LATENT_NAME_PREFIX):
         return _latent_ref(value.strip(), name)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
     return check_seed(value, name)
 
 

@@ -56,7 +56,9 @@ def test_seed_lists_accept_latent_names_and_refuse_bad_ones():
     assert ref_list(f"3, {name}, 5-6", what="seeds", max_count=8) == [3, name, 5, 6]
     assert ref_list([1, name], what="seeds", max_count=8) == [1, name]
     assert ref_list("0-2", what="seeds", max_count=8) == [0, 1, 2]
-    assert check_ref(name) == name and check_ref("7") == 7 and check_ref(7) == 7
+    assert check_ref(name) == name and check_ref(7) == 7
+    with pytest.raises(LatentError, match="seed"):
+        check_ref("7")  # a seed is an integer; strings are latent names only
     assert format_seeds([3, name]) == f"3,{name}" and format_seeds([0, 1, 2]) == "0-2"
     for bad in ("3, img-XYZ", "img-0123456789abc", "img-"):
         with pytest.raises(LatentError, match="latent name"):
