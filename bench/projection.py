@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from dcgan.checkpoints import load_generator  # noqa: E402
 from dcgan.classifiers import load_classifier  # noqa: E402
-from dcgan.directions import apply_directions, load_directions  # noqa: E402
+from dcgan.directions import apply_directions, condition, load_directions  # noqa: E402
 from dcgan.images import make_grid, save_png  # noqa: E402
 from dcgan.latent import latents_from_seeds  # noqa: E402
 from dcgan.project import PRESETS, ProjectionSettings, Projector, read_image  # noqa: E402
@@ -68,6 +68,9 @@ def face_scores(classifier, G, directions, target, z, reconstruction, quality) -
         p_rec = classifier.predict_proba(reconstruction) > 0.5
         edited = G(apply_directions(z, directions, EDIT))
         p_edit = classifier.predict_proba(edited) > 0.5
+        by_name = {d.name: d for d in directions}
+        kept = condition(by_name["Smiling"], [by_name["Male"]])  # the Sliders tab's "keep fixed: Male"
+        p_kept = classifier.predict_proba(G(apply_directions(z, [kept], EDIT))) > 0.5
     male, smiling = names.index("Male"), names.index("Smiling")
     return {
         "psnr": statistics.fmean(q["psnr"] for q in quality),
@@ -76,6 +79,8 @@ def face_scores(classifier, G, directions, target, z, reconstruction, quality) -
         **{f"agree_{a}": float((p_orig[:, c] == p_rec[:, c]).float().mean()) for a, c in zip(ATTRIBUTES, columns)},
         "edit_smiling": float(p_edit[:, smiling].float().mean()),
         "edit_male_kept": float((p_edit[:, male] == p_orig[:, male]).float().mean()),
+        "edit_fixed_smiling": float(p_kept[:, smiling].float().mean()),
+        "edit_fixed_male_kept": float((p_kept[:, male] == p_orig[:, male]).float().mean()),
     }, edited
 
 
@@ -105,7 +110,7 @@ def bench_faces(args) -> dict:
         z = latents_from_seeds(list(range(100)), info.model.z_dim)
         own = G(z)
     scores, _ = face_scores(classifier, G, directions, own, z, own, [{"psnr": 0.0, "feature_distance": 0.0}])
-    out["seeds_0_99_edit"] = {k: scores[k] for k in ("edit_smiling", "edit_male_kept")}
+    out["seeds_0_99_edit"] = {k: v for k, v in scores.items() if k.startswith("edit_")}
     print(f"seeds 0-99 edited: {out['seeds_0_99_edit']}", flush=True)
     out["timing"] = {}
     for name in ("fast", "full"):  # one image per call, as the app and the CLI do

@@ -111,7 +111,7 @@ def project_tab(ctx: Context) -> None:
         ctx.on([ctx.demo.load, ctx.model.change], describe, ctx.model, [advice, direction])
         ctx.on(image.change, preview, [ctx.model, image], crop, show_progress="hidden")
         ctx.on(go.click, run, [ctx.model, image, sketch, mode], [crop, reconstruction, quality, name, npy])
-        ctx.on([amount.release, direction.change, name.change], slide, [ctx.model, name, direction, amount], edited,
+        ctx.on([amount.input, amount.release, direction.change, name.change], slide, [ctx.model, name, direction, amount], edited,
                trigger_mode="always_last")
         ctx.on(upload.change, bring_back, [ctx.model, upload], uploaded)
 
