@@ -4,6 +4,7 @@ Examples:
   python app.py                                   # http://127.0.0.1:7860, models from ./checkpoints
   python app.py --port 8000 --checkpoints runs    # also every run directory under runs/
   python app.py --checkpoints runs/mnist-32 --data-root ../shared/data   # with nearest-training-image checks
+  python app.py --checkpoints hf://user/dcgan-mnist   # a generator from the Hugging Face Hub (pip install ".[hub]")
   GRADIO_SERVER_PORT=8000 python app.py           # the port from the environment (as on Hugging Face Spaces)
   DCGAN_TRAIN=off python app.py                   # no Train tab (how a Space's settings switch training off)
 
@@ -27,11 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # where models come from
     p.add_argument("--checkpoints", metavar="DIR", action="append", default=[],
-                   help="extra folder of generators (a run dir, or a folder of run dirs / .safetensors files); repeatable "
+                   help="extra folder of generators (a run dir, or a folder of run dirs / .safetensors files), or a Hugging Face "
+                        "Hub model hf://user/repo[@revision] (fetched into the Hub cache; HF_HUB_OFFLINE=1 reads only the cache); "
+                        "repeatable "
                         f"[always scanned: {ROOT / 'checkpoints'}]")
     p.add_argument("--data-root", metavar="DIR", action="append", default=[],
                    help="where training data sets live, for the nearest-training-image check; repeatable "
-                        "[default: the root in each run's config.json]")
+                        "[also searched: the root in each run's config.json (first), and the Train tab's data root, --train-data (last)]")
     # training from the app (the Train tab)
     p.add_argument("--runs-dir", metavar="DIR", default=str(ROOT / "runs"),
                    help="where runs started from the app are written (and scanned for the model picker) [default: ./runs]")
@@ -87,17 +90,25 @@ def public_mode(args: argparse.Namespace, environ: dict[str, str]) -> bool:
     return bool(args.public or environ.get("SPACE_ID"))
 
 
-def training_manager(args: argparse.Namespace, environ: dict[str, str]):
-    """The Train tab's back end; public mode refuses folder paths and caps each run's minutes."""
-    from explorer.training import TrainingLimits, TrainingManager
-
-    public = public_mode(args, environ)
+def shared_data_root(args: argparse.Namespace, environ: dict[str, str]) -> Path:
+    """Where the data sets live, laid out like ../shared/data: --train-data, else $DCGAN_DATA_ROOT, else
+    ../shared/data if present, else ~/.cache/dcgan-explorer/data. The Train tab trains from it and the nearest-image
+    check looks in it (after any --data-root)."""
     shared = ROOT.parent / "shared" / "data"
     data = args.train_data or environ.get("DCGAN_DATA_ROOT") or (str(shared) if shared.is_dir() else None)
     if data is None:
         from dcgan.datasets import default_data_root
 
-        data = str(default_data_root())
+        return default_data_root()
+    return Path(data)
+
+
+def training_manager(args: argparse.Namespace, environ: dict[str, str]):
+    """The Train tab's back end; public mode refuses folder paths and caps each run's minutes."""
+    from explorer.training import TrainingLimits, TrainingManager
+
+    public = public_mode(args, environ)
+    data = shared_data_root(args, environ)
     limits = TrainingLimits(max_concurrent=args.train_concurrent, allow_folders=not public, public=public,
                             max_minutes=args.train_max_minutes or (10.0 if public else 120.0))
     manager = TrainingManager(Path(args.runs_dir), Path(data), limits)
@@ -124,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(args.threads or max(1, cores // args.concurrency))
+    from dcgan.errors import DCGANError
+    from dcgan.hub import local_checkpoint
     from explorer.derived import Catalog
     from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
@@ -131,10 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.ui.fairness import VisitorBudget
     from explorer.uploads import UploadStore
 
+    try:
+        extra = [local_checkpoint(value) for value in args.checkpoints]  # hf:// models become their cache snapshot folders
+    except DCGANError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     runs = [] if args.no_train else [args.runs_dir]
-    registry = CheckpointRegistry([ROOT / "checkpoints", *args.checkpoints, *runs], capacity=args.cache_models, device=args.device)
+    registry = CheckpointRegistry([ROOT / "checkpoints", *extra, *runs], capacity=args.cache_models, device=args.device)
     logging.getLogger("explorer").info("models: %s", ", ".join(registry.names()) or "none")
-    catalog = Catalog(registry, data_roots=args.data_root)
+    catalog = Catalog(registry, data_roots=[*args.data_root, shared_data_root(args, dict(os.environ))])
     out = OutputDir()
     uploads = UploadStore(registry)  # a private temp folder, never served
     for folder in (out.root, uploads.root):

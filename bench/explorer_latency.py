@@ -7,6 +7,7 @@ Examples:
   python bench/explorer_latency.py --model celeba-64                  # a model in ./checkpoints
   python bench/explorer_latency.py --model runs/celeba-64 --iterations 100   # a run dir (copied to a temp folder first)
   python bench/explorer_latency.py --model checkpoints/mnist-32 --json bench.json
+  python bench/explorer_latency.py --model celeba-64 --ui          # also the Generate tab in Chromium vs /generate, 32 seeds
 """
 
 import argparse
@@ -77,6 +78,37 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q * 100))
 
 
+UI_SEEDS = 32           # the Generate tab's grid, timed in a browser against /generate with the same seed count
+UI_TARGET_S = 0.5       # allowed cost of the page (events, 32 image fetches, drawing) above the API call, at p50
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ui_generate_times(url: str, iterations: int, warmup: int) -> list[float]:
+    """Milliseconds from clicking Generate to all UI_SEEDS tiles of fresh seeds decoded in Chromium (Playwright)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    times = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        expect(page.locator("#samples img").first).to_be_visible(timeout=120_000)
+        seeds_box = page.get_by_role("textbox", name="Seeds")
+        for i in range(warmup + iterations):
+            last = 50_000 + UI_SEEDS * i + UI_SEEDS - 1  # seeds never rendered before: nothing comes from the image cache
+            seeds_box.fill(f"{last - UI_SEEDS + 1}-{last}")
+            t0 = time.perf_counter()
+            page.get_by_role("button", name="Generate", exact=True).click()
+            page.wait_for_function("""([n, last]) => {
+                const imgs = [...document.querySelectorAll('#samples img')];
+                return imgs.length === n && imgs.every(img => img.complete && img.naturalWidth > 0)
+                    && imgs[n - 1].alt === `seed ${last}`; }""", arg=[UI_SEEDS, last], timeout=120_000, polling="raf")
+            if i >= warmup:
+                times.append((time.perf_counter() - t0) * 1000)
+        browser.close()
+    return times
+
+
 def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -108,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gif-iterations", type=int, default=8, help="timed 64-frame /interpolate calls [default: 8]")
     p.add_argument("--warmup", type=int, default=5, help="untimed calls per endpoint first [default: 5]")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the results as JSON")
+    p.add_argument("--ui", action="store_true", help=f"also time the Generate tab in Chromium ({CHROMIUM}, Playwright) against "
+                                                    f"/generate, {UI_SEEDS} seeds each [default: off]")
     p.add_argument("--serve-trivial", type=int, metavar="PORT", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve_trivial:
@@ -158,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
             gif_floor.append(timed(lambda: floor.predict(i, api_name="/noop")))
             gif_times.append(timed(lambda: ours.predict(name, f"{2 * i},{2 * i + 1}", 32, "slerp", 12.0, "loop", api_name="/interpolate")))
         times["floor_gif_run"], times["interpolate64"] = gif_floor, gif_times
+        if args.ui:
+            api32 = [timed(lambda: ours.predict(name, f"{90_000 + UI_SEEDS * i}-{90_000 + UI_SEEDS * i + UI_SEEDS - 1}", 1.0,
+                                                api_name="/generate")) for i in range(args.iterations)]
+            times[f"generate{UI_SEEDS}"], times[f"ui_generate{UI_SEEDS}"] = api32, ui_generate_times(
+                f"http://127.0.0.1:{app_port}/", args.iterations, args.warmup)
     finally:
         for proc in (app, trivial):
             if proc is not None:
@@ -180,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
                        f"+{over50:.1f} ms at p50, +{over95:.1f} ms at p95", over95 <= budget))
     gif_s = stats["interpolate64"]["p95_ms"] / 1000
     checks.append((f"64-frame /interpolate (GIF + MP4) <= {GIF_TARGET_S:g} s", f"{gif_s:.2f} s at p95", gif_s <= GIF_TARGET_S))
+    if args.ui:
+        api_s, ui_s = stats[f"generate{UI_SEEDS}"]["p50_ms"] / 1000, stats[f"ui_generate{UI_SEEDS}"]["p50_ms"] / 1000
+        checks.append((f"Generate tab ({UI_SEEDS} seeds) p50 <= /generate p50 + {UI_TARGET_S:g} s", f"{ui_s:.2f} s vs {api_s:.2f} s",
+                       ui_s <= api_s + UI_TARGET_S))
     checks.append((f"app start <= {START_TARGET_S:g} s", f"{results['app_start_s']:.2f} s", results["app_start_s"] <= START_TARGET_S))
     results["checks"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in checks]
 

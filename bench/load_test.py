@@ -11,7 +11,8 @@ twice against that one server process: first alone, then with one attacking clie
 upload route and /upload and sends the most expensive legal requests and garbage (ATTACK_PARTS; --attack-parts picks
 some). Reported: the users' p95 in both phases and its ratio (the target is --max-ratio, 2x), what each of the
 attacker's requests got (accepted, refused with which message, failed), and the server's memory, threads and temp
-disk after each phase.
+disk after each phase. The attacker runs in a process of its own, as a remote client would: in the users' process its
+threads would hold the users' interpreter lock, and its time would count as the server's slowness.
 
 Examples:
   python bench/load_test.py                                   # 32 users, 60 s, a model from ./checkpoints
@@ -25,6 +26,7 @@ import argparse
 import http.client
 import json
 import math
+import multiprocessing
 import os
 import random
 import select
@@ -504,6 +506,36 @@ class Attacker:
         return sum(w.is_alive() for w in self.workers)
 
 
+def attack_process(settings: dict, commands, results) -> None:
+    """The attacker in its own process: build it (its fake generators, its random bodies), say "ready", attack from
+    the moment the parent sends the deadline, then send back the tally and how many threads were still going."""
+    attacker = Attacker(**settings)
+    results.put("ready")
+    attacker.start(commands.get())
+    left = attacker.join(300)
+    results.put((attacker.tally.report(), left))
+
+
+class AttackerProcess:
+    """Starts ``attack_process`` (spawned: no threads or sockets inherited) and waits for it to be ready."""
+
+    def __init__(self, **settings):
+        context = multiprocessing.get_context("spawn")
+        self.commands, self.results = context.Queue(), context.Queue()
+        self.process = context.Process(target=attack_process, args=(settings, self.commands, self.results), daemon=True)
+        self.process.start()
+        if self.results.get(timeout=600) != "ready":
+            raise RuntimeError("the attacker process did not start")
+
+    def start(self, stop_at: float) -> None:
+        self.commands.put(stop_at)  # time.monotonic() is the same clock in every process (CLOCK_MONOTONIC)
+
+    def join(self, timeout: float) -> tuple[dict, int]:
+        report, left = self.results.get(timeout=timeout + 60)
+        self.process.join(30)
+        return report, left
+
+
 def server_state(proc: subprocess.Popen, tmp: Path) -> dict:
     alive = proc.poll() is None
     return {"alive": alive, "rss_mb": round(rss_mb(proc.pid), 1) if alive else None,
@@ -623,15 +655,15 @@ def main(argv: list[str] | None = None) -> int:
                 first.predict(attack_model, api_name="/directions")
                 request(first, "generate", attack_model, warm_rng)
             first.close()
-            attacker = Attacker(url, attack_model, parts, args.attack_threads, tmp / "attacker", checkpoints, args.attack_uploads,
-                                spoof=not args.no_spoof)
+            attacker = AttackerProcess(url=url, model=attack_model, parts=parts, threads=args.attack_threads, tmp=tmp / "attacker",
+                                       checkpoints=checkpoints, uploads=args.attack_uploads, spoof=not args.no_spoof)
             server["after warm-up"] = server_state(proc, tmp)
             baseline = run_users(url, model, args.users, args.seconds, tmp, proc.pid)
             server["after the users alone"] = server_state(proc, tmp)
             attacker.start(time.monotonic() + args.seconds)
             attacked = run_users(url, model, args.users, args.seconds, tmp, proc.pid, phase=1)
             server["after the users, attacked"] = server_state(proc, tmp)
-            left = attacker.join(300)
+            attack_report, left = attacker.join(300)
             server["after the attacker's last"] = server_state(proc, tmp)
             check = Client(url, verbose=False, download_files=str(tmp / "check"))  # does it still answer?
             t0 = time.perf_counter()
@@ -655,9 +687,10 @@ def main(argv: list[str] | None = None) -> int:
                   for name, row in base["latency_s"].items() if name in hit["latency_s"]}
         result = {"mode": "attacker", "command": shlex.join([Path(sys.executable).name, *sys.argv]), "cpu": cpu_name(),
                   "users": args.users, "model": model, "attack_model": attack_model, "attack_parts": parts,
-                  "attack_threads": args.attack_threads, "interpolation": dict(zip(("keyframes", "frames", "loop"), attacker.interp)),
+                  "attack_threads": args.attack_threads,
+                  "interpolation": dict(zip(("keyframes", "frames", "loop"), widest_interpolation())),
                   "max_ratio": args.max_ratio, "p95_ratio": ratios, "target_met": ratios.get("all", math.inf) <= args.max_ratio,
-                  "baseline": base, "attack": hit, "attacker": attacker.tally.report(), "attacker_threads_left": left,
+                  "baseline": base, "attack": hit, "attacker": attack_report, "attacker_threads_left": left,
                   "server": server, "server_log": log_tracebacks(tmp / "server.log")}
         print(f"CPU: {result['cpu']}\ncommand: {result['command']}")
         print("\n== without the attacker ==")

@@ -3,6 +3,11 @@
 Both train the same paper DCGAN (64x64, batch 128 by default) on the same in-memory images (CelebA from
 ../shared/data when present, else the fake set), in one process, alternating rounds so machine noise hits both.
 
+Beside each ratio, the roofline: the step's FLOPs per image (torch's FlopCounterMode over one real step, forward and
+backward of G and D, counted from the layer shapes) times img/s, over the machine's matmul throughput measured in the
+same run, in the precision the variant computes in (a 2048x2048 matmul, bf16 or fp32). It says how much of what this
+CPU can do a training step gets, which a ratio to a baseline cannot.
+
     python bench/train_speed.py                      # baseline vs ours, prints img/s and the ratio
     python bench/train_speed.py --ablate             # also ours with each fast path turned off
     python bench/train_speed.py --device cuda --batch-size 512 --compile
@@ -10,17 +15,19 @@ Both train the same paper DCGAN (64x64, batch 128 by default) on the same in-mem
 from __future__ import annotations
 
 import argparse
+import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from dcgan import datasets
 from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from dcgan.models import build_discriminator, build_generator
-from dcgan.trainer import Hardware, bf16_supported, build_gan, pick_device, train_step, update_ema
+from dcgan.trainer import Hardware, bf16_supported, build_gan, channels_last_pays, pick_device, train_step, update_ema
 
 CELEBA = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba10k"
 
@@ -83,6 +90,41 @@ def our_steps(model: ModelConfig, images: torch.Tensor, batch: int, device: torc
         yield stats
 
 
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), as lscpu prints it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def step_flops_per_image(model: ModelConfig, batch: int, device: torch.device) -> float:
+    """FLOPs of one of our training steps (D on real and fake, G through D, all backward passes) per image."""
+    steps = our_steps(model, torch.zeros(batch, model.channels, model.image_size, model.image_size, dtype=torch.uint8), batch,
+                      device, bf16=False, channels_last=False, compile=False)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        next(steps)
+    return counter.get_total_flops() / batch
+
+
+def matmul_flops_per_s(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 6) -> float:
+    """The machine's dense matmul throughput in ``dtype`` (the best of a few timed runs)."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        sync(device)
+        start = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
 def measure(steps, batch: int, n_steps: int, device: torch.device) -> float:
     next(steps)
     next(steps)  # warm-up (allocator, oneDNN primitive cache, compile)
@@ -109,25 +151,35 @@ def main() -> None:
     device = pick_device(args.device)
     model = ModelConfig(image_size=args.image_size, channels=3)
     images = load_images(args.image_size, 2048)
-    fast = bf16_supported(device)
-    variants = {"baseline (pytorch/examples style, fp32 eager)": lambda: baseline_steps(model, images, args.batch_size, device),
-                f"ours (bf16={fast}, channels_last={fast})": lambda: our_steps(model, images, args.batch_size, device,
-                                                                               bf16=fast, channels_last=fast, compile=args.compile)}
+    bf16, channels_last = bf16_supported(device), channels_last_pays(device, bf16_supported(device))
+
+    def ours(bf16: bool, channels_last: bool, compile: bool = False):
+        return lambda: our_steps(model, images, args.batch_size, device, bf16=bf16, channels_last=channels_last, compile=compile)
+
+    variants = {"baseline (pytorch/examples style, fp32 eager)": (lambda: baseline_steps(model, images, args.batch_size, device), False),
+                f"ours, auto (bf16={bf16}, channels_last={channels_last})": (ours(bf16, channels_last, args.compile), bf16)}
     if args.ablate:
-        variants["ours, bf16 off, channels_last off"] = lambda: our_steps(model, images, args.batch_size, device,
-                                                                          bf16=False, channels_last=False, compile=False)
-        variants["ours, bf16 on, channels_last off"] = lambda: our_steps(model, images, args.batch_size, device,
-                                                                         bf16=fast, channels_last=False, compile=False)
+        for b, c in ((False, False), (False, True), (True, False), (True, True)):
+            if (b, c) != (bf16, channels_last) and (bf16 or not b):
+                variants[f"ours, bf16 {'on' if b else 'off'}, channels_last {'on' if c else 'off'}"] = (ours(b, c), b)
     results = {name: [] for name in variants}
     for _ in range(args.rounds):
-        for name, make in variants.items():
+        for name, (make, _) in variants.items():
             results[name].append(measure(make(), args.batch_size, args.steps, device))
+    flops = step_flops_per_image(model, args.batch_size, device)
+    roof = {False: matmul_flops_per_s(device, torch.float32)}
+    if bf16:
+        roof[True] = matmul_flops_per_s(device, torch.bfloat16)
     base = statistics.median(next(iter(results.values())))
-    print(f"device={device} threads={torch.get_num_threads()} image_size={args.image_size} "
+    print(f"CPU: {cpu_name()}  device={device} threads={torch.get_num_threads()} image_size={args.image_size} "
           f"batch={args.batch_size} rounds={args.rounds}x{args.steps} steps")
+    print(f"training step: {flops / 1e9:.2f} GFLOP per image; 2048x2048 matmul: "
+          + ", ".join(f"{'bf16' if b else 'fp32'} {r / 1e9:.0f} GFLOP/s" for b, r in roof.items()))
     for name, values in results.items():
         value = statistics.median(values)
-        print(f"{name:50s} {value:9.1f} img/s   x{value / base:.2f}")
+        in_bf16 = variants[name][1]
+        print(f"{name:50s} {value:9.1f} img/s   x{value / base:.2f}   "
+              f"{100 * flops * value / roof[in_bf16]:5.1f}% of the {'bf16' if in_bf16 else 'fp32'} matmul roof")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,11 @@ def describe_generator(metadata: dict[str, str], path: Path | str) -> GeneratorI
 
 
 def resolve_generator_path(path: Path | str) -> Path:
+    """The generator file of a `.safetensors` path, a run directory or an ``hf://user/repo[@revision]`` (dcgan.hub)."""
+    if isinstance(path, str) and path.startswith("hf://"):
+        from .hub import download_checkpoint
+
+        path = download_checkpoint(path)
     path = Path(path)
     if path.is_dir():
         path = path / GENERATOR_FILE
@@ -74,7 +79,7 @@ def resolve_generator_path(path: Path | str) -> Path:
 
 def load_generator(path: Path | str, *, model: ModelConfig | None = None,
                    device: str | torch.device = "cpu") -> tuple[nn.Module, GeneratorInfo]:
-    """Load a generator from a `.safetensors` file or run directory; returns (G in eval mode, its info).
+    """Load a generator from a `.safetensors` file, run directory or ``hf://user/repo[@revision]``; returns (G in eval mode, its info).
 
     ``model`` is needed only for a plain state dict saved without our metadata (e.g. pytorch/examples' netG
     converted to safetensors). Anything foreign, truncated or mismatched raises CheckpointError.

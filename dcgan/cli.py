@@ -1,47 +1,52 @@
-"""The `dcgan` command: train, sample, export. Thin wrappers over the library; `main(argv) -> exit code`.
+"""The `dcgan` command: one verb per action, each a thin wrapper over the library; `main(argv) -> exit code`.
 
 Examples:
   dcgan train --dataset mnist --data-root ../shared/data --arch keras --max-minutes 30 --out runs/mnist
   dcgan train --dataset celeba --data-root ../shared/data/celeba10k --image-size 64 --epochs 25
   dcgan train --resume runs/mnist --max-steps 20000
-  dcgan train --config runs/mnist/config.json --out runs/mnist-again
   dcgan sample runs/mnist --seeds 0-63 --out grid.png
-  dcgan sample checkpoints/celeba-64 --seeds 3,7,42 --out faces.npy
+  dcgan sample checkpoints/celeba-64 --seeds 0-49999 --out faces.npy
+  dcgan edit checkpoints/celeba-64 --seed 42 --amount Smiling=3 --keep-fixed Male --out smile.png
+  dcgan arithmetic checkpoints/celeba-64 --preset "smiling woman" --out arithmetic/
+  dcgan interpolate checkpoints/celeba-64 --keyframes 1,2,3 --frames 16 --out walk.mp4
+  dcgan nearest checkpoints/mnist --seed 7 --data-root ../shared/data --out row.png
   dcgan project me.jpg --checkpoint checkpoints/celeba-64 --out me.npy --preview me.png
   dcgan sample checkpoints/celeba-64 --latents me.npy --out me-again.png
+  dcgan directions checkpoints/celeba-64 --list
   dcgan export runs/mnist --out mnist.safetensors --fp16
-  dcgan directions runs/celeba --k 10 --n 5000
+  dcgan export checkpoints/mnist --onnx mnist.onnx
+  dcgan push checkpoints/mnist user/dcgan-mnist --dry-run --out hub-folder
+  dcgan sample hf://user/dcgan-mnist --seeds 0-63 --out grid.png
+  dcgan train --dataset mnist --max-steps 2000 --tensorboard --out runs/mnist-tb
   dcgan eval runs/mnist --n 10000 --json mnist-eval.json
   torchrun --nproc_per_node=2 -m dcgan train --dataset cifar10 --data-root data --image-size 32
+
+`dcgan VERB --help` lists a verb's options with their defaults.
 """
 from __future__ import annotations
 
+# Only light modules at the top: torch and the data sets are imported inside the verbs, so `dcgan --help` is instant.
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
-import numpy as np
-import torch
-
-from . import checkpoints, rundir
-from .classifiers import CLASSIFIER_DATASETS
-from .config import ARCHITECTURES, D_NORMS, DataConfig, ModelConfig, RunConfig, TrainConfig
-from .datasets import DATASETS, KERAS_IMAGE_SIZE, default_data_root
+from . import cli_images
+from .config import TrainConfig
 from .errors import ConfigError, DCGANError
 
 log = logging.getLogger("dcgan")
 
 
-def _add_train_parser(sub) -> None:
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from .config import ARCHITECTURES, D_NORMS, DataConfig, ModelConfig
+    from .datasets import DATASETS, KERAS_IMAGE_SIZE, default_data_root
+
     m, d, t = ModelConfig(), DataConfig(), TrainConfig()
-    p = sub.add_parser("train", help="train a DCGAN", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Train a DCGAN; writes a run directory "
-                                   "(config.json, metrics.jsonl, samples/, state.pt, generator.safetensors).")
+    p.description = "Train a DCGAN; writes a run directory (config.json, metrics.jsonl, samples/, state.pt, generator.safetensors)."
     # data
     p.add_argument("--dataset", choices=sorted(DATASETS), default=d.dataset, help="data set to train on")
     p.add_argument("--data-root", metavar="DIR", default=str(default_data_root()), help="folder holding the data set")
@@ -85,7 +90,7 @@ def _add_train_parser(sub) -> None:
     p.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--bf16", choices=("auto", "on", "off"), default=t.bf16, help="bf16 autocast (auto: on CUDA and AVX512-BF16 CPUs)")
     p.add_argument("--channels-last", choices=("auto", "on", "off"), default=t.channels_last,
-                   help="channels_last memory format (auto: with bf16)")
+                   help="channels_last memory format (auto: on CPUs, and on CUDA with bf16)")
     p.add_argument("--compile", action="store_true", help="torch.compile G and D")
     # outputs
     p.add_argument("--out", metavar="RUN_DIR", default=None, help="run directory [default: runs/NNNNN-<dataset>-<size>]")
@@ -98,6 +103,9 @@ def _add_train_parser(sub) -> None:
                    help="also keep every checkpoint's generator as RUN_DIR/generators/step-NNNNNNN.safetensors, "
                         "to score them with dcgan eval and ship the best (may be set on --resume)")
     p.add_argument("--eval-every", type=int, metavar="N", default=t.eval_every, help="steps between quality metrics (0: off)")
+    p.add_argument("--tensorboard", metavar="DIR", nargs="?", const="", default=None,
+                   help="also write TensorBoard events (the logged scalars, quality metrics, preview grids) to DIR "
+                        "[default without DIR: RUN_DIR/tensorboard; needs the tensorboard extra]")
     p.add_argument("--config", metavar="FILE", default=None,
                    help="take every model, data and training option from this RunConfig JSON (a run's config.json; unknown keys are "
                         "refused); only --out and --dry-run may be given beside it")
@@ -105,7 +113,12 @@ def _add_train_parser(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def _train_config(args) -> RunConfig:
+def _train_config(args):
+    import dataclasses
+
+    from .config import DataConfig, ModelConfig, RunConfig
+    from .datasets import DATASETS
+
     spec = DATASETS[args.dataset]
     image_size = args.image_size or spec.default_image_size(args.arch)
     channels = args.channels or spec.channels
@@ -120,12 +133,14 @@ def _train_config(args) -> RunConfig:
 
 RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from",
                     "keep_generators", "augment", "flip")  # how long, how it ends, what it keeps and sees
-BESIDE_CONFIG = ("config", "out", "dry_run", "verbose")  # the flags --config leaves meaningful
+BESIDE_CONFIG = ("config", "out", "dry_run", "verbose", "tensorboard")  # the flags --config leaves meaningful
 
 
-def _config_file(args) -> RunConfig:
+def _config_file(args):
     """The RunConfig of --config FILE, refusing any other option given with it (the file holds them all)."""
-    defaults = vars(build_parser().parse_args(["train"]))
+    from . import rundir
+
+    defaults = vars(build_parser(["train"]).parse_args(["train"]))
     given = sorted(k for k, v in vars(args).items() if k in defaults and k not in BESIDE_CONFIG and v != defaults[k])
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
@@ -134,6 +149,7 @@ def _config_file(args) -> RunConfig:
 
 
 def cmd_train(args) -> int:
+    from . import checkpoints, rundir
     from .trainer import fit, resume_config
 
     if args.resume and args.config:
@@ -152,7 +168,8 @@ def cmd_train(args) -> int:
     if not args.resume and (run_dir / checkpoints.STATE_FILE).exists():
         raise DCGANError(f"{run_dir} already holds a run; use --resume {run_dir} to continue it or pick another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = fit(cfg, run_dir, resume=bool(args.resume))
+    tensorboard_dir = None if args.tensorboard is None else Path(args.tensorboard or run_dir / "tensorboard")
+    record = fit(cfg, run_dir, resume=bool(args.resume), tensorboard_dir=tensorboard_dir)
     if int(os.environ.get("RANK", 0)) == 0:
         print(f"{run_dir}: step {record.get('step')}, {record.get('images_seen')} images seen, {record.get('img_per_s')} img/s")
     return 0
@@ -184,32 +201,14 @@ def resume_argv(run_dir: Path, overrides: dict[str, Any]) -> list[str]:
     return argv
 
 
-def cmd_sample(args) -> int:
-    from .images import make_grid, save_png, to_uint8
-    from .latent import latents_from_seeds, parse_seeds, truncate
-
-    G, meta = checkpoints.load_generator(args.checkpoint)
-    if args.latents:
-        from .project import load_latents
-
-        z, what = load_latents(args.latents, meta.model.z_dim), f"latents of {args.latents}"
-    else:
-        z, what = latents_from_seeds(parse_seeds(args.seeds), meta.model.z_dim), "samples"
-    z = truncate(z, args.truncation)
-    with torch.no_grad():
-        x = G(z)
-    out = Path(args.out)
-    if out.suffix == ".npy":
-        np.save(out, to_uint8(x))
-    else:
-        save_png(make_grid(x, nrow=args.nrow), out)
-    print(f"{out}: {len(z)} {what} from {meta.path}")
-    return 0
-
-
 def cmd_export(args) -> int:
+    import torch
+
+    from . import checkpoints
     from .trainer import generator_from_state, images_seen
 
+    if args.onnx:
+        return _export_onnx(args)
     state = checkpoints.load_state(Path(args.run_dir))
     G, cfg = generator_from_state(state, raw=args.raw)
     out = Path(args.out) if args.out else Path(args.run_dir) / checkpoints.GENERATOR_FILE
@@ -220,13 +219,62 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_directions(args) -> int:
-    from .directions import compute_directions, directions_path, generator_fingerprint, save_directions
+def _export_onnx(args) -> int:
+    import dataclasses
 
-    G, meta = checkpoints.load_generator(args.checkpoint)
-    directions = compute_directions(G, meta, k=args.k, n=args.n, labelled=not args.no_classifier)
-    out = Path(args.out) if args.out else directions_path(args.checkpoint)
-    save_directions(directions, out, fingerprint=generator_fingerprint(G))
+    from .checkpoints import load_generator
+    from .hub import local_checkpoint
+    from .onnx_export import CHECK_SEEDS, OPSET, TOLERANCE, export_checked
+
+    given = [flag for flag, value in (("--out", args.out), ("--fp16", args.fp16), ("--raw", args.raw)) if value]
+    if given:
+        raise DCGANError(f"--onnx writes the checkpoint's generator.safetensors as float32 ONNX; drop {', '.join(given)}")
+    G, meta = load_generator(local_checkpoint(args.run_dir))
+    for name in ("onnxscript", "onnx_ir"):  # the exporter's optimiser logs every pass at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
+    error = export_checked(G, args.onnx, z_dim=meta.model.z_dim, metadata={"model": dataclasses.asdict(meta.model), "info": meta.info})
+    m = meta.model
+    print(f"{args.onnx}: ONNX (opset {OPSET}) generator of {meta.path}, input z [N, {m.z_dim}], output x [N, {m.channels}, "
+          f"{m.image_size}, {m.image_size}] in [-1, 1]; onnxruntime matches torch to {error:.1e} "
+          f"(limit {TOLERANCE:g}) on seeds {CHECK_SEEDS.start}-{CHECK_SEEDS.stop - 1}")
+    return 0
+
+
+def cmd_push(args) -> int:
+    from .hub_push import push, write_push_folder
+
+    if args.dry_run != bool(args.out):
+        raise DCGANError("--dry-run writes the upload folder to --out DIR instead of uploading: give both or neither")
+    if args.dry_run:
+        names = write_push_folder(args.checkpoint, Path(args.out), args.repo_id)
+        print(f"{args.out}: {', '.join(names)} (what `dcgan push` would upload to {args.repo_id}; nothing was uploaded)")
+        return 0
+    print(f"{args.repo_id}: pushed, {push(args.checkpoint, args.repo_id, private=args.private)}")
+    return 0
+
+
+def cmd_directions(args) -> int:
+    from .checkpoints import load_generator
+    from .directions import compute_directions, directions_path, generator_fingerprint, load_or_compute_directions, save_directions
+    from .hub import is_hub_url, local_checkpoint
+
+    if is_hub_url(args.checkpoint) and not args.out and not args.list:
+        raise DCGANError(f"{args.checkpoint}: give --out FILE (directions are not written into the Hugging Face cache)")
+    if args.list:
+        options = (("--k", args.k, 10), ("--n", args.n, 5000), ("--no-classifier", args.no_classifier, False), ("--out", args.out, None))
+        given = [flag for flag, value, default in options if value != default]
+        if given:
+            raise DCGANError(f"--list shows the directions the app and `dcgan edit` use; {', '.join(given)} only mean something "
+                             "when computing them (drop --list)")
+    G, meta = load_generator(args.checkpoint)
+    if args.list:  # the app's /directions: the file beside the checkpoint, computed there first if it is missing or stale
+        local = local_checkpoint(args.checkpoint)
+        directions = load_or_compute_directions(local, G, meta)
+        out = directions_path(local)
+    else:
+        directions = compute_directions(G, meta, k=args.k, n=args.n, labelled=not args.no_classifier)
+        out = Path(args.out) if args.out else directions_path(args.checkpoint)
+        save_directions(directions, out, fingerprint=generator_fingerprint(G))
     width = max(len(d.name) for d in directions)
     print(f"{'name':<{width}}  {'kind':<9}  strength  label")
     for d in directions:
@@ -236,9 +284,13 @@ def cmd_directions(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from .checkpoints import load_generator
+    from .classifiers import CLASSIFIER_DATASETS
+    from .hub import local_checkpoint
     from .metrics import evaluate
 
-    G, meta = checkpoints.load_generator(args.checkpoint)
+    args.checkpoint = local_checkpoint(args.checkpoint)  # --arithmetic finds (or writes) the directions beside it
+    G, meta = load_generator(args.checkpoint)
     dataset = args.dataset or meta.info.get("dataset")
     if not dataset:
         raise DCGANError(f"{meta.path}: its metadata names no data set; pass --dataset {' or '.join(CLASSIFIER_DATASETS)}")
@@ -318,18 +370,20 @@ def _edit_metrics(args, G, meta, classifier) -> dict[str, Any]:
 
 
 def cmd_project(args) -> int:
+    import torch
+
+    from .checkpoints import load_generator
     from .images import make_grid, save_png
     from .io import atomic_write_bytes
     from .project import INPUT_ADVICE, PRESETS, project, read_image, save_latents
 
-    G, meta = checkpoints.load_generator(args.checkpoint)
+    images = [read_image(path) for path in args.images]  # a bad image is refused before the model is loaded
+    G, meta = load_generator(args.checkpoint)
     dataset = meta.info.get("dataset")
-    images = [read_image(path) for path in args.images]
     result = project(G, images, z_dim=meta.model.z_dim, dataset=dataset, settings=PRESETS[args.mode])
     atomic_write_bytes(save_latents(result.z), Path(args.out))
     if args.preview:
-        nrow = len(images)
-        save_png(make_grid(torch.cat([result.target, result.reconstruction]), nrow=nrow), Path(args.preview))
+        save_png(make_grid(torch.cat([result.target, result.reconstruction]), nrow=len(images)), Path(args.preview))
     print(f"{'image':<24}  {'psnr':>6}  {'feat.dist':>9}  {'agreement':>9}")
     for path, q in zip(args.images, result.quality):
         agreement = f"{100 * q['agreement']:8.0f}%" if "agreement" in q else f"{'-':>9}"
@@ -344,55 +398,50 @@ def cmd_project(args) -> int:
     return 0
 
 
-def _add_project_parser(sub) -> None:
-    p = sub.add_parser("project", help="find the latents of your own images", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Project images into a generator's latent space (best of K seeded starts, then Adam on z "
-                                   "with pixel, classifier-feature and prior losses); print PSNR, feature distance and "
-                                   "attribute/class agreement per image. Faces get CelebA's crop; digits become grey on black.")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size up to 4096 px a side, any mode)")
-    p.add_argument("--checkpoint", required=True, help="generator .safetensors file or run directory")
-    p.add_argument("--out", default="latents.npy", help="latents as float32 .npy [N, z_dim], for dcgan sample --latents")
-    p.add_argument("--preview", metavar="PNG", default=None, help="also write originals (top) above reconstructions (bottom)")
-    p.add_argument("--mode", choices=("fast", "full"), default="full", help="fast: few steps (the app's live mode); full: best quality")
-    p.set_defaults(func=cmd_project)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dcgan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_train_parser(sub)
-    p = sub.add_parser("sample", help="images for seeds", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Generate images for a seed list; seed N is torch.randn(z_dim) from torch.Generator().manual_seed(N).")
-    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
-    p.add_argument("--seeds", default="0-63", help="seed list such as 0-63 or 3,7,42")
-    p.add_argument("--latents", metavar="FILE", default=None,
-                   help="render the latents saved in this .npy ([N, z_dim] or [z_dim], e.g. from dcgan project) instead of --seeds")
-    p.add_argument("--truncation", type=float, default=1.0, help="scale latents toward 0 (1: none)")
-    p.add_argument("--nrow", type=int, default=None, help="images per grid row [default: ~square]")
-    p.add_argument("--out", default="samples.png", help="grid .png, or .npy for uint8 N x H x W x C")
-    p.set_defaults(func=cmd_sample)
-    p = sub.add_parser("export", help="state.pt -> generator.safetensors", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("run_dir", help="run directory holding state.pt")
+def _add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="run directory holding state.pt (with --onnx: any generator checkpoint, also hf://user/repo)")
     p.add_argument("--out", default=None, help="output .safetensors [default: RUN_DIR/generator.safetensors]")
     p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     p.add_argument("--raw", action="store_true", help="export the raw G instead of its EMA")
+    p.add_argument("--onnx", metavar="FILE", default=None,
+                   help="write the generator as ONNX instead (input z [N, z_dim], dynamic batch, opset 18), checked against "
+                        "torch with onnxruntime on seeds 0-63; needs the onnx extra")
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("directions", help="latent directions for the explorer's sliders",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Compute SeFa, PCA and (with a classifier for the data set) labelled latent directions; "
-                                   "write them beside the checkpoint.")
-    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+
+
+def _add_push_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Upload a checkpoint folder (generator, discriminator and directions if present, metrics, samples, config, and "
+                     "the model card with the Hub's front matter) with HfApi.upload_folder; the token is huggingface_hub's "
+                     "(HF_TOKEN or `hf auth login`). Needs the hub extra.")
+    p.add_argument("checkpoint", help="checkpoint folder, run directory or generator .safetensors file")
+    p.add_argument("repo_id", help="Hub model repo, user/repo (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
+    p.add_argument("--dry-run", action="store_true", help="upload nothing; write the folder that would be uploaded to --out")
+    p.add_argument("--out", metavar="DIR", default=None, help="with --dry-run: the (new or empty) folder to write")
+    p.set_defaults(func=cmd_push)
+
+
+def _add_directions_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Compute SeFa, PCA and (with a classifier for the data set) labelled latent directions and write them beside "
+                     "the checkpoint; or, with --list, show the ones the app and `dcgan edit` use.")
+    p.add_argument("checkpoint", help="generator .safetensors file, run directory or hf://user/repo[@revision]")
+    p.add_argument("--list", action="store_true",
+                   help="list the directions beside the checkpoint (the app's /directions; computed and saved first if missing)")
     p.add_argument("--k", type=int, metavar="N", default=10, help="SeFa and PCA directions each (at most z_dim)")
     p.add_argument("--n", type=int, metavar="N", default=5000, help="latents sampled for PCA and labelled directions")
     p.add_argument("--no-classifier", action="store_true", help="SeFa and PCA only, even if a classifier exists")
     p.add_argument("--out", default=None,
                    help="output file [default: DIR/directions.safetensors or X.directions.safetensors beside the checkpoint]")
     p.set_defaults(func=cmd_directions)
-    p = sub.add_parser("eval", help="quality metrics with their real-vs-real floor", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       description="Classifier FID, KID, precision/recall, inception-style score and class/attribute rates of "
-                                   "generated samples, each beside the score of held-out real images (the floor).")
-    p.add_argument("checkpoint", help="generator .safetensors file or run directory")
+
+
+def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    from .classifiers import CLASSIFIER_DATASETS
+    from .edit_metrics import AMOUNT, COUNT, DRAWS, SEARCH, SLIDER_N
+
+    p.description = ("Classifier FID, KID, precision/recall, inception-style score and class/attribute rates of generated samples, "
+                     "each beside the score of held-out real images (the floor).")
+    p.add_argument("checkpoint", help="generator .safetensors file, run directory or hf://user/repo[@revision]")
     p.add_argument("--n", type=int, metavar="N", default=10000, help="samples to generate (seeds SEED..SEED+N-1)")
     p.add_argument("--seed", type=int, default=0, help="first latent seed")
     p.add_argument("--dataset", choices=CLASSIFIER_DATASETS, default=None, help="data set to compare with [default: the checkpoint's]")
@@ -400,7 +449,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="comma-separated subset of fid,kid,pr,inception,hist [default: all]")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the results (and floors) as JSON here")
     # editing metrics
-    from .edit_metrics import AMOUNT, COUNT, DRAWS, SEARCH, SLIDER_N
     p.add_argument("--arithmetic", action="store_true",
                    help=f"also measure the paper's face arithmetic and the attribute sliders (celeba only: mnist and fashion-mnist have "
                         f"class classifiers and no presets). Per preset, each draw picks {COUNT} exemplars per group from its own "
@@ -413,12 +461,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slider-amount", type=float, metavar="A", default=AMOUNT,
                    help="how far seeds are moved along each unit attribute direction (with --arithmetic)")
     p.set_defaults(func=cmd_eval)
-    _add_project_parser(sub)
+
+
+def _add_project_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Project images into a generator's latent space (best of K seeded starts, then Adam on z with pixel, "
+                     "classifier-feature and prior losses); print PSNR, feature distance and attribute/class agreement per image. "
+                     "Faces get CelebA's crop; digits become grey on black.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size up to 4096 px a side, any mode)")
+    p.add_argument("--checkpoint", required=True, help="generator .safetensors file, run directory or hf://user/repo[@revision]")
+    p.add_argument("--out", default="latents.npy", help="latents as float32 .npy [N, z_dim], for dcgan sample --latents")
+    p.add_argument("--preview", metavar="PNG", default=None, help="also write originals (top) above reconstructions (bottom)")
+    p.add_argument("--mode", choices=("fast", "full"), default="full", help="fast: few steps (the app's live mode); full: best quality")
+    p.set_defaults(func=cmd_project)
+
+
+# One row per verb: name, the one line `dcgan --help` shows, and the function adding its options (and its command).
+# A verb's options are built only when that verb is run, so listing the verbs imports nothing heavy.
+VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "train": ("train a DCGAN into a run directory", _add_train_arguments),
+    "sample": ("images for any number of seeds: .png grid, .npy, .zip, DIR/", cli_images.add_sample_arguments),
+    "edit": ("move one seed along named directions (as /edit)", cli_images.add_edit_arguments),
+    "arithmetic": ("face arithmetic A - B + C, the paper's 3x3 (as /arithmetic)", cli_images.add_arithmetic_arguments),
+    "interpolate": ("a walk through keyframe seeds, GIF or MP4 (as /interpolate)", cli_images.add_interpolate_arguments),
+    "nearest": ("training images nearest to a seed's sample (as /nearest)", cli_images.add_nearest_arguments),
+    "project": ("find the latents of your own images (as /project)", _add_project_arguments),
+    "directions": ("compute latent directions, or --list them (as /directions)", _add_directions_arguments),
+    "export": ("state.pt -> generator.safetensors (or --onnx FILE)", _add_export_arguments),
+    "push": ("upload a checkpoint to the Hugging Face Hub", _add_push_arguments),
+    "eval": ("quality metrics with their real-vs-real floor", _add_eval_arguments),
+}
+
+
+def build_parser(verbs: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The `dcgan` parser with every verb listed; the options of ``verbs`` (default: all) are added."""
+    full = set(VERBS) if verbs is None else set(verbs)
+    parser = argparse.ArgumentParser(prog="dcgan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="VERB")
+    for name, (summary, add_arguments) in VERBS.items():
+        p = sub.add_parser(name, help=summary, description=summary[:1].upper() + summary[1:] + ".",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        if name in full:
+            add_arguments(p)
     return parser
 
 
+def _verb(argv: list[str]) -> str | None:
+    """The verb of a command line (its first word that is not an option), if it is one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in VERBS else None
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verb = _verb(argv)
+    args = build_parser([verb] if verb else []).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
@@ -426,5 +522,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # an unwritable folder, a full disk: the environment, not a bug
-        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"error: {exc.filename}: {exc.strerror or exc}" if exc.filename else f"error: {exc.strerror or exc}", file=sys.stderr)
         return 2

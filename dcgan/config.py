@@ -124,7 +124,7 @@ class TrainConfig(_Options):
     seed: int = 0                  # seeds weights, data order and noise
     device: str = "auto"           # auto, cpu, cuda, cuda:N, mps
     bf16: str = "auto"             # auto (on where the hardware has fast bf16), on, off
-    channels_last: str = "auto"    # auto (on with bf16), on, off
+    channels_last: str = "auto"    # auto (on CPUs, and on CUDA with bf16), on, off
     compile: bool = False          # torch.compile G and D (slow start, faster steady state on GPUs)
     log_every: int = 50            # steps between metrics.jsonl lines (the only host syncs)
     sample_every: int = 500        # steps between fixed-noise preview grids

@@ -339,19 +339,35 @@ def pick_exemplar_seeds(G: nn.Module, classifier: Any, want: dict[str, bool], co
     return pick_preset_seeds(G, classifier, (want,), count=count, search=search, seed_start=seed_start, z_dim=z_dim)[0]
 
 
-def pick_preset_seeds(G: nn.Module, classifier: Any, wants: tuple[dict[str, bool], ...] | str, *, count: int = 3,
-                      search: int = 2000, seed_start: int = 0, z_dim: int | None = None) -> list[list[int]]:
-    """``pick_exemplar_seeds`` for several groups (or an ARITHMETIC_PRESETS name), rating the searched seeds once."""
+def _wants(wants: tuple[dict[str, bool], ...] | str) -> tuple[dict[str, bool], ...]:
     if isinstance(wants, str):
         if wants not in ARITHMETIC_PRESETS:
             raise LatentError(f"preset {wants!r} is not one of {sorted(ARITHMETIC_PRESETS)}")
-        wants = ARITHMETIC_PRESETS[wants]
+        return ARITHMETIC_PRESETS[wants]
+    return wants
+
+
+def pick_preset_seeds(G: nn.Module, classifier: Any, wants: tuple[dict[str, bool], ...] | str, *, count: int = 3,
+                      search: int = 2000, seed_start: int = 0, z_dim: int | None = None) -> list[list[int]]:
+    """``pick_exemplar_seeds`` for several groups (or an ARITHMETIC_PRESETS name), rating the searched seeds once."""
+    wants = _wants(wants)
     for want in wants:
         _check_pick(want, count, search)
-    columns = [_label_index(classifier, list(want)) for want in wants]
     z_dim = z_dim or infer_z_dim(G)
     seeds = list(range(seed_start, seed_start + search))
     proba = rate_latents(G, classifier, torch.stack([latent_from_seed(s, z_dim) for s in seeds]))
+    return pick_from_ratings(proba, classifier, wants, count=count, seed_start=seed_start)
+
+
+def pick_from_ratings(proba: torch.Tensor, classifier: Any, wants: tuple[dict[str, bool], ...] | str, *, count: int = 3,
+                      seed_start: int = 0) -> list[list[int]]:
+    """``pick_preset_seeds`` from ratings already made: proba [N, K] of seeds seed_start .. seed_start+N-1
+    (dcgan.ratings caches them beside the checkpoint)."""
+    wants = _wants(wants)
+    for want in wants:
+        _check_pick(want, count, len(proba))
+    columns = [_label_index(classifier, list(want)) for want in wants]
+    seeds = list(range(seed_start, seed_start + len(proba)))
     return [_pick(proba, cols, list(want.values()), seeds, count) for cols, want in zip(columns, wants)]
 
 

@@ -30,11 +30,12 @@ def latents_from_seeds(seeds: list[int], z_dim: int) -> torch.Tensor:
     return torch.stack([latent_from_seed(s, z_dim) for s in seeds])
 
 
-def parse_seeds(text: str, *, max_count: int = MAX_SEEDS) -> list[int]:
-    """Parse a seed list such as ``"0-15"``, ``"3,7,42"`` or ``"0-3, 9"`` into integers, in order."""
+def seed_ranges(text: str) -> list[range]:
+    """The ranges a seed list such as ``"0-3, 9"`` names, in order (``[range(0, 4), range(9, 10)]``), of any length:
+    for streaming, e.g. ``dcgan sample --seeds 0-49999``, without a list of every seed."""
     if not isinstance(text, str) or not text.strip():
         raise LatentError("empty seed list: write seeds like '0-15' or '3,7,42'")
-    seeds: list[int] = []
+    ranges: list[range] = []
     for part in text.split(","):
         part = part.strip()
         match = re.fullmatch(r"(\d+)\s*(?:-\s*(\d+))?", part)
@@ -48,10 +49,31 @@ def parse_seeds(text: str, *, max_count: int = MAX_SEEDS) -> list[int]:
             raise LatentError(f"seed range {brief(part)} goes backwards")
         if stop > MAX_SEED:
             raise LatentError(f"seed {stop} is above the largest seed {MAX_SEED}")
-        if len(seeds) + stop - start + 1 > max_count:
-            raise LatentError(f"seed list {brief(text)} names more than {max_count} seeds")
-        seeds.extend(range(start, stop + 1))
-    return seeds
+        ranges.append(range(start, stop + 1))
+    return ranges
+
+
+def parse_seeds(text: str, *, max_count: int = MAX_SEEDS) -> list[int]:
+    """Parse a seed list such as ``"0-15"``, ``"3,7,42"`` or ``"0-3, 9"`` into at most ``max_count`` integers, in order."""
+    ranges = seed_ranges(text)
+    if sum(len(r) for r in ranges) > max_count:
+        raise LatentError(f"seed list {brief(text)} names more than {max_count} seeds")
+    return [s for r in ranges for s in r]
+
+
+def format_seeds(seeds: list[int] | list[int | str]) -> str:
+    """The shortest seed-list text for ``seeds`` ("0-15", "3,7,42"); ``parse_seeds`` reads it back (the explorer's
+    ``ref_list`` when latent names, img-<12 hex>, stand among the seeds: then they are listed one by one)."""
+    if not all(isinstance(s, int) for s in seeds):
+        return ",".join(str(s) for s in seeds)
+    parts, i = [], 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        parts.append(f"{seeds[i]}-{seeds[j]}" if j > i + 1 else ",".join(str(s) for s in seeds[i:j + 1]))
+        i = j + 1
+    return ",".join(parts)
 
 
 def truncate(z: torch.Tensor, psi: float) -> torch.Tensor:

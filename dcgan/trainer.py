@@ -33,6 +33,7 @@ from .io import atomic_write_bytes
 from .latent import latents_from_seeds
 from .losses import d_loss_fake, d_loss_real, g_loss
 from .models import build_discriminator, build_generator, recalibrate_batchnorm
+from .progress import TrainProgress
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,12 @@ def bf16_supported(device: torch.device) -> bool:
     if device.type == "cpu":
         return bool(torch.cpu._is_avx512_bf16_supported())
     return False
+
+
+def channels_last_pays(device: torch.device, bf16: bool) -> bool:
+    """Whether NHWC convolutions beat NCHW here: on every x86 CPU (oneDNN's NHWC kernels win in fp32 too: 1.2x on an
+    AVX2-only Zen 3, see bench/train_speed.py --ablate), and on CUDA with bf16 (tensor cores); not on MPS."""
+    return device.type == "cpu" or (device.type == "cuda" and bf16)
 
 
 def _resolve(setting: str, auto: bool) -> bool:
@@ -96,7 +103,7 @@ def setup_hardware(cfg: RunConfig) -> Hardware:
         if device.type == "cuda":
             torch.cuda.set_device(device)
     bf16 = _resolve(cfg.train.bf16, bf16_supported(device))
-    return Hardware(device, bf16, _resolve(cfg.train.channels_last, bf16 and device.type in ("cpu", "cuda")), rank, world)
+    return Hardware(device, bf16, _resolve(cfg.train.channels_last, channels_last_pays(device, bf16)), rank, world)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -267,14 +274,17 @@ def _rng_state(z_gen: torch.Generator, aug_gen: torch.Generator, hw: Hardware) -
 
 
 def save_checkpoint(gan: GAN, cfg: RunConfig, run_dir: Path, step: int, gens: tuple[torch.Generator, torch.Generator], hw: Hardware,
-                    info: dict[str, Any]) -> None:
-    """state.pt (everything to resume exactly) and generator.safetensors (EMA G, BN recalibrated, eval mode)."""
+                    info: dict[str, Any], say: Callable[[str], None] = lambda text: None) -> None:
+    """state.pt (everything to resume exactly) and generator.safetensors (EMA G, BN recalibrated, eval mode); ``say``
+    hears each slow part as it starts (for the progress line)."""
+    say("saving checkpoint…")
     state = {
         "config": cfg.to_dict(), "step": step, "world_size": hw.world_size,
         "G": gan.G_core.state_dict(), "D": gan.D_core.state_dict(), "G_ema": gan.G_ema.state_dict(),
         "opt_G": gan.opt_G.state_dict(), "opt_D": gan.opt_D.state_dict(), "rng": _rng_state(*gens, hw),
     }
     save_state(state, run_dir / STATE_FILE)
+    say("recalibrating BatchNorm…")
     export = recalibrate_batchnorm(copy.deepcopy(gan.G_ema).float().to(memory_format=torch.contiguous_format), cfg.model.z_dim)
     save_generator(export, run_dir / GENERATOR_FILE, model=cfg.model, info={**info, "step": step})
     if cfg.train.keep_generators:
@@ -383,29 +393,46 @@ def _evaluate_ema(gan: GAN, cfg: RunConfig, classifier: nn.Module, step: int) ->
 
 
 def fit(cfg: RunConfig, run_dir: Path, *, resume: bool = False, on_log: Callable[[dict[str, Any]], None] | None = None,
-        progress: bool = True) -> dict[str, Any]:
-    """Train until a stopping rule or SIGTERM/SIGINT; rank 0 writes the run directory. Returns the last metrics record."""
+        progress: bool = True, tensorboard_dir: Path | str | None = None) -> dict[str, Any]:
+    """Train until a stopping rule or SIGTERM/SIGINT; rank 0 writes the run directory (and TensorBoard events to
+    ``tensorboard_dir`` if given). Returns the last metrics record."""
     run_dir = Path(run_dir)
     is_main = int(os.environ.get("RANK", 0)) == 0
     started = {"pid": os.getpid(), "started": time.time(), "resumed": resume}
+    board = None
+    if is_main and tensorboard_dir is not None:
+        from .tensorboard_log import TensorBoardLog
+
+        board = TensorBoardLog(tensorboard_dir)  # refuses a missing tensorboard package before training starts
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         rundir.write_status(run_dir, state="running", **started)
     try:
         with stop_on_signals() as stop_request:
-            record = _train(cfg, run_dir, resume, on_log, progress, stop_request)
+            record = _train(cfg, run_dir, resume, on_log, progress, stop_request, board)
     except BaseException as exc:
         if is_main:
             with contextlib.suppress(OSError, DCGANError):  # on a full disk this write fails too; the error that matters is exc
                 rundir.write_status(run_dir, state="failed", error=f"{type(exc).__name__}: {exc}", ended=time.time(), **started)
         raise
+    finally:
+        if board is not None:
+            board.close()
     if is_main:
         rundir.write_status(run_dir, state="stopped" if stop_request["stop"] else "finished", step=record.get("step"),
                             ended=time.time(), **started)
     return record
 
 
-def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, stop_request: dict[str, bool]) -> dict[str, Any]:
+def _save_preview(G_ema: nn.Module, fixed_z: torch.Tensor, run_dir: Path, step: int, board) -> None:
+    """samples/step-NNNNNNN.png, and the same grid in TensorBoard when it logs."""
+    grid = make_grid(preview(G_ema, fixed_z))
+    save_png(grid, rundir.sample_path(run_dir, step))
+    if board is not None:
+        board.preview(step, grid)
+
+
+def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, stop_request: dict[str, bool], board) -> dict[str, Any]:
     run_dir = Path(run_dir)
     hw = setup_hardware(cfg)
     is_main = hw.rank == 0
@@ -419,6 +446,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
     gens = (z_gen, aug_gen)
     fixed_z = latents_from_seeds(list(range(cfg.train.num_fixed)), cfg.model.z_dim).to(hw.device)
     step = _load_checkpoint(gan, load_state(run_dir / STATE_FILE), gens, hw) if resume else 0
+    if board is not None:
+        board.start(step)
     flip = flips(cfg)
     policy = parse_augment(cfg.train.augment)
     augment = (lambda x: diff_augment(x, policy, aug_gen).contiguous(memory_format=hw.memory_format)) if policy else None
@@ -437,13 +466,16 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
     deadline = time.monotonic() + cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
     info = {"dataset": cfg.data.dataset, "label_names": data.label_names, "world_size": hw.world_size}
     classifier = _eval_classifier(cfg) if is_main and cfg.train.eval_every else None
-    bar = None
-    if is_main and progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=stop_step, initial=step, unit="step", dynamic_ncols=True, disable=None)
     stats_sum = torch.zeros(len(STAT_NAMES), device=hw.device)
     window_start, window_steps, record = time.monotonic(), 0, {}
+    bar = None
+    if is_main and progress:
+        bar = TrainProgress(step=step, stop_step=stop_step, budget_s=cfg.train.max_minutes * 60 if cfg.train.max_minutes else None,
+                            images_per_step=cfg.train.batch_size * hw.world_size,
+                            stats=lambda: dict(zip(STAT_NAMES[:2], (stats_sum[:2] / window_steps).tolist())) if window_steps else None)
+    finish_s = 0.0  # how long the last checkpoint took: the deadline keeps that much for the final one
+    if is_main and step == 0:  # the untrained grid, at once: a watcher sees the run draw before the first sample_every steps
+        _save_preview(gan.G_ema, fixed_z, run_dir, step, board)
     stopping = False
     while not stopping:
         idx, _ = _batch_indices(len(images), step, cfg.train.batch_size, hw, cfg.train.seed)
@@ -461,15 +493,15 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
         update_ema(gan.G_ema, gan.G_core, ema_decay_at(step, cfg.train.ema_decay) if cfg.train.ema_decay else 0.0)
         step += 1
         window_steps += 1
+        out_of_time = deadline is not None and time.monotonic() > deadline - finish_s  # checked every step: it costs nothing
+        stopping = (stop_step is not None and step >= stop_step) or (hw.world_size == 1 and (stop_request["stop"] or out_of_time))
         if bar is not None:
-            bar.update(1)
-        stopping = (stop_step is not None and step >= stop_step) or (stop_request["stop"] and hw.world_size == 1)
+            bar.update(step, force=stopping)
         if step % cfg.train.log_every == 0 or stopping:
-            stats = (stats_sum / window_steps).tolist()  # the one host sync, every log_every steps
-            if deadline is not None or hw.world_size > 1:
-                must_stop = torch.tensor(float(stop_request["stop"] or (deadline is not None and time.monotonic() > deadline)))
-                if hw.world_size > 1:
-                    dist.all_reduce(must_stop, op=dist.ReduceOp.MAX)  # every rank stops at the same step
+            stats = (stats_sum / window_steps).tolist()  # a host sync: every log_every steps (and the progress line's, each second)
+            if hw.world_size > 1:  # every rank stops at the same step, agreed here: a per-step all_reduce would sync every step
+                must_stop = torch.tensor(float(stop_request["stop"] or out_of_time))
+                dist.all_reduce(must_stop, op=dist.ReduceOp.MAX)
                 stopping = stopping or bool(must_stop)
             elapsed = time.monotonic() - window_start
             record = {"step": step, "epoch": step / steps_per_epoch, **{k: round(v, 5) for k, v in zip(STAT_NAMES, stats)},
@@ -484,26 +516,37 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
                 record["warnings"] = warnings
             if is_main:
                 rundir.append_jsonl(metrics_path, record)
-                if bar is None or bar.disable:  # no live bar (a log file, a subprocess): say it in the log instead
+                if board is not None:
+                    board.record(record)
+                if bar is None or not bar.live:  # no live bar (a log file, a subprocess): say it in the log instead
                     log.info("step %d epoch %.2f lossD %.3f lossG %.3f D(x) %.3f D(G(z)) %.3f %.0f img/s%s", step, record["epoch"],
                              *stats[:4], record["img_per_s"], "".join(f" WARNING: {w}" for w in warnings))
                 if bar is not None:
-                    bar.set_postfix(lossD=f"{stats[0]:.3f}", lossG=f"{stats[1]:.3f}", img_s=f"{record['img_per_s']:.0f}",
-                                    warn="; ".join(warnings) or None)
+                    bar.warn(warnings)
                 if on_log:
                     on_log(record)
             stats_sum.zero_()
             window_start, window_steps = time.monotonic(), 0
         if is_main and (step % cfg.train.sample_every == 0 or stopping):
-            save_png(make_grid(preview(gan.G_ema, fixed_z)), rundir.sample_path(run_dir, step))
+            _save_preview(gan.G_ema, fixed_z, run_dir, step, board)
         if is_main and (step % cfg.train.checkpoint_every == 0 or stopping):
             seen = images_seen(step, cfg.train.batch_size, hw.world_size)
-            save_checkpoint(gan, cfg, run_dir, step, gens, hw, {**info, "images_seen": seen})
+            started_saving = time.monotonic()
+            save_checkpoint(gan, cfg, run_dir, step, gens, hw, {**info, "images_seen": seen}, say=bar.phase if bar else lambda text: None)
+            finish_s = time.monotonic() - started_saving
+            if bar is not None and not stopping:
+                bar.phase("")
         if classifier is not None and step % cfg.train.eval_every == 0:
+            if bar is not None:
+                bar.phase("evaluating…")
             eval_record = _evaluate_ema(gan, cfg, classifier, step)
             rundir.append_jsonl(metrics_path, eval_record)
-            if bar is not None and "warnings" in eval_record:
-                bar.set_postfix_str("; ".join(eval_record["warnings"]))
+            if board is not None:
+                board.record(eval_record)
+            if bar is not None:
+                bar.phase("")
+                if "warnings" in eval_record:
+                    bar.warn(eval_record["warnings"])
     if bar is not None:
         bar.close()
     if hw.world_size > 1:

@@ -20,8 +20,9 @@ from typing import Any, Callable, Generic, TypeVar
 import numpy as np
 
 from dcgan import directions as dirs
+from dcgan.actions import data_configs_under
 from dcgan.config import DataConfig
-from dcgan.datasets import DATASETS, ImageData, build
+from dcgan.datasets import ImageData, build
 from dcgan.errors import ConfigError, DatasetError
 
 from .latents import LatentStore
@@ -90,6 +91,7 @@ class ModelState:
     directions_done: threading.Event = field(default_factory=threading.Event)
     training_data: Once[ImageData] = field(default_factory=Once)
     presets: dict[tuple[str, int], Once[list[list[int]]]] = field(default_factory=dict)
+    seed_ratings: Once[Any] = field(default_factory=Once)  # classifier ratings of the searched seeds (dcgan.ratings)
     seed_images: OrderedDict[tuple[int | str, float], np.ndarray] = field(default_factory=OrderedDict)
     projector: Once[Any] = field(default_factory=Once)  # dcgan.project.Projector: its start bank costs seconds to build
 
@@ -218,10 +220,7 @@ class Catalog:
             except (OSError, ValueError, AttributeError, ConfigError) as exc:
                 log.info("%s: unreadable (%s)", config_path, exc)
         if model.dataset:
-            spec = DATASETS.get(model.dataset)
-            for root in self.data_roots:  # the root itself, its folder of that name, and where DatasetSpec says it lives
-                folders = [root, root / model.dataset] + ([spec.root_under(root)] if spec else [])
-                candidates += [DataConfig(dataset=model.dataset, root=str(folder)) for folder in folders]
+            candidates += data_configs_under(model.dataset, self.data_roots)
         unique: list[DataConfig] = []
         for c in candidates:
             if c not in unique:
@@ -233,15 +232,24 @@ class Catalog:
         def load() -> ImageData:
             tried = []
             for cfg in self.training_data_configs(state):
+                if cfg.root and not Path(cfg.root).is_dir():
+                    tried.append(f"{cfg.root} (no such folder)")
+                    continue
                 try:
                     return build(cfg, state.model.info.model.image_size, state.model.info.model.channels)
                 except (DatasetError, ConfigError) as exc:
-                    tried.append(f"{cfg.root or '(default)'}: {exc}")
-            where = "; ".join(tried) if tried else "the checkpoint names no data set and no config.json sits beside it"
-            raise DatasetError(f"training data for model {state.name!r} (dataset {state.model.dataset or 'unknown'!r}) "
-                               f"is not available ({where}). Start the app with --data-root DIR pointing at it.")
+                    tried.append(f"{cfg.root or '(default)'} ({exc})")
+            raise DatasetError(f"training data for model {state.name!r} (dataset {state.model.dataset or 'unknown'!r}) not found; "
+                               + self._where_looked(state, tried) + " Start the app with --data-root DIR (or set $DCGAN_DATA_ROOT).")
 
         return state.training_data.get(load)
+
+    def _where_looked(self, state: ModelState, tried: list[str]) -> str:
+        if tried:
+            return "looked in: " + "; ".join(tried) + "."
+        if not state.model.dataset:
+            return "the checkpoint names no data set and no config.json with one sits beside it."
+        return "no data root to look in (no --data-root, and no config.json beside the checkpoint)."
 
     # ------------------------------------------------------------------------------------------------ presets
 
@@ -250,4 +258,8 @@ class Catalog:
         with state.lock:
             once = state.presets.setdefault(key, Once())
         return once.get(compute)
+
+    def seed_ratings(self, state: ModelState, compute: Callable[[], Any]) -> Any:
+        """The classifier's ratings of the seeds presets search (every preset picks from the same ones), once per model."""
+        return state.seed_ratings.get(compute)
 

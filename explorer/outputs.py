@@ -1,8 +1,6 @@
-"""Files the explorer hands out (PNGs, GIFs, MP4s) in one private folder, pruned by age; fast GIF/MP4 writers.
+"""Files the explorer hands out (PNGs, GIFs, MP4s) in one private folder, pruned by age.
 
-The writers here trade a little compression for speed (an interactive 64-frame GIF must take well under a second
-on a laptop CPU): per-frame fast-octree palettes for GIFs, x264 "veryfast" with ffmpeg doing the nearest-neighbour
-enlargement for MP4s.
+The encoders are dcgan.images' (``encode_png``, ``write_gif``, ``Mp4Writer``), shared with the CLI's verbs.
 """
 from __future__ import annotations
 
@@ -15,57 +13,10 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from dcgan.images import encode_png
 
 log = logging.getLogger(__name__)
-
-
-def tile_grid(images: np.ndarray, columns: int, *, padding: int = 0, pad_value: int = 255) -> np.ndarray:
-    """uint8 [N, H, W, C] -> one [rows * (H + p) - p, columns * (W + p) - p, C] image, row-major, unused cells blank."""
-    n, h, w, c = images.shape
-    rows = -(-n // columns)
-    grid = np.full((rows * (h + padding) - padding, columns * (w + padding) - padding, c), pad_value, dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, col = divmod(i, columns)
-        grid[r * (h + padding): r * (h + padding) + h, col * (w + padding): col * (w + padding) + w] = img
-    return grid
-
-
-def write_gif(frames: np.ndarray, path: Path, *, fps: float = 12.0) -> None:
-    """uint8 [T, H, W, C] -> an animated GIF that loops forever, one frame per image (grey stays grey)."""
-    frames = frames[..., 0] if frames.shape[-1] == 1 else frames
-    if frames.ndim == 3:
-        images = [Image.fromarray(f, mode="L") for f in frames]
-    else:  # fast octree is ~20x quicker than median cut and looks the same on smooth GAN frames
-        images = [Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE) for f in frames]
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0,
-                   optimize=False, disposal=1)
-
-
-class Mp4Writer:
-    """Streams uint8 [H, W, C] frames into an H.264 MP4 (yuv420p, plays in browsers), enlarged ``scale`` times by
-    nearest neighbour inside ffmpeg. ffmpeg encodes in its own process while the caller renders the next frames."""
-
-    def __init__(self, path: Path, size: tuple[int, int], *, fps: float = 12.0, scale: int = 1):
-        import imageio_ffmpeg
-
-        h, w = size
-        out_w, out_h = w * scale + (w * scale) % 2, h * scale + (h * scale) % 2
-        self._writer = imageio_ffmpeg.write_frames(
-            str(path), (w, h), fps=fps, codec="libx264", quality=None, macro_block_size=1, ffmpeg_log_level="error",
-            output_params=["-vf", f"scale={w * scale}:{h * scale}:flags=neighbor,pad={out_w}:{out_h}", "-preset", "veryfast",
-                           "-crf", "16", "-movflags", "+faststart"])
-        self._writer.send(None)
-
-    def write(self, frames: np.ndarray) -> None:
-        """frames uint8 [T, H, W, C] (C = 1 or 3)."""
-        if frames.shape[-1] == 1:
-            frames = frames.repeat(3, axis=-1)
-        for frame in frames:
-            self._writer.send(np.ascontiguousarray(frame))
-
-    def close(self) -> None:
-        self._writer.close()
 
 
 class OutputDir:
@@ -94,7 +45,7 @@ class OutputDir:
 
     def save_png(self, img: np.ndarray, path: Path) -> Path:
         """uint8 [H, W] or [H, W, 3] -> PNG (fast compression: these files are small and short-lived)."""
-        Image.fromarray(img).save(path, format="PNG", compress_level=1)
+        path.write_bytes(encode_png(img))
         return path
 
     def png(self, img: np.ndarray, stem: str = "image") -> Path:

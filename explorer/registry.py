@@ -20,6 +20,7 @@ from torch import nn
 from dcgan.checkpoints import GENERATOR_FILE, GeneratorInfo, describe_generator, load_generator
 from dcgan.directions import DIRECTIONS_FILE, DIRECTIONS_SUFFIX
 from dcgan.errors import CheckpointError, brief
+from dcgan.hub import repo_name
 from dcgan.io import read_metadata
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def scan_dirs(dirs: list[Path]) -> dict[str, ModelEntry]:
                 add(root.stem, root, root.with_suffix(".md"))
             continue
         if (root / GENERATOR_FILE).is_file():
-            add(root.name, root / GENERATOR_FILE, root / CARD_FILE)
+            add(repo_name(root) or root.name, root / GENERATOR_FILE, root / CARD_FILE)  # a Hub snapshot: its repo, not its commit
             continue
         for child in sorted(root.iterdir()):
             if child.is_dir() and (child / GENERATOR_FILE).is_file():

@@ -7,22 +7,37 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT, apply_directions, concept_direction, condition, pick_preset_seeds
+from dcgan import actions
+from dcgan.actions import (  # noqa: F401 (LOOP_MODES: for the UI)
+    LOOP_MODES,
+    PRESET_SEARCH,
+    STREAM_CHUNK,
+    Arithmetic,
+    Nearest,
+    arithmetic_images,
+    count_frames,
+    edit_latent,
+    nearest_images,
+    squeeze,
+    walk_frames,
+)
+from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT, apply_directions, concept_direction, pick_from_ratings
 from dcgan.errors import ConfigError, DCGANError, LatentError, brief
-from dcgan.images import to_uint8
-from dcgan.latent import MAX_SEED, arithmetic_variants, interpolate_path, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
-from dcgan.latent import arithmetic as latent_arithmetic
+from dcgan.images import MP4_MIN_SIDE, Mp4Writer, tile_grid, to_uint8, write_gif
+from dcgan.latent import MAX_SEED, format_seeds, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
+from dcgan.ratings import load_or_rate_seeds
 
+from .cards import ModelCard, build_card
 from .derived import Catalog, ModelState
 from .latents import LatentStore, ProjectedImage, latent_bytes, project_image, resolve, upload_latents
-from .outputs import Mp4Writer, OutputDir, tile_grid, write_gif
+from .outputs import OutputDir
 from .registry import LoadedModel
 from .validation import (  # noqa: F401 (the UI reaches them through service)
     RANDOM_COUNT,
@@ -33,7 +48,6 @@ from .validation import (  # noqa: F401 (the UI reaches them through service)
     check_ref,
     check_seed,
     concept_name,
-    format_seeds,
     ref_list,
     seed_list,
 )
@@ -51,17 +65,12 @@ FPS_RANGE = (1.0, 60.0)
 MAX_AMOUNT_ENTRIES = 64        # directions named in one /edit call
 MAX_NEAREST = 16               # training images returned by /nearest
 MAX_PRESET_COUNT = MAX_GROUP_SEEDS
-PRESET_SEARCH = 1000           # seeds the classifier rates when picking preset exemplars
-LOOP_MODES = ("loop", "pingpong", "once")  # loop: back to the first keyframe; pingpong: forward then back; once: open path
 METHODS = ("slerp", "linear")
 WALK_POINTS = 9                # the paper's walk through 9 random points (section 6.1)
 JUMP_FACTOR = 3.0              # a frame change above this many times the median change is flagged as a sharp jump
 JUMP_FLOOR = 2.0               # ...and only if it is above this many grey levels (0-255) on average
 STRIP_COLUMNS = 17             # frames shown per keyframe-to-keyframe row of the PNG strip
-MP4_MIN_SIDE = 256             # video codecs smear tiny frames: the MP4 is enlarged (nearest) to at least this side
-BATCH = 64                     # latents per generator call
 IMAGE_CACHE = 2048             # rendered seed images kept per loaded model (~12 kB each at 64x64)
-STREAM_CHUNK = 16              # interpolation frames generated between hand-offs to the video encoder
 LIMITS = {name: value for name, value in globals().items() if name.startswith("MAX_")} | {
     "MAX_AMOUNT": MAX_AMOUNT, "MP4_MIN_SIDE": MP4_MIN_SIDE, "PRESET_SEARCH_LAST": PRESET_SEARCH - 1}  # for docs
 
@@ -70,22 +79,15 @@ LIMITS = {name: value for name, value in globals().items() if name.startswith("M
 # rendering
 
 def render(model: LoadedModel, z: torch.Tensor) -> np.ndarray:
-    """z [N, z_dim] -> uint8 [N, H, W, C] (C = 1 or 3), in batches of BATCH."""
-    with torch.inference_mode():
-        return np.concatenate([to_uint8(model.G(chunk.to(model.device))) for chunk in z.split(BATCH)])
-
-
-def render_float(model: LoadedModel, z: torch.Tensor) -> torch.Tensor:
-    """z [N, z_dim] -> x float32 [N, C, H, W] in [-1, 1] on the CPU."""
-    with torch.inference_mode():
-        return torch.cat([model.G(chunk.to(model.device)).float().cpu() for chunk in z.split(BATCH)])
+    """z [N, z_dim] -> uint8 [N, H, W, C] (C = 1 or 3), as ``dcgan.actions.render`` (the CLI's verbs)."""
+    return actions.render(model.G, z)
 
 
 def render_seeds(state: ModelState, seeds: list[int | str], truncation: float, store: LatentStore | None = None) -> np.ndarray:
     """uint8 [N, H, W, C] for seeds, remembering the last IMAGE_CACHE renders per model (the default grid and the
     current seed are asked for again and again). Exact: a seed's image does not depend on its batch."""
     cache, model = state.seed_images, state.model
-    found: dict[int, np.ndarray] = {}
+    found: dict[int | str, np.ndarray] = {}
     with state.lock:
         for s in seeds:
             if (s, truncation) in cache:
@@ -101,11 +103,6 @@ def render_seeds(state: ModelState, seeds: list[int | str], truncation: float, s
             while len(cache) > IMAGE_CACHE:
                 cache.popitem(last=False)
     return np.stack([found[s] for s in seeds])
-
-
-def squeeze(img: np.ndarray) -> np.ndarray:
-    """[..., H, W, 1] -> [..., H, W]: grey images as 2-D arrays, as PIL and browsers expect."""
-    return img[..., 0] if img.shape[-1] == 1 else img
 
 
 def seed_latents(model: LoadedModel, seeds: list[int | str], truncation: float, store: LatentStore | None = None) -> torch.Tensor:
@@ -142,17 +139,17 @@ def models(catalog: Catalog) -> list[dict[str, Any]]:
     return out
 
 
-def model_card(catalog: Catalog, model: str) -> str:
-    """Markdown for the model picker: the README beside the checkpoint (if any) and the facts from its metadata."""
+def model_card(catalog: Catalog, model: str) -> ModelCard:
+    """The model picker's card: the README beside the checkpoint made short (explorer.cards), its picture, and the
+    facts from the checkpoint's metadata."""
     meta = catalog.registry.describe(model)
     cfg, info = meta.model, meta.info
     facts = [("data set", info.get("dataset", "unknown")),
              ("image", f"{cfg.image_size}x{cfg.image_size}, {cfg.channels} channel{'s' if cfg.channels > 1 else ''}"),
              ("architecture", f"{cfg.arch}, z_dim {cfg.z_dim}, ngf {cfg.ngf}"), ("training step", info.get("step", "?")),
              ("images seen", info.get("images_seen", "?")), ("saved", info.get("date", "?"))]
-    table = "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in facts)
-    card = catalog.registry.card(model).strip()
-    return (card + "\n\n" if card else f"### {model}\n\n_No model card (README.md) beside this checkpoint._\n\n") + table
+    card_path = catalog.registry.entry(model).card_path
+    return build_card(model, catalog.registry.card(model), card_path.parent if card_path else None, facts)
 
 
 def _directions_for(catalog: Catalog, model: str, names: set[str]) -> list:
@@ -253,10 +250,7 @@ def edited_latent(catalog: Catalog, model: str, seed: Any, amounts: Any = None, 
     unknown = sorted((set(amounts) | set(fixed_names)) - set(by_name))
     if unknown:
         raise LatentError(f"unknown direction(s) {brief(unknown)} for model {brief(model)}; known: {sorted(by_name)}")
-    fixed = [by_name[n] for n in fixed_names]
-    moved = {n: a for n, a in amounts.items() if a != 0.0}
-    used = [condition(by_name[n], fixed) if fixed else by_name[n] for n in moved]
-    return apply_directions(seed_latents(catalog.state(model).model, [seed], psi, catalog.latents), used, moved)
+    return edit_latent(seed_latents(catalog.state(model).model, [seed], psi, catalog.latents), found, amounts, fixed_names)
 
 
 def seed_image(catalog: Catalog, model: str, seed: Any, truncation: Any = 1.0) -> np.ndarray:
@@ -310,15 +304,7 @@ def edit_snippet(catalog: Catalog, model: str, seed: int, amounts: dict[str, flo
 # ----------------------------------------------------------------------------------------------------------------
 # vector arithmetic (section 6.3.2)
 
-@dataclass
-class Arithmetic:
-    centre: np.ndarray         # G(Y), Y = mean(A) - mean(B) + mean(C)
-    grid: np.ndarray           # the paper's 3x3: G(Y) in the centre, 8 variants Y + U(-noise, noise) around it
-    pixel: np.ndarray          # the same arithmetic on images: mean(G(A)) - mean(G(B)) + mean(G(C))
-    y: torch.Tensor = field(repr=False)  # [z_dim]
-
-
-def _groups(seeds_a: Any, seeds_b: Any, seeds_c: Any) -> tuple[list[int], list[int], list[int]]:
+def _groups(seeds_a: Any, seeds_b: Any, seeds_c: Any) -> tuple[list[int | str], list[int | str], list[int | str]]:
     return tuple(ref_list(s, what=f"group {g}", max_count=MAX_GROUP_SEEDS) for g, s in zip("ABC", (seeds_a, seeds_b, seeds_c)))
 
 
@@ -329,18 +315,15 @@ def arithmetic(catalog: Catalog, model: str, seeds_a: Any, seeds_b: Any, seeds_c
     noise, noise_seed, psi = check_float("noise", noise, 0.0, MAX_NOISE), check_seed(noise_seed, "noise_seed"), _truncation(truncation)
     m = catalog.state(model).model
     za, zb, zc = (seed_latents(m, g, psi, catalog.latents) for g in (a, b, c))
-    y = latent_arithmetic(za, zb, zc)
-    variants = arithmetic_variants(y, count=8, noise=noise, seed=noise_seed)
-    imgs = render(m, variants)
-    x = render_float(m, torch.cat([za, zb, zc]))
-    xa, xb, xc = x.split([len(a), len(b), len(c)])
-    pixel = to_uint8((xa.mean(0) - xb.mean(0) + xc.mean(0)).clamp(-1, 1)[None])[0]
-    centre = len(variants) // 2  # arithmetic_variants puts Y itself in the middle of the 3x3
-    return Arithmetic(squeeze(imgs[centre]), squeeze(tile_grid(imgs, 3, padding=2)), squeeze(pixel), y)
+    return arithmetic_images(m.G, za, zb, zc, noise=noise, noise_seed=noise_seed)
 
 
-def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3) -> dict[str, list[int]]:
-    """Exemplar seeds for a named preset, picked by the model's attribute classifier: {"A": [...], "B": [...], "C": [...]}."""
+def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3,
+                      progress: Callable[[int, int], None] | None = None) -> dict[str, list[int]]:
+    """Exemplar seeds for a named preset, picked by the model's attribute classifier: {"A": [...], "B": [...], "C": [...]}.
+
+    The classifier's ratings of seeds 0..PRESET_SEARCH-1 are read from the file beside the checkpoint (shipped
+    models have one) or made once per model, telling ``progress(rated, total)`` as they go."""
     preset = check_choice("preset", preset, tuple(ARITHMETIC_PRESETS))
     count = check_int("count", count, 1, MAX_PRESET_COUNT)
     state = catalog.state(model)
@@ -349,8 +332,9 @@ def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3)
     if classifier is None or classifier.kind != "attributes":
         raise ConfigError(f"model {model!r} (data set {m.dataset or 'unknown'!r}) has no attribute classifier; presets need a face "
                           "model (CelebA attributes). Pick exemplars by clicking samples instead.")
-    groups = catalog.preset_seeds(state, (preset, count),
-                                  lambda: pick_preset_seeds(m.G, classifier, preset, count=count, search=PRESET_SEARCH, z_dim=m.z_dim))
+    proba = catalog.seed_ratings(state, lambda: load_or_rate_seeds(m.entry.path, m.G, classifier, PRESET_SEARCH, z_dim=m.z_dim,
+                                                                   progress=progress))
+    groups = catalog.preset_seeds(state, (preset, count), lambda: pick_from_ratings(proba, classifier, preset, count=count))
     return dict(zip("ABC", (list(g) for g in groups)))
 
 
@@ -412,12 +396,6 @@ def walk_keyframes(seed: Any = 0, count: int = WALK_POINTS) -> list[int]:
     return torch.randint(0, RANDOM_SEED_MAX, (count,), generator=rng).tolist()
 
 
-def count_frames(keyframes: int, frames: int, loop: str) -> int:
-    """Frames in the played sequence for ``keyframes`` seeds, ``frames`` per segment and a LOOP_MODES mode."""
-    forward = keyframes * frames if loop == "loop" else (keyframes - 1) * frames + 1
-    return 2 * forward - 2 if loop == "pingpong" else forward
-
-
 def frame_changes(frames: np.ndarray, *, wrap: bool) -> tuple[list[float], list[int]]:
     """Mean absolute change between consecutive frames (grey levels) and the indices flagged as sharp jumps."""
     seq = np.concatenate([frames, frames[:1]]) if wrap else frames
@@ -450,22 +428,19 @@ def interpolate(catalog: Catalog, model: str, keyframes: Any, frames: Any = 16, 
     if total > MAX_TOTAL_FRAMES:
         raise ConfigError(f"{len(seeds)} keyframes x {frames} frames ({loop}) make {total} frames; at most {MAX_TOTAL_FRAMES}")
     m = catalog.state(model).model
-    path = interpolate_path(seed_latents(m, seeds, psi, catalog.latents), frames, method=method, loop=loop == "loop")
     stem = f"{model}-{format_seeds(seeds)[:40]}-{method}-{frames}f"
     gif_path, mp4_path = out.path(stem, ".gif"), out.path(stem, ".mp4")
     size = m.info.model.image_size
     video = Mp4Writer(mp4_path, (size, size), fps=fps, scale=max(1, math.ceil(MP4_MIN_SIDE / size)))
     try:
         chunks = []
-        for z in path.split(STREAM_CHUNK):
-            chunks.append(render(m, z))
-            video.write(chunks[-1])
-        forward = np.concatenate(chunks)
-        backward = forward[-2:0:-1] if loop == "pingpong" else forward[:0]
-        video.write(backward)
+        for chunk in walk_frames(m.G, seed_latents(m, seeds, psi, catalog.latents), frames, method=method, loop=loop, chunk=STREAM_CHUNK):
+            chunks.append(chunk)
+            video.write(chunk)
     finally:
         video.close()
-    played = np.concatenate([forward, backward])
+    played = np.concatenate(chunks)
+    forward = played[:count_frames(len(seeds), frames, "loop" if loop == "loop" else "once")]
     write_gif(played, gif_path, fps=fps)
     strip_path = None
     if strip:
@@ -478,30 +453,12 @@ def interpolate(catalog: Catalog, model: str, keyframes: Any, frames: Any = 16, 
 # ----------------------------------------------------------------------------------------------------------------
 # memorisation check: nearest training images
 
-@dataclass
-class Nearest:
-    query: np.ndarray          # the generated image
-    images: np.ndarray         # uint8 [k, H, W, C] nearest training images, closest first
-    distances: list[float]     # RMS pixel difference to the query, in grey levels (0-255)
-    indices: list[int]         # positions in the training set
-
-    def row(self) -> np.ndarray:
-        """The query then its neighbours in one row, 2 px apart."""
-        query = self.query[..., None] if self.query.ndim == 2 else self.query
-        return squeeze(tile_grid(np.concatenate([query[None], self.images]), len(self.images) + 1, padding=2))
-
-
 def nearest(catalog: Catalog, model: str, seed: Any, truncation: Any = 1.0, k: Any = 8) -> Nearest:
     """The ``k`` training images closest to G(seed) in pixel space (needs the model's training data on disk)."""
     seed, psi, k = check_ref(seed), _truncation(truncation), check_int("k", k, 1, MAX_NEAREST)
     state = catalog.state(model)
     m, data = state.model, catalog.training_data(state)
-    x = render_float(m, seed_latents(m, [seed], psi, catalog.latents))
-    query = ((x + 1) * 127.5).flatten(1)
-    dist = torch.cat([(chunk.flatten(1).float() - query).square().mean(1) for chunk in data.images.split(1024)])
-    top = dist.topk(min(k, len(dist)), largest=False)
-    images = data.images[top.indices].permute(0, 2, 3, 1).numpy()
-    return Nearest(squeeze(to_uint8(x)[0]), images, [round(float(d.sqrt()), 2) for d in top.values], top.indices.tolist())
+    return nearest_images(m.G, seed_latents(m, [seed], psi, catalog.latents), data.images, k)
 
 
 # ----------------------------------------------------------------------------------------------------------------

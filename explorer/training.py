@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,13 +27,14 @@ from dcgan.checkpoints import GENERATOR_FILE, STATE_FILE
 from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from dcgan.datasets import DATASETS
 from dcgan.errors import ConfigError, DCGANError, brief
+from dcgan.images import write_gif
 
-from .outputs import write_gif
 from .validation import check_choice, check_float, check_int
 
 LOG_FILE = "train.log"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
 MAX_TIMELAPSE_FRAMES = 120
+ACTIVE_STATES = ("starting", "running", "stopping")  # a run in these states may still write new steps and grids
 MAX_ASKED_MINUTES = 1e6  # a budget above the app's cap is capped; past this (or NaN, inf, negative) it is refused
 
 
@@ -79,6 +81,7 @@ class TrainingManager:
         self._procs: dict[str, subprocess.Popen] = {}
         self._attached: dict[str, Path] = {}
         self._owners: dict[str, str] = {}  # run name -> the session that started it here
+        self._stopping: set[str] = set()   # runs sent SIGTERM that are still saving their checkpoint
         self._lock = threading.Lock()
 
     # -- what can be trained ---------------------------------------------------------------------------------
@@ -134,12 +137,13 @@ class TrainingManager:
 
     # -- start, stop, resume ------------------------------------------------------------------------------------
 
-    def _running(self) -> list[str]:
+    def running(self) -> list[str]:
+        """Runs this manager started that are still training (or still saving after a stop), oldest first."""
         return [name for name, proc in self._procs.items() if proc.poll() is None]
 
     def _launch(self, run_dir: Path, argv: list[str], cfg: RunConfig | None = None) -> None:
         """Start `python -m dcgan ARGV` logging to run_dir (after writing ``cfg`` as its config.json), if a slot is free."""
-        running = self._running()
+        running = self.running()
         if len(running) >= self.limits.max_concurrent:
             raise TrainingError(f"{', '.join(running)} is still training and this app runs {self.limits.max_concurrent} "
                                 "run(s) at a time: stop it or wait for it to finish")
@@ -151,6 +155,7 @@ class TrainingManager:
         with open(run_dir / LOG_FILE, "ab") as log_file:
             self._procs[run_dir.name] = subprocess.Popen([sys.executable, "-m", "dcgan", *argv], stdout=log_file,
                                                  stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self._stopping.discard(run_dir.name)
 
     def start(self, settings: TrainSettings, owner: str = "") -> str:
         """Start a run in a subprocess; returns its name (a folder under runs_dir). ``owner``: the session starting it."""
@@ -173,7 +178,7 @@ class TrainingManager:
         except ConfigError as exc:
             raise TrainingError(str(exc)) from None
         with self._lock:
-            if name in self._running():
+            if name in self.running():
                 raise TrainingError(f"{name} is already training")
             try:
                 argv = cli.resume_argv(run_dir, {"max_minutes": minutes})
@@ -182,14 +187,23 @@ class TrainingManager:
             self._launch(run_dir, argv)
         return name
 
-    def stop(self, name: str, owner: str = "", timeout: float = 120.0) -> dict[str, Any]:
-        """Ask the trainer to checkpoint and exit (SIGTERM), wait for it, and return the final status."""
+    def request_stop(self, name: str, owner: str = "") -> dict[str, Any]:
+        """Ask the trainer to checkpoint and exit (SIGTERM) without waiting: it stops after the step it is in, and
+        status says "stopping" until its checkpoint is saved and the process has exited."""
         self.run_dir(name, own=True)
         self._check_owner(name, owner)
         proc = self._procs.get(name)
         if proc is None or proc.poll() is not None:
             raise TrainingError(f"{name} is not training")
-        proc.send_signal(signal.SIGTERM)
+        if name not in self._stopping:  # once: a second SIGTERM could land after the trainer restored the default handler
+            proc.send_signal(signal.SIGTERM)
+            self._stopping.add(name)
+        return self.status(name)
+
+    def stop(self, name: str, owner: str = "", timeout: float = 120.0) -> dict[str, Any]:
+        """Ask the trainer to checkpoint and exit (SIGTERM), wait for it, and return the final status."""
+        self.request_stop(name, owner)
+        proc = self._procs[name]
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -199,7 +213,7 @@ class TrainingManager:
 
     def close(self) -> None:
         """Stop every run this manager started (used when the app shuts down)."""
-        for name in self._running():
+        for name in self.running():
             self.stop(name, self._owners.get(name, ""))
 
     # -- watching ------------------------------------------------------------------------------------------------
@@ -240,7 +254,7 @@ class TrainingManager:
         if proc is not None:
             code = proc.poll()
             if code is None:
-                status["state"] = "running"
+                status["state"] = "stopping" if name in self._stopping else "running"
             elif code != 0 or status["state"] == "running":
                 status.update(state="failed", exit_code=code, log_tail=log_tail(run_dir))
         status["name"] = name
@@ -248,6 +262,16 @@ class TrainingManager:
             status["log_tail"] = plain_error(status["log_tail"])
             status["error"] = plain_error(status["error"] or "") or None
         return status
+
+
+def optional_number(name: str, text: Any) -> float | None:
+    """A number typed in a text box that may be left blank (None); the range is checked later, with the other settings."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise TrainingError(f"{name}: {brief(text)} is not a number (leave it blank for no limit)") from None
 
 
 def _blank(value: Any) -> bool:
@@ -329,6 +353,14 @@ def watch_run(run_dir: Path) -> dict[str, Any]:
         "has_generator": (run_dir / GENERATOR_FILE).exists(), "error": file_status.get("error"),
         "log_tail": log_tail(run_dir) if state in ("failed", "dead") else "",
     }
+
+
+def serve_copy(path: Path, out_path: Path) -> Path:
+    """Copy a run's file (a preview grid) to ``out_path``, a name of its own, and return it: the web server hands out
+    the copy, never a file a run may replace while it is being sent (a resumed run rewrites the grids after its
+    last checkpoint)."""
+    shutil.copyfile(path, out_path)
+    return Path(out_path)
 
 
 def timelapse_gif(run_dir: Path, out_path: Path, *, fps: float = 8.0) -> Path:

@@ -16,9 +16,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from dcgan.checkpoints import GENERATOR_FILE, load_generator, save_generator
+from dcgan.checkpoints import GENERATOR_FILE, check_tensors, describe_generator, load_generator, save_generator
 from dcgan.config import ModelConfig
 from dcgan.errors import CheckpointError, ConfigError
+from dcgan.io import read_header
 
 from .registry import CheckpointRegistry
 from .validation import check_choice, check_int
@@ -57,6 +58,44 @@ def model_from_form(arch: Any = None, image_size: Any = None, channels: Any = No
     except ConfigError as exc:
         raise CheckpointError(f"model config: {exc}") from None
     return cfg
+
+
+def config_of_file(path: Path | str) -> tuple[ModelConfig | None, str]:
+    """What the upload form should say for the file at ``path``, read from its safetensors header only: (config,
+    where it came from) with where "metadata" (the file carries its config; the form is ignored), "tensors" (a
+    plain state dict whose shapes name exactly one DCGAN/Keras generator) or "" (config unknown: None)."""
+    try:
+        header = read_header(Path(path))
+        metadata = header.get("__metadata__") or {}
+        if "format_version" in metadata:
+            return describe_generator(metadata, path).model, "metadata"
+    except CheckpointError:
+        return None, ""
+    shapes = {k: tuple(v.get("shape") or ()) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
+    guess = _config_from_shapes(shapes)
+    if guess is None:
+        return None, ""
+    try:
+        check_tensors(header, guess, Path(path))
+    except CheckpointError:
+        return None, ""
+    return guess, "tensors"
+
+
+def _config_from_shapes(shapes: dict[str, tuple[int, ...]]) -> ModelConfig | None:
+    """The generator config these weight shapes imply (dcgan.models' names), before check_tensors confirms it."""
+    try:
+        layers = sorted((int(name.split(".")[1]), shape) for name, shape in shapes.items()
+                        if name.startswith("main.") and name.endswith(".weight") and len(shape) == 4)
+        if not layers:
+            return None
+        first, last = layers[0][1], layers[-1][1]
+        if "project.0.weight" in shapes:  # the Keras-GAN 28x28 net: Linear(z_dim, 2*ngf*7*7), then Conv2d [out, in, 3, 3]
+            return ModelConfig(arch="keras", image_size=28, channels=last[0], z_dim=shapes["project.0.weight"][1], ngf=first[0] // 2)
+        # the paper's net: ConvTranspose2d weights [in, out, 4, 4], from z_dim to the last hidden width (ngf) to channels
+        return ModelConfig(arch="dcgan", image_size=4 * 2 ** (len(layers) - 1), channels=last[1], z_dim=first[0], ngf=last[0])
+    except (IndexError, ValueError, TypeError):
+        return None
 
 
 class UploadStore:

@@ -101,21 +101,6 @@ def ref_list(value: Any, *, what: str, max_count: int, min_count: int = 1, allow
     return refs
 
 
-def format_seeds(seeds: list[int | str]) -> str:
-    """The shortest seed-list text for ``seeds`` ("0-15", "3,7,42"); ``parse_seeds`` (``ref_list`` when latent names
-    are among them) reads it back."""
-    if not all(isinstance(s, int) for s in seeds):
-        return ",".join(str(s) for s in seeds)
-    parts, i = [], 0
-    while i < len(seeds):
-        j = i
-        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
-            j += 1
-        parts.append(f"{seeds[i]}-{seeds[j]}" if j > i + 1 else ",".join(str(s) for s in seeds[i:j + 1]))
-        i = j + 1
-    return ",".join(parts)
-
-
 def concept_name(text: Any) -> str:
     """A concept's name: 1-40 letters, digits, spaces, '_' or '-'."""
     name = text.strip() if isinstance(text, str) else ""

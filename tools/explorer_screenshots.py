@@ -4,6 +4,7 @@ Examples:
   python tools/explorer_screenshots.py --checkpoints checkpoints --model celeba-64
   python tools/explorer_screenshots.py --checkpoints /tmp/copy-of-runs --model mnist-32 --out /tmp/shots
   python tools/explorer_screenshots.py --checkpoints checkpoints --model celeba-64 --only train --train-data ../shared/data
+  python tools/explorer_screenshots.py --checkpoints checkpoints --model celeba-64 --only phone   # 390x844, as on a phone
 """
 import argparse
 import sys
@@ -14,7 +15,8 @@ from pathlib import Path
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ("generate", "sliders", "arithmetic", "interpolation", "train")
+SHOTS = ("generate", "sliders", "arithmetic", "interpolation", "phone", "train")
+PHONE = {"width": 390, "height": 844}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 
 
@@ -72,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                 arithmetic_shot(page, out, args.preset)
             if "interpolation" in shots:
                 interpolation_shot(page, out)
+            if "phone" in shots:
+                phone_shot(browser, url, args.model, out)
             if "train" in shots:
                 train_shot(page, out)
             browser.close()
@@ -111,7 +115,8 @@ def arithmetic_shot(page, out: Path, preset: str | None) -> None:
         page.get_by_label("Preset (exemplars picked by the attribute classifier)").click()
         page.get_by_role("option", name=preset, exact=True).click()
         page.get_by_role("button", name="Pick exemplars").click()
-        time.sleep(20)
+        expect(page.locator("#arithmetic-centre img")).to_be_visible(timeout=300_000)
+        time.sleep(3)
     else:
         thumbs = page.locator("#candidates button.thumbnail-item")
         for group, picks in (("A", (0, 1, 2)), ("B", (3, 4, 5)), ("C", (6, 7, 8))):
@@ -134,6 +139,23 @@ def interpolation_shot(page, out: Path) -> None:
     expect(page.locator("#gif img")).to_be_visible(timeout=120_000)
     time.sleep(4)
     page.screenshot(path=out / "explorer-interpolation.png", full_page=True)
+
+
+def phone_shot(browser, url: str, model: str, out: Path) -> None:
+    """The Generate tab at a phone's width (390x844): the wrapped tabs and the grid reflowed to 3 columns."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport=PHONE, device_scale_factor=2)
+    page.goto(url)
+    page.get_by_label("Model").first.click()
+    page.get_by_role("option", name=model, exact=True).click()
+    expect(page.locator("#samples img").nth(8)).to_be_visible(timeout=60_000)
+    time.sleep(3)
+    page.get_by_role("tab", name="Generate").scroll_into_view_if_needed()
+    page.mouse.wheel(0, 330)
+    time.sleep(1)
+    page.screenshot(path=out / "explorer-phone.png")
+    page.close()
 
 
 def train_shot(page, out: Path, *, seconds: float = 90.0) -> None:

@@ -1,5 +1,6 @@
 """Turn a training run into a shipped generator: checkpoints/<name>/ with generator.safetensors (EMA, BN recalibrated,
-fp16), samples.png (seeds 0-63), metrics.json (`dcgan eval`, n samples, with real floors), directions.safetensors
+fp16), samples.png (seeds 0-63), metrics.json (`dcgan eval`, n samples, with real floors), directions.safetensors,
+ratings.safetensors (attribute data sets: the classifier's ratings the arithmetic presets pick from)
 and a README.md model card whose front matter repeats the generator's metadata.
 
 Example:
@@ -17,13 +18,15 @@ from pathlib import Path
 import torch
 
 from dcgan import rundir
+from dcgan.actions import PRESET_SEARCH
 from dcgan.checkpoints import GENERATOR_FILE, load_generator, load_state, save_generator
 from dcgan.config import RunConfig
-from dcgan.directions import compute_directions, directions_path, generator_fingerprint, save_directions
+from dcgan.directions import compute_directions, directions_path, generator_fingerprint, save_directions, shipped_classifier
 from dcgan.images import make_grid, save_png
 from dcgan.latent import latents_from_seeds
 from dcgan.metrics import evaluate
 from dcgan.models import num_params
+from dcgan.ratings import load_or_rate_seeds
 from dcgan.trainer import flips, generator_from_state, images_seen
 
 
@@ -156,6 +159,9 @@ def main() -> None:
     (args.out_dir / "metrics.json").write_text(json.dumps(result, indent=1))
     directions = compute_directions(G, meta)
     save_directions(directions, directions_path(gen_path), fingerprint=generator_fingerprint(G))
+    classifier = shipped_classifier(cfg.data.dataset)
+    if classifier is not None and classifier.kind == "attributes":  # the Arithmetic tab's presets pick from these at once
+        load_or_rate_seeds(gen_path, G, classifier, PRESET_SEARCH, z_dim=cfg.model.z_dim)
 
     m = cfg.model
     commands = "\n".join(args.command) or "(not recorded)"

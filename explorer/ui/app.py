@@ -20,6 +20,7 @@ from .api import register_api
 from .context import Context, Header
 from .fairness import QueueAdmission, VisitorBudget
 from .quota import UploadQuota
+from .share import share_panel, wire_sharing
 from .tabs.arithmetic import arithmetic_tab
 from .tabs.generate import generate_tab
 from .tabs.interpolate import interpolate_tab
@@ -32,7 +33,8 @@ TITLE = "DCGAN explorer"
 TABS = (generate_tab, sliders_tab, arithmetic_tab, interpolate_tab, project_tab)  # then Train, when build_app gets a TrainingManager
 
 # Small images are drawn enlarged with nearest-neighbour sampling by the browser; the files stay at native size,
-# so downloads (and the API) give the model's real pixels.
+# so downloads (and the API) give the model's real pixels. Slider labels wrap beside their number box, never push it
+# out of line. On a phone a gallery reflows to tiles of at least 76 px (3-4 columns at 390 px) instead of 8 tiny ones.
 CSS = """
 .pixelated img, .pixelated canvas, .pixelated video { image-rendering: pixelated; }
 .pixelated.big img { width: 100% !important; height: 100% !important; object-fit: contain !important; }
@@ -41,10 +43,16 @@ CSS = """
 .pixelated .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important; }
 #model-row { align-items: end; }
 .snippet code { font-size: 12px; }
+.dir-slider .head { flex-wrap: nowrap; align-items: flex-start; gap: 6px; }
+.dir-slider .head label { min-width: 0; flex: 1 1 auto; }
+.dir-slider .head .tab-like-container { flex: 0 0 auto; }
+@media (max-width: 640px) {
+  .pixelated .grid-container.grid-container { grid-template-columns: repeat(auto-fill, minmax(76px, 1fr)) !important; }
+}
 """
 
 
-def _header(names: list[str]) -> tuple[Header, gr.Markdown, gr.Button]:
+def _header(names: list[str]) -> tuple[Header, list[gr.Component], gr.Button]:
     gr.Markdown(f"# {TITLE}\nExplore what a DCGAN (Radford et al. 2015) learned. One integer seed is one latent vector "
                 "everywhere: here, in the API and in `dcgan sample`." + ("" if names else
                 "\n\n**No generators found.** Put one in `checkpoints/<name>/generator.safetensors` "
@@ -56,8 +64,18 @@ def _header(names: list[str]) -> tuple[Header, gr.Markdown, gr.Button]:
                          info="click a sample to choose it")
         truncation = gr.Slider(0.0, 1.0, 1.0, step=0.05, label="Truncation ψ", scale=2, info="z ← ψ·z (1: none; lower: safer, blander)")
     with gr.Accordion("Model card", open=False):
-        card = gr.Markdown()
-    return Header(model, seed, truncation, gr.State([])), card, refresh
+        with gr.Row():
+            card = gr.Markdown(elem_id="model-card")
+            picture = gr.Image(label="Samples", format="png", height=280, interactive=False, scale=0, min_width=280,
+                               elem_id="model-card-picture")
+    return Header(model, seed, truncation, gr.State([])), [card, picture], refresh
+
+
+def _card(catalog: Catalog, name: str | None) -> tuple[Any, Any]:
+    if not name:
+        return "", None
+    card = service.model_card(catalog, name)
+    return card.markdown, gr.update(value=card.picture, label=card.caption or "Samples", visible=card.picture is not None)
 
 
 def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_limit: int = 2,
@@ -71,17 +89,19 @@ def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_lim
     with gr.Blocks(title=TITLE, delete_cache=(900, 3600)) as demo:
         header, card, refresh = _header(service.picker_names(catalog))
         ctx = Context(catalog, out, demo, header, concurrency_limit, uploads, training, budget)
+        share = share_panel(ctx)  # before the tabs: their load events wait for a shared link's state
         upload_panel(ctx)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap") as tabs:  # on a phone every tab stays one tap away, not behind a menu
             for tab in TABS:
                 tab(ctx)
             if training is not None:
                 train_tab(ctx)
+        wire_sharing(ctx, share, tabs)
         register_api(catalog, out, concurrency_limit=concurrency_limit, budget=budget)
         register_upload_api(uploads)
         register_project_api(catalog, out, concurrency_limit=concurrency_limit, metered=budget.metered if budget else None)
         if training is not None:
-            register_training_api(training, catalog)
+            register_training_api(training, catalog, out)
 
         def rescan(current: str | None, mine: list[str]) -> Any:
             service.refresh(catalog)
@@ -89,7 +109,7 @@ def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_lim
             return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
 
         ctx.on_light(refresh.click, rescan, [header.model, header.session_models], header.model)
-        ctx.on_light([demo.load, header.model.change], lambda name: service.model_card(catalog, name) if name else "", header.model, card)
+        ctx.on_light([demo.load, header.model.change], lambda name: _card(catalog, name), header.model, card)
     return demo
 
 

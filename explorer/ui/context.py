@@ -3,10 +3,11 @@ and the queue names. Imports nothing of the tabs, so they can all import it."""
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import gradio as gr
+import numpy as np
 
 from dcgan.errors import DCGANError
 
@@ -31,6 +32,19 @@ def guard(fn: Callable) -> Callable:
     return wrapper
 
 
+def as_files(value: Any, out: OutputDir) -> Any:
+    """A handler's result with its images (uint8 [H, W] or [H, W, C] arrays, alone, in galleries' (image, caption)
+    pairs or among several outputs) written to PNG files of their own. Gradio stores a returned array in its cache
+    under the hash of its bytes and rewrites that file each time the same image comes back, so a browser still
+    fetching it gets a short read (h11 "Too little data for declared Content-Length"); a returned file is copied in
+    once, atomically."""
+    if isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.ndim in (2, 3):
+        return str(out.png(value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(as_files(item, out) for item in value)
+    return value
+
+
 @dataclass
 class Header:
     """The components above the tabs, shared by all of them."""
@@ -51,6 +65,8 @@ class Context:
     uploads: UploadStore
     training: TrainingManager | None = None  # the Train tab is built only with one
     budget: VisitorBudget | None = None      # per-visitor generator time (public mode); None: unmetered
+    shared: dict[str, Any] = field(default_factory=dict)  # components a shared link restores, by ShareState field (ui/share.py)
+    restored: Any = None  # the trigger fired once a link's state is set (ui/share.py); events on demo.load wait for it
 
     @property
     def model(self) -> gr.Dropdown:
@@ -72,7 +88,7 @@ class Context:
     def on(self, triggers: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
         """An event running ``fn`` in the shared model queue, hidden from the public API (see explorer.ui.api)."""
         options = {"api_visibility": "private", "concurrency_id": MODEL_QUEUE, "concurrency_limit": self.concurrency_limit, **kwargs}
-        return gr.on(triggers, self.image_work(self._needs_model(fn, inputs, outputs)), inputs, outputs, **options)
+        return gr.on(self._after_restore(triggers), self.image_work(self._needs_model(fn, inputs, outputs)), inputs, outputs, **options)
 
     def then(self, dependency: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
         """Run ``fn`` after ``dependency`` succeeds, in the model queue, hidden from the API."""
@@ -80,13 +96,24 @@ class Context:
         return dependency.success(self.image_work(self._needs_model(fn, inputs, outputs)), inputs, outputs, **options)
 
     def image_work(self, fn: Callable) -> Callable:
-        """``fn`` guarded, and metered against the visitor's budget when there is one."""
-        return guard(self.budget.metered(fn) if self.budget else fn)
+        """``fn`` guarded, metered against the visitor's budget when there is one, its images served as files."""
+        @functools.wraps(fn)
+        def served(*args: Any, **kwargs: Any) -> Any:
+            return as_files(fn(*args, **kwargs), self.out)
+        return guard(self.budget.metered(served) if self.budget else served)
 
     def on_light(self, triggers: Any, fn: Callable, inputs: Any = None, outputs: Any = None, **kwargs: Any) -> Any:
         """An event for cheap bookkeeping (no generator): not queued behind image work."""
         options = {"api_visibility": "private", "queue": False, "show_progress": "hidden", **kwargs}
-        return gr.on(triggers, guard(fn), inputs, outputs, **options)
+        return gr.on(self._after_restore(triggers), guard(fn), inputs, outputs, **options)
+
+    def _after_restore(self, triggers: Any) -> Any:
+        """``triggers`` with the page's load replaced by ``restored``: what runs on load sees a shared link's state."""
+        if self.restored is None:
+            return triggers
+        listed = triggers if isinstance(triggers, (list, tuple)) else [triggers]
+        return [self.restored if getattr(t, "event_name", None) == "load" and getattr(t, "__self__", None) is self.demo else t
+                for t in listed]
 
     def _needs_model(self, fn: Callable, inputs: Any, outputs: Any) -> Callable:
         """With no model picked (an empty checkpoints folder), handlers taking the model first leave their outputs alone."""

@@ -1,13 +1,15 @@
 """A compute budget per visitor, so that one client cannot take the image workers from everyone else.
 
 Gradio's queue serves requests in arrival order: a client that keeps several of the most expensive requests waiting
-(512-frame walks, 64-seed grids) makes every other visitor wait behind them. Each image request here is metered:
-a visitor who has used more than ``seconds`` of generator time in the last ``window_s`` seconds is refused at once,
+(512-frame walks, 64-seed grids) makes every other visitor wait behind them. Each image request here is metered: a
+visitor who has used more than ``seconds`` of generator time in the last ``window_s`` seconds is refused at once,
 with the time to wait, until the window has moved on. Normal use stays far below the budget (one request costs
-0.1-0.5 s). A visitor is its Gradio session (a browser tab, one gradio_client.Client) and, behind a proxy such as a
-Hugging Face Space's (``trust_forwarded``), also the client address the proxy reports (the last X-Forwarded-For
-entry, which the proxy writes; the earlier ones come from the client). Without a proxy the header is the client's own
-words and is ignored.
+0.1-0.5 s). A call still running counts as at least what the visitor's calls have typically cost, and a call that
+would take the visitor past its share is not started beside one still running, so a client cannot start several long
+requests at once before the first has been charged (a page load's few short calls still go together). A visitor is
+its Gradio session (a browser tab, one gradio_client.Client) and, behind a proxy such as a Hugging Face Space's
+(``trust_forwarded``), also the client address the proxy reports (the last X-Forwarded-For entry, which the proxy
+writes; the earlier ones come from the client). Without a proxy the header is the client's own words and is ignored.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from dcgan.errors import DCGANError
 
 SECONDS = 10.0    # generator time one visitor may use per window (a twelfth of two workers' time)
 WINDOW_S = 60.0
+TYPICAL_WEIGHT = 0.5   # how much the newest call moves a visitor's typical cost (an exponential average)
 
 
 class OverBudget(DCGANError):
@@ -94,13 +97,23 @@ class VisitorBudget:
         self.clock = clock
         self._spent = SlidingWindow(window_s)                      # key -> (end time, seconds) of finished calls
         self._running: dict[str, dict[int, float]] = {}           # key -> {call id: start time}
+        self._typical: dict[str, tuple[float, float]] = {}        # key -> (typical seconds per call, when last charged)
         self._calls = 0
         self._lock = threading.Lock()
 
     def used(self, key: str, now: float) -> float:
-        """Generator seconds ``key`` used in the window, counting calls still running (call with the lock held,
-        after ``self._spent.forget(now)``)."""
-        return self._spent.total(key) + sum(now - start for start in self._running.get(key, {}).values())
+        """Generator seconds ``key`` used in the window, counting each call still running as at least the key's
+        typical cost (call with the lock held, after ``self._forget(now)``)."""
+        typical = self._typical.get(key, (0.0, now))[0]
+        return self._spent.total(key) + sum(max(now - start, typical) for start in self._running.get(key, {}).values())
+
+    def _forget(self, now: float) -> None:
+        """Drop what left the window; a typical cost is kept for ten windows after the key's last call, so that a
+        visitor cannot wait for its window to empty and then start a burst as if new."""
+        self._spent.forget(now)
+        for key, (_, last) in list(self._typical.items()):
+            if last < now - 10 * self.window_s and key not in self._running:
+                del self._typical[key]
 
     def refusal(self, keys: list[str]) -> str:
         """Why a new call by ``keys`` is refused ('' when it is not)."""
@@ -109,7 +122,7 @@ class VisitorBudget:
             return self._refusal(keys, now)
 
     def _refusal(self, keys: list[str], now: float) -> str:
-        self._spent.forget(now)
+        self._forget(now)
         for key in keys:
             used = self.used(key, now)
             if used >= self.seconds:
@@ -117,6 +130,10 @@ class VisitorBudget:
                 wait = math.ceil(oldest + self.window_s - now) if oldest is not None else math.ceil(self.window_s)
                 return (f"this server is shared: each visitor may use {self.seconds:g} s of image generation "
                         f"per {self.window_s:g} s, and you have used {used:.0f} s; try again in {max(1, wait)} s")
+            typical = self._typical.get(key, (0.0, now))[0]
+            if self._running.get(key) and used + typical > self.seconds:
+                return (f"this server is shared: your requests take about {typical:.0f} s each and one is still running; "
+                        f"send the next when it has finished (each visitor may use {self.seconds:g} s per {self.window_s:g} s)")
         return ""
 
     def admit(self, keys: list[str]) -> int:
@@ -141,6 +158,8 @@ class VisitorBudget:
                 if not running:
                     self._running.pop(key, None)
                 self._spent.add(key, now, now - start)
+                typical = self._typical.get(key, (now - start, now))[0]
+                self._typical[key] = (typical + TYPICAL_WEIGHT * (now - start - typical), now)
 
     def metered(self, fn: Callable) -> Callable:
         """``fn`` with a leading ``request: gr.Request`` (Gradio fills it in; API schemas do not show it), admitted

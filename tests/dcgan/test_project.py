@@ -216,6 +216,8 @@ def test_cli_project_then_sample_renders_the_reconstruction(tmp_path, capsys):
     assert Image.open(preview).size == (2 + 34, 2 + 2 * 34)  # one column: original above reconstruction
     assert main(["sample", str(CHECKPOINTS / "mnist"), "--latents", str(latents), "--out", str(again)]) == 0
     assert np.load(again).shape == (1, 32, 32, 1)
+    assert main(["sample", str(CHECKPOINTS / "mnist"), "--latents", str(latents), "--out", str(tmp_path / "pngs") + "/"]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "pngs" / "latent-000000.png")), np.load(again)[0, ..., 0])
 
 
 def test_cli_refuses_bad_images_and_latents(tmp_path, capsys):

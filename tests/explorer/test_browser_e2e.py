@@ -151,4 +151,4 @@ def test_6_train_and_watch_the_preview_update(page, app):
     expect(latest, "a later preview replacing the first").not_to_have_attribute("src", first, timeout=TRAIN_TIMEOUT_MS)
     page.locator("#train-stop").click()
     expect(page.locator("#train-status"), "the run reported stopped").to_contain_text("stopped", timeout=TRAIN_TIMEOUT_MS)
-    assert not manager._running()
+    assert not manager.running()

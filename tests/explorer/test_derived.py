@@ -62,8 +62,32 @@ def test_missing_training_data_says_what_to_do(checkpoints_dir, tmp_path):
     save_generator(G, tmp_path / "celeb" / GENERATOR_FILE, model=meta.model, info={"dataset": "celeba"})
     (tmp_path / "celeb" / "config.json").write_text('{"data": {"dataset": "celeba", "root": "%s"}}' % (tmp_path / "nowhere"))
     catalog = Catalog(CheckpointRegistry([tmp_path / "celeb"]), data_roots=[tmp_path / "empty"])
-    with pytest.raises(DatasetError, match="--data-root"):
+    with pytest.raises(DatasetError, match="--data-root") as caught:
         catalog.training_data(catalog.state("celeb"))
+    message = str(caught.value)  # where it looked, each place with why it did not do
+    assert f"looked in: {tmp_path / 'nowhere'} (no such folder)" in message
+    assert f"{tmp_path / 'empty' / 'celeba10k'} (no such folder)" in message and "names no data set" not in message
+
+
+def test_missing_data_root_is_said_plainly(checkpoints_dir, tmp_path):
+    (tmp_path / "celeb").mkdir()
+    G, meta = load_generator(checkpoints_dir / "tiny")
+    save_generator(G, tmp_path / "celeb" / GENERATOR_FILE, model=meta.model, info={"dataset": "celeba"})
+    catalog = Catalog(CheckpointRegistry([tmp_path / "celeb"]))
+    with pytest.raises(DatasetError, match=r"'celeba'.*no data root to look in \(no --data-root"):
+        catalog.training_data(catalog.state("celeb"))
+
+
+def write_faces(folder, count: int = 3) -> None:
+    """A tiny CelebA-shaped folder: aligned-face JPEGs and the attribute file that marks it present."""
+    from PIL import Image
+
+    (folder / "img_align_celeba").mkdir(parents=True)
+    names = [f"{i + 1:06d}.jpg" for i in range(count)]
+    for i, name in enumerate(names):
+        Image.new("RGB", (178, 218), (40 * i, 100, 200 - 40 * i)).save(folder / "img_align_celeba" / name)
+    rows = "\n".join(f"{n} {1 if i % 2 else -1} 1" for i, n in enumerate(names))
+    (folder / "list_attr_celeba.txt").write_text(f"{count}\nSmiling Male\n{rows}\n")
 
 
 def test_state_goes_with_the_loaded_model(checkpoints_dir, tmp_path):
@@ -136,4 +160,15 @@ def test_training_data_is_found_where_the_data_set_table_says(checkpoints_dir, t
     save_generator(G, tmp_path / "celeb" / GENERATOR_FILE, model=meta.model, info={"dataset": "celeba"})
     catalog = Catalog(CheckpointRegistry([tmp_path / "celeb"]), data_roots=[data_root])
     roots = [c.root for c in catalog.training_data_configs(catalog.state("celeb"))]
-    assert str(data_root / "celeba10k") in roots
+    assert roots == [str(data_root / "celeba10k")]  # only there: the root itself would be searched for every image under it
+
+
+def test_training_data_loads_from_a_shared_layout(checkpoints_dir, tmp_path):
+    """data/celeba10k/list_attr_celeba.txt present (DatasetSpec.is_present): the images load from that folder."""
+    write_faces(tmp_path / "data" / "celeba10k")
+    (tmp_path / "celeb").mkdir()
+    G, meta = load_generator(checkpoints_dir / "tiny")
+    save_generator(G, tmp_path / "celeb" / GENERATOR_FILE, model=meta.model, info={"dataset": "celeba"})
+    catalog = Catalog(CheckpointRegistry([tmp_path / "celeb"]), data_roots=[tmp_path / "data"])
+    data = catalog.training_data(catalog.state("celeb"))
+    assert data.images.shape == (3, 3, 16, 16) and data.label_names == ["Smiling", "Male"]

@@ -91,5 +91,25 @@ def test_visitors_who_left_are_forgotten():
         budget.charge([f"session:{i}"], budget.admit([f"session:{i}"]))
     assert len(budget._spent.keys()) == 100
     now[0] = 61.0
-    budget.admit(["session:new"])
+    call = budget.admit(["session:new"])
     assert budget._spent.keys() == [] and set(budget._running) == {"session:new"}
+    budget.charge(["session:new"], call)
+    now[0] = 601.0
+    budget.admit(["session:newer"])
+    assert set(budget._typical) == {"session:new"}  # typical costs go too, ten windows after a key's last call
+
+
+def test_a_visitor_whose_calls_are_long_cannot_start_several_at_once():
+    """Running calls count as the visitor's typical cost: after a 9 s walk, one more may start, not four together."""
+    now = [0.0]
+    budget = VisitorBudget(seconds=10, window_s=60, clock=lambda: now[0])
+    walk = budget.admit(["session:a"])
+    now[0] = 9.0
+    budget.charge(["session:a"], walk)
+    now[0] = 70.0  # the walk left the window; its cost is still remembered
+    budget.admit(["session:a"])
+    with pytest.raises(OverBudget, match="take about 9 s each and one is still running"):
+        budget.admit(["session:a"])
+    for _ in range(6):  # a new visitor's page load: several short calls at once, nothing known about it yet
+        budget.admit(["session:b"])
+

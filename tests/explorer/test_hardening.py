@@ -73,7 +73,7 @@ def test_training_settings_are_bounded_on_the_server(public_app, position, value
     data[position] = value
     message = refusal(raw_call(url, "train_start", data))
     assert match in message and len(message) < 400
-    assert manager._running() == []  # nothing was launched
+    assert manager.running() == []  # nothing was launched
     assert owner.predict(api_name="/models")[0]["name"] == "tiny"
 
 
@@ -106,7 +106,7 @@ def test_only_the_session_that_started_a_run_may_stop_or_resume_it(public_app):
     assert stopped["state"] in ("stopped", "finished")
     nan_resume = refusal(raw_call(url, "train_resume", [run, float("nan")]))  # even for the owner's own run, NaN is no cap
     assert "another session" in nan_resume or "minutes" in nan_resume
-    assert manager._running() == []
+    assert manager.running() == []
 
 
 def test_public_status_carries_no_paths_or_tracebacks(public_app, tmp_path):

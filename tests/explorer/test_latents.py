@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 from dcgan.errors import LatentError
-from dcgan.latent import latent_from_seed
+from dcgan.latent import format_seeds, latent_from_seed
 from dcgan.project import ImageError, save_latents
 from explorer import service
 from explorer.latents import LatentStore, resolve
-from explorer.validation import check_ref, format_seeds, ref_list
+from explorer.validation import check_ref, ref_list
 
 from .conftest import free_port
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
+from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
@@ -198,6 +200,42 @@ def test_presets_need_an_attribute_classifier(catalog, monkeypatch):
     assert list(groups) == ["A", "B", "C"] and all(len(g) == 2 for g in groups.values())
 
 
+def test_preset_ratings_are_made_once_with_progress_then_read_from_beside_the_checkpoint(checkpoints_dir, tmp_path, monkeypatch):
+    from explorer.derived import Catalog
+    from explorer.registry import CheckpointRegistry
+
+    shutil.copytree(checkpoints_dir / "tiny", tmp_path / "run")
+    (tmp_path / "run" / "ratings.safetensors").unlink(missing_ok=True)
+    preset = "smiling woman - neutral woman + neutral man"
+
+    def pick(count):
+        catalog = Catalog(CheckpointRegistry([tmp_path / "run"]))  # a fresh app: nothing remembered in memory
+        monkeypatch.setattr(catalog, "classifier", lambda state: StubClassifier())
+        told = []
+        return service.arithmetic_preset(catalog, "run", preset, count, progress=lambda done, total: told.append((done, total))), told
+
+    first, told = pick(2)
+    assert told[-1] == (service.PRESET_SEARCH, service.PRESET_SEARCH) and all(a <= b for (a, _), (b, _) in zip(told, told[1:]))
+    assert (tmp_path / "run" / "ratings.safetensors").is_file()
+    again, told = pick(2)
+    assert again == first and told == []  # the shipped-model case: no classifier pass at all
+    more, told = pick(4)  # another pick from the same ratings
+    assert told == [] and all(more[g][:2] == first[g] for g in "ABC")
+
+
+def test_shipped_face_model_has_its_preset_ratings():
+    from dcgan.classifiers import load_classifier
+    from dcgan.ratings import load_ratings, ratings_fingerprint
+    from explorer.registry import CheckpointRegistry
+
+    registry = CheckpointRegistry([Path(__file__).resolve().parents[2] / "checkpoints"])
+    model = registry.get("celeba-64")
+    classifier = load_classifier("celeba")
+    proba = load_ratings(model.entry.path.parent / "ratings.safetensors", fingerprint=ratings_fingerprint(model.G, classifier),
+                         label_names=classifier.label_names)
+    assert proba.shape == (service.PRESET_SEARCH, len(classifier.label_names))
+
+
 def test_concept_vector(catalog):
     plain = service.edit(catalog, "tiny", 11)
     np.testing.assert_array_equal(service.concept(catalog, "tiny", 11, "1,2", "3", 0.0), plain)
@@ -302,9 +340,9 @@ def test_models_and_card(catalog, checkpoints_dir):
     assert [r["name"] for r in rows] == ["tiny", "tiny-grey"]
     assert rows[0] | {"step": 2} == {"name": "tiny", "dataset": "fake", "arch": "dcgan",
                                      "image_size": 16, "channels": 3, "z_dim": 8, "step": 2}
-    card = service.model_card(catalog, "tiny")
-    assert "16 px test generator" in card and "| data set | fake |" in card
-    assert "No model card" in service.model_card(catalog, "tiny-grey")
+    card = service.model_card(catalog, "tiny").markdown
+    assert "16 px test generator" in card and "**data set** fake · **image** 16x16, 3 channels" in card
+    assert "No model card" in service.model_card(catalog, "tiny-grey").markdown
 
 
 def test_a_broken_checkpoint_does_not_hide_the_others(checkpoints_dir, tmp_path):

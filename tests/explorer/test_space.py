@@ -74,3 +74,13 @@ def test_random_seeds_are_drawn_per_call(catalog):
 
     draws = {tuple(service.generate(catalog, "tiny", "random").seeds) for _ in range(3)}
     assert len(draws) == 3
+
+
+def test_one_data_root_for_training_and_nearest_images(app_module, tmp_path):
+    """--train-data, else $DCGAN_DATA_ROOT, else ../shared/data: the Train tab and the nearest-image check share it."""
+    parse = app_module.build_parser().parse_args
+    assert app_module.shared_data_root(parse(["--train-data", str(tmp_path)]), {"DCGAN_DATA_ROOT": "/elsewhere"}) == tmp_path
+    assert app_module.shared_data_root(parse([]), {"DCGAN_DATA_ROOT": str(tmp_path)}) == tmp_path
+    shared = ROOT.parent / "shared" / "data"
+    if shared.is_dir():
+        assert app_module.shared_data_root(parse([]), {}) == shared

@@ -8,7 +8,16 @@ from PIL import Image
 
 from dcgan import rundir
 from dcgan.checkpoints import load_generator
-from explorer.training import TrainingError, TrainingLimits, TrainingManager, TrainSettings, timelapse_gif, watch_run
+from explorer.training import (
+    TrainingError,
+    TrainingLimits,
+    TrainingManager,
+    TrainSettings,
+    optional_number,
+    serve_copy,
+    timelapse_gif,
+    watch_run,
+)
 from tests.conftest import SHARED_DATA, shared_data_or_skip, wait_for
 
 
@@ -92,6 +101,61 @@ def test_timelapse_gif_has_one_frame_per_grid(tmp_path):
     assert iio.imread(gif, index=None).shape[0] == 3
 
 
+LOGGED = [{"step": 10, "lossD": 1.25, "lossG": 0.75, "D_x": 0.5, "D_G_z": 0.25}, {"step": 20, "lossD": 1.0, "lossG": 2.0, "D_x": 0.625}]
+
+
+@pytest.mark.parametrize("records", [[], LOGGED], ids=["no-losses-yet", "two-logged-steps"])
+def test_plot_frames_are_numbers_even_before_the_first_loss(records):
+    """gr.LinePlot takes each axis's scale from the first frame's dtypes: an empty object frame drew discrete axes, no lines."""
+    import gradio as gr
+
+    from explorer.ui.tabs.train import loss_frames
+
+    losses, d_out = loss_frames({"losses": records})
+    for frame in (losses, d_out):
+        assert str(frame["step"].dtype) == "int64" and str(frame["value"].dtype) == "float64"
+        plot = gr.LinePlot(x="step", y="value", color="series").postprocess(frame)
+        assert plot.datatypes == {"step": "quantitative", "value": "quantitative", "series": "nominal"}
+    assert losses.values.tolist() == ([[10, 1.25, "loss D"], [10, 0.75, "loss G"], [20, 1.0, "loss D"], [20, 2.0, "loss G"]]
+                                      if records else [])
+    assert d_out.values.tolist() == ([[10, 0.5, "D(x)"], [10, 0.25, "D(G(z))"], [20, 0.625, "D(x)"]] if records else [])
+
+
+def test_status_lines_use_words_not_emoji():
+    """Emoji render as boxes where no emoji font is installed (Unicode category So: symbols and pictographs)."""
+    import unicodedata
+
+    from explorer.ui.tabs.train import STATES, status_markdown
+
+    for state in [*STATES, "stopping"]:
+        text = status_markdown({"name": "00001-mnist-32", "state": state, "step": 20, "epoch": 0.1, "img_per_s": 900.0,
+                                "eta_s": 61.0, "images_seen": 1280, "warnings": ["D rejects every fake"], "error": "it broke",
+                                "log_tail": "Traceback: ..."})
+        assert not [ch for ch in text if unicodedata.category(ch) == "So"], text
+        assert f"00001-mnist-32**: {STATES[state]}" in text and "Warning:** D rejects every fake" in text and "Error:** it broke" in text
+    assert STATES["stopped"] == "stopped" and STATES["stopping"].startswith("stopping")
+
+
+def test_optional_numbers_from_a_text_box(tmp_path):
+    assert optional_number("epochs", "") is None and optional_number("epochs", "  ") is None and optional_number("epochs", None) is None
+    assert optional_number("epochs", " 2.5 ") == 2.5 and optional_number("epochs", 3) == 3.0
+    with pytest.raises(TrainingError, match="epochs: 'two' is not a number"):
+        optional_number("epochs", "two")
+    shared_data_or_skip("MNIST")
+    with pytest.raises(TrainingError, match="epochs"):  # "nan" parses; the range check refuses it with the other settings
+        _manager(tmp_path).check(TrainSettings(dataset="mnist", epochs=optional_number("epochs", "nan")))
+
+
+def test_served_grids_are_copies_a_run_cannot_rewrite(tmp_path):
+    """The web server hands out a copy: a resumed run rewriting its grid leaves a copy being served intact."""
+    grid = rundir.sample_path(tmp_path, 5)
+    grid.parent.mkdir()
+    grid.write_bytes(b"first grid")
+    copy = serve_copy(grid, tmp_path / "served.png")
+    grid.write_bytes(b"rewritten after a resume")
+    assert copy != grid and copy.read_bytes() == b"first grid"
+
+
 @pytest.mark.slow
 def test_start_watch_stop_resume_a_real_run(tmp_path):
     shared_data_or_skip("MNIST")
@@ -106,8 +170,14 @@ def test_start_watch_stop_resume_a_real_run(tmp_path):
         return bool(status["latest_grid"] and status["losses"])
 
     wait_for(previewed, f"run {name} showing a preview grid and logged losses", interval=0.5)
-    status = m.stop(name)
+    assert rundir.list_samples(tmp_path / "runs" / name)[0][0] == 0  # the untrained grid came first, before any step
+    asked = m.request_stop(name)  # returns at once, while the trainer finishes its step and saves
+    assert asked["state"] in ("stopping", "stopped"), asked
+    status = wait_for(lambda: (s := m.status(name))["state"] not in ("stopping", "running") and s, f"run {name} stopping",
+                      interval=0.2)
     assert status["state"] == "stopped", status
+    with pytest.raises(TrainingError, match="not training"):
+        m.request_stop(name)
     stopped_at = json.loads((tmp_path / "runs" / name / "status.json").read_text())["step"]
     assert load_generator(tmp_path / "runs" / name)[1].info["step"] == stopped_at
     m.resume(name, minutes=0.05)  # at least one logged step, whatever the clock says: the budget is checked at log steps

@@ -265,3 +265,25 @@ def test_oldest_uploads_are_dropped(registry, tmp_path):
     assert registry.rescan() == ["tiny", "tiny-grey"] and registry.get(names[2]).info.model == PLAIN  # kept across rescans
     with pytest.raises(CheckpointError, match="unknown"):
         registry.entry(names[0])
+
+
+@pytest.mark.parametrize("cfg", [ModelConfig(image_size=32, channels=1, z_dim=20, ngf=8),
+                                 ModelConfig(image_size=16, channels=3, z_dim=8, ngf=4),
+                                 ModelConfig(arch="keras", image_size=28, channels=1, z_dim=12, ngf=8)])
+def test_the_form_is_read_from_a_plain_state_dict(tmp_path, cfg):
+    from explorer.uploads import config_of_file
+
+    save_file(build_generator(cfg).state_dict(), tmp_path / "g.safetensors")
+    found, source = config_of_file(tmp_path / "g.safetensors")
+    assert source == "tensors" and (found.arch, found.image_size, found.channels, found.z_dim, found.ngf) == \
+        (cfg.arch, cfg.image_size, cfg.channels, cfg.z_dim, cfg.ngf)
+
+
+def test_the_form_is_read_from_metadata_or_left_alone(checkpoints_dir, tmp_path):
+    from explorer.uploads import config_of_file
+
+    found, source = config_of_file(checkpoints_dir / "tiny-grey" / GENERATOR_FILE)
+    assert source == "metadata" and (found.image_size, found.channels) == (16, 1)
+    save_file({"main.0.weight": torch.zeros(3, 3)}, tmp_path / "odd.safetensors")  # no generator's shapes
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    assert config_of_file(tmp_path / "odd.safetensors") == (None, "") and config_of_file(tmp_path / "junk.safetensors") == (None, "")

@@ -59,6 +59,7 @@ def arithmetic_tab(ctx: Context) -> None:
             concept_img = gr.Image(label="Current seed + amount · concept", format="png", height=256, interactive=False,
                                    elem_classes=["pixelated", "big"])
         shown = gr.State([])
+        ctx.shared.update(a=boxes["A"], b=boxes["B"], c=boxes["C"], noise=noise, noise_seed=noise_seed)
         concepts = gr.State({})  # name -> {"a": [...], "b": [...], "model": str, "length": float}: seeds only
 
         def show_candidates(model, text, psi):
@@ -88,8 +89,11 @@ def arithmetic_tab(ctx: Context) -> None:
             result = service.arithmetic(catalog, model, a, b, c, amount_noise, nseed, psi)
             return result.centre, result.grid, result.pixel
 
-        def run_preset(model, name, count):
-            groups = service.arithmetic_preset(catalog, model, name, count)
+        def run_preset(model, name, count, progress=gr.Progress()):
+            def rated(done, total):  # only when the model has no ratings file yet: honest progress instead of a guess
+                progress((done, total), desc="The attribute classifier rates the searched seeds (once per model)", unit="seeds")
+
+            groups = service.arithmetic_preset(catalog, model, name, count, progress=rated)
             return [",".join(str(s) for s in groups[g]) for g in GROUPS]
 
         def save_concept(model, name, a, b, saved):
@@ -115,8 +119,15 @@ def arithmetic_tab(ctx: Context) -> None:
                    trigger_mode="always_last", show_progress="hidden")
             ctx.on_light(galleries[g].select, remove, boxes[g], boxes[g])
             ctx.on_light(clears[g].click, lambda: "", None, boxes[g])
+        def refresh(model, a, b, c, amount_noise, nseed, psi, shown_centre):
+            """A new model (another pick, an upload): the shown result again from the same seeds, never the old model's."""
+            if shown_centre is None or not all(t.strip() for t in (a, b, c)):
+                return None, None, None
+            return run(model, a, b, c, amount_noise, nseed, psi)
+
         inputs = [ctx.model, *boxes.values(), noise, noise_seed, ctx.truncation]
         ctx.on([compute.click, noise.release, noise_seed.submit], run, inputs, [centre, grid, pixel])
+        ctx.on(ctx.model.change, refresh, [*inputs, centre], [centre, grid, pixel], show_progress="hidden")
         ctx.on_light([ctx.demo.load, ctx.model.change, preset.change],
                      lambda model, name: service.preset_record(catalog, model, name) if model else "", [ctx.model, preset], preset_note)
         ctx.then(ctx.on(pick.click, run_preset, [ctx.model, preset, preset_count], list(boxes.values())),
@@ -124,6 +135,6 @@ def arithmetic_tab(ctx: Context) -> None:
         ctx.then(ctx.on_light(save.click, save_concept, [ctx.model, concept_name, *list(boxes.values())[:2], concepts],
                               [concepts, concept_pick, amount, concept_note]),
                  apply_concept, [ctx.model, concept_pick, concepts, ctx.seed, amount, ctx.truncation], concept_img)
-        ctx.on([concept_pick.change, amount.input, amount.release, ctx.seed.change], apply_concept,
+        ctx.on([concept_pick.change, amount.input, amount.release, ctx.seed.change, ctx.model.change], apply_concept,
                [ctx.model, concept_pick, concepts, ctx.seed, amount, ctx.truncation], concept_img,
                trigger_mode="always_last", show_progress="hidden")

@@ -35,6 +35,7 @@ def generate_tab(ctx: Context) -> None:
             nearest_gallery = gr.Gallery(label="Nearest training images", show_label=False, columns=8, object_fit="contain",
                                          format="png", allow_preview=False, elem_classes=["pixelated"])
         shown = gr.State([])
+        ctx.shared.update(seeds=seeds, grid_seeds=shown)  # a shared link's Generate state; the grid's download
 
         def run(model, text, psi):
             samples = service.generate(catalog, model, text, psi)
@@ -53,7 +54,7 @@ def generate_tab(ctx: Context) -> None:
                 result = service.nearest(catalog, model, seed, psi, count)
             except DatasetError as exc:
                 return [], f"**Not available:** {exc}"
-            items = [(img, f"#{i} · RMS {d:g}") for img, i, d in zip(service.squeeze(result.images), result.indices, result.distances)]
+            items = [(img, f"#{i} · {d:.1f}") for img, i, d in zip(service.squeeze(result.images), result.indices, result.distances)]
             return items, f"Seed {seed}: closest training image at RMS distance {result.distances[0]:g} (index {result.indices[0]})."
 
         grid_outputs = [gallery, shown, grid_file, seeds]
@@ -64,3 +65,4 @@ def generate_tab(ctx: Context) -> None:
         ctx.on([ctx.seed.change, ctx.demo.load, ctx.model.change, ctx.truncation.release], show_current,
                [ctx.model, ctx.seed, ctx.truncation], current, trigger_mode="always_last", show_progress="hidden")
         ctx.on(find.click, find_nearest, [ctx.model, ctx.seed, ctx.truncation, k], [nearest_gallery, nearest_note])
+        ctx.on_light(ctx.model.change, lambda: ([], ""), None, [nearest_gallery, nearest_note])  # they were another model's

@@ -33,6 +33,7 @@ def interpolate_tab(ctx: Context) -> None:
             plot = gr.LinePlot(x="frame", y="change", title="Smoothness: mean change per frame (grey levels)",
                                x_title="frame", y_title="mean |Δ| (0-255)", height=220, scale=3)
             verdict = gr.Markdown()
+        ctx.shared.update(keyframes=keyframes, frames=frames, method=method, loop=loop, fps=fps)
 
         def run(model, seeds, n, how, rate, mode, psi):
             result = service.interpolate(catalog, model, seeds, int(n), how, rate, mode, psi, out=out)
@@ -49,6 +50,12 @@ def interpolate_tab(ctx: Context) -> None:
             paths = [str(result.gif_path), str(result.mp4_path), str(result.strip_path)]
             return str(result.gif_path), str(result.mp4_path), str(result.strip_path), paths, table, text
 
+        def refresh(model, seeds, n, how, rate, mode, psi, shown_gif):
+            """A new model: the animation shown is made again for it (nothing shown: nothing to do)."""
+            return run(model, seeds, n, how, rate, mode, psi) if shown_gif else (gr.skip(),) * 6
+
+        inputs = [ctx.model, keyframes, frames, method, fps, loop, ctx.truncation]
+        outputs = [gif, mp4, strip, files, plot, verdict]
         ctx.on_light(walk.click, lambda s: ",".join(map(str, service.walk_keyframes(s))), walk_seed, keyframes)
-        ctx.on([make.click, keyframes.submit], run, [ctx.model, keyframes, frames, method, fps, loop, ctx.truncation],
-               [gif, mp4, strip, files, plot, verdict])
+        ctx.on([make.click, keyframes.submit], run, inputs, outputs)
+        ctx.on(ctx.model.change, refresh, [*inputs, gif], outputs, show_progress="hidden")

@@ -15,10 +15,18 @@ SLIDER_RANGE = 5.0   # UI range of each slider (the API accepts up to ±dcgan.di
 FEATURED = ("Smiling", "Male", "Eyeglasses", "Blond_Hair", "Young", "Bald", "Wavy_Hair", "Heavy_Makeup", "Mustache", "Pale_Skin")
 
 
-def _slider_updates(names: list[str], labels: dict[str, str], count: int, *, reset: bool = True) -> list:
-    values = {"value": 0} if reset else {}
-    return [gr.update(label=labels[n], visible=True, **values) for n in names[:count]] + \
-           [gr.update(label="unused", visible=False, **values) for _ in range(count - len(names[:count]))]
+def _slider_updates(names: list[str], labels: dict[str, str], count: int, *, reset: bool = True,
+                    amounts: dict[str, float] | None = None) -> list:
+    """Relabel ``count`` slots for ``names``; with ``reset``, each goes to its amount in ``amounts`` (0 if none)."""
+    def value(name: str) -> dict:
+        return {"value": (amounts or {}).get(name, 0)} if reset else {}
+    return [gr.update(label=labels[n], visible=True, **value(n)) for n in names[:count]] + \
+           [gr.update(label="unused", visible=False, **value("")) for _ in range(count - len(names[:count]))]
+
+
+def featured(labelled: list[str]) -> list[str]:
+    """The labelled directions shown by default: the featured attributes a model has, else its first ones."""
+    return [n for n in FEATURED if n in labelled] or labelled[:SLOTS["labelled"]]
 
 
 def sliders_tab(ctx: Context) -> None:
@@ -28,7 +36,7 @@ def sliders_tab(ctx: Context) -> None:
         with gr.Row():
             with gr.Column(scale=2):
                 with gr.Row():
-                    original = gr.Image(label="Seed as generated", format="png", height=256, interactive=False,
+                    original = gr.Image(label="Original", format="png", height=256, interactive=False,
                                         elem_classes=["pixelated", "big"])
                     edited = gr.Image(label="Edited", format="png", height=256, interactive=False,
                                       elem_classes=["pixelated", "big"], elem_id="edited")
@@ -57,25 +65,31 @@ def sliders_tab(ctx: Context) -> None:
         slot_names = gr.State([""] * sum(SLOTS.values()))
         timer = gr.Timer(3.0, active=False)
         all_sliders = sliders["sefa"] + sliders["pca"] + sliders["labelled"]
+        link = gr.State(None)  # what a shared link asks of the sliders; the tab stays as it is until the link is for its model
+        ctx.shared.update(slot_names=slot_names, sliders=all_sliders, shown=shown_labels, keep_fixed=keep_fixed, slider_link=link)
 
-        def setup(model, chosen=None, keep_unsupervised=False):
+        def setup(model, chosen=None, keep_unsupervised=False, link=None):
             """Relabel the slots for ``model``; keep the labelled choice when it still applies (and, when labelled
-            directions arrive late, the positions of the SeFa/PCA sliders the user may be moving)."""
+            directions arrive late, the positions of the SeFa/PCA sliders the user may be moving). ``link``: a shared
+            link's {"model", "shown", "amounts"} (ui/share.py), placed when it is for ``model``."""
             info = service.direction_info(catalog, model)
             labels = {d["name"]: d["label"] for d in info}
             by_kind = {k: [d["name"] for d in info if d["kind"] == k] for k in ("sefa", "pca")}
             labelled = [d["name"] for d in info if d["kind"] in LABELLED_KINDS]
+            link = link if link and link["model"] == model else {}
+            if link.get("shown") is not None:
+                chosen = [n for n in link["shown"] if n in labelled][:SLOTS["labelled"]]
             if chosen is None or not set(chosen) <= set(labelled):
-                chosen = [n for n in FEATURED if n in labelled] or labelled[:SLOTS["labelled"]]
+                chosen = featured(labelled)
             names = (by_kind["sefa"][:SLOTS["sefa"]] + [""] * (SLOTS["sefa"] - len(by_kind["sefa"][:SLOTS["sefa"]]))
                      + by_kind["pca"][:SLOTS["pca"]] + [""] * (SLOTS["pca"] - len(by_kind["pca"][:SLOTS["pca"]]))
                      + chosen + [""] * (SLOTS["labelled"] - len(chosen)))
             pending, status_text = service.directions_status(catalog, model)
             note = status_text or ("" if labelled else "_No class/attribute directions for this model (no classifier for its data set)._")
-            keep = {"reset": not keep_unsupervised}
+            keep = {"reset": not keep_unsupervised, "amounts": link.get("amounts")}
             updates = (_slider_updates(by_kind["sefa"], labels, SLOTS["sefa"], **keep)
                        + _slider_updates(by_kind["pca"], labels, SLOTS["pca"], **keep)
-                       + _slider_updates(chosen, labels, SLOTS["labelled"]))
+                       + _slider_updates(chosen, labels, SLOTS["labelled"], amounts=link.get("amounts")))
             dropdown = gr.update(choices=[(labels[n], n) for n in labelled], value=chosen, visible=bool(labelled))
             timer_update = gr.Timer(active=pending)
             return [names, dropdown, note, timer_update, *updates]
@@ -89,17 +103,18 @@ def sliders_tab(ctx: Context) -> None:
 
         setup_outputs = [slot_names, shown_labels, status, timer, *all_sliders]
 
-        def poll(model, chosen):
+        def poll(model, chosen, link):
             if service.directions_status(catalog, model)[0]:
                 return [gr.skip()] * len(setup_outputs)
-            return setup(model, chosen or None, keep_unsupervised=True)
+            return setup(model, chosen or None, keep_unsupervised=True, link=link)
 
         render_inputs = [ctx.model, ctx.seed, ctx.truncation, keep_fixed, slot_names, *all_sliders]
-        ctx.then(ctx.on([ctx.demo.load, ctx.model.change], setup, ctx.model, setup_outputs), render, render_inputs, [edited, snippet])
+        ctx.then(ctx.on([ctx.demo.load, ctx.model.change], lambda model, link: setup(model, link=link), [ctx.model, link],
+                        setup_outputs), render, render_inputs, [edited, snippet])
         ctx.then(ctx.on(shown_labels.input, lambda model, chosen: setup(model, chosen, keep_unsupervised=True),
                         [ctx.model, shown_labels], setup_outputs),
                  render, render_inputs, [edited, snippet])
-        ctx.on(timer.tick, poll, [ctx.model, shown_labels], setup_outputs)
+        ctx.on(timer.tick, poll, [ctx.model, shown_labels, link], setup_outputs)
         # live: every drag step asks for an image; "always_last" drops stale ones so the last position always wins
         ctx.on([s.input for s in all_sliders] + [s.release for s in all_sliders] + [keep_fixed.change, ctx.seed.change,
                                                                                     ctx.truncation.release],

@@ -1,8 +1,10 @@
 """Train tab: start, watch, stop and resume a training run (a `dcgan train` subprocess), or attach to a CLI run.
 
-A gr.Timer polls the run directory; the trainer and the app share files, never memory. Finished runs appear in the
-model picker at once (the catalog rescans the runs folder).
+A gr.Timer polls the run directory every second and sends only what changed; the trainer and the app share files,
+never memory. A run that stops or finishes appears in the model picker at once, and a reloaded page lists every run
+(and picks the one training now) so a user can go back to it.
 """
+from pathlib import Path
 from typing import Any, Optional
 
 import gradio as gr
@@ -11,29 +13,33 @@ from gradio.data_classes import FileData
 
 from ... import service
 from ...derived import Catalog
-from ...training import TrainingManager, TrainSettings, timelapse_gif
+from ...outputs import OutputDir
+from ...training import ACTIVE_STATES, TrainingManager, TrainSettings, optional_number, serve_copy, timelapse_gif
 from ..context import TRAINING_QUEUE, Context, guard
 
-POLL_SECONDS = 2.0
-STATES = {"starting": "⏳ starting", "running": "🟢 running", "finished": "✅ finished", "stopped": "⏹ stopped",
-          "failed": "❌ failed", "dead": "⚠️ process gone", "unknown": "❔ unknown"}
+POLL_SECONDS = 1.0
+TRAINING_CONCURRENCY = 4  # polls and training calls at once: file reads and process control, each a few ms
+# plain words: status lines must read the same where no emoji font is installed
+STATES = {"starting": "starting", "running": "running", "stopping": "stopping (saving a checkpoint)", "finished": "finished",
+          "stopped": "stopped", "failed": "failed", "dead": "process gone", "unknown": "unknown"}
+PLOT_COLUMNS = {"step": "int64", "value": "float64", "series": "string"}  # numbers as numbers: quantitative axes, drawn lines
 
 
 def _eta(seconds: Optional[float]) -> str:
     if seconds is None:
-        return "—"
+        return "-"
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes} min {secs:02d} s"
 
 
 def status_markdown(status: dict[str, Any]) -> str:
     """The run's state in plain words (what the status panel shows)."""
-    lines = [f"**{status['name']}** — {STATES.get(status['state'], status['state'])} · step {status['step']} · "
+    lines = [f"**{status['name']}**: {STATES.get(status['state'], status['state'])} · step {status['step']} · "
              f"epoch {status['epoch']:.2f} · {status['img_per_s'] or 0:.0f} img/s · ETA {_eta(status['eta_s'])} · "
              f"{status['images_seen']:,} images seen"]
-    lines += [f"> ⚠️ {w}" for w in status["warnings"]]
+    lines += [f"> **Warning:** {w}" for w in status["warnings"]]
     if status.get("error"):
-        lines.append(f"> ❌ {status['error']}")
+        lines.append(f"> **Error:** {status['error']}")
     metrics = status.get("last_metrics")
     if metrics:
         rows = "".join(f"| {k} | {v:.4g} | {metrics.get('floor', {}).get(k, float('nan')):.4g} |\n"
@@ -45,16 +51,33 @@ def status_markdown(status: dict[str, Any]) -> str:
 
 
 def loss_frames(status: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Long-format frames for the two plots: losses (lossD, lossG) and D outputs (D(x), D(G(z)))."""
+    """Long-format frames for the two plots: losses (lossD, lossG) and D outputs (D(x), D(G(z))). The dtypes are fixed,
+    even with no rows yet: gr.LinePlot takes each axis's scale from them, and an object column is drawn as categories."""
     def frame(keys: dict[str, str]) -> pd.DataFrame:
         rows = [{"step": r["step"], "value": r[k], "series": label} for r in status["losses"] for k, label in keys.items() if k in r]
-        return pd.DataFrame(rows, columns=["step", "value", "series"])
+        return pd.DataFrame(rows, columns=list(PLOT_COLUMNS)).astype(PLOT_COLUMNS)
     return frame({"lossD": "loss D", "lossG": "loss G"}), frame({"D_x": "D(x)", "D_G_z": "D(G(z))"})
 
 
 def session_of(request: gr.Request | None) -> str:
     """The Gradio session (a browser tab, or one gradio_client.Client) making a request: a run's owner."""
     return getattr(request, "session_hash", None) or ""
+
+
+def grid_copy(out: OutputDir, path: Optional[str], name: str) -> Optional[str]:
+    """A preview grid as a file of its own in the output folder, which the web server may serve while the run writes on."""
+    return str(serve_copy(path, out.path(f"{name}-grid", ".png"))) if path else None
+
+
+def _seen(status: dict[str, Any]) -> dict[str, Any]:
+    """What one poll showed of a run; the next poll sends only the outputs whose part of this changed."""
+    grid = status["latest_grid"]
+    try:
+        grid_key = f"{grid}@{Path(grid).stat().st_mtime_ns}" if grid else None
+    except OSError:
+        grid_key = grid
+    return {"run": status["name"], "grid": grid_key, "losses": len(status["losses"]), "samples": len(status["samples"]),
+            "done": status["state"] not in ACTIVE_STATES}
 
 
 def train_tab(ctx: Context) -> None:
@@ -75,7 +98,8 @@ def train_tab(ctx: Context) -> None:
                 width = gr.Slider(8, 128, 32, step=8, label="Width (ngf = ndf)", elem_id="train-width")
                 batch = gr.Slider(8, manager.limits.max_batch_size, 64, step=8, label="Batch size", elem_id="train-batch")
                 minutes = gr.Number(5, minimum=0.1, maximum=manager.limits.max_minutes, label="Budget (minutes)", elem_id="train-minutes")
-                epochs = gr.Number(None, minimum=0, label="or epochs (optional)")
+                # a text box: Gradio's number box shows 0 for "no value", and blank is what "optional" should look like
+                epochs = gr.Textbox("", label="or epochs (optional)", placeholder="blank: no epoch limit", elem_id="train-epochs")
                 sample_every = gr.Number(25, precision=0, minimum=1, label="Preview every N steps", elem_id="train-every")
                 start = gr.Button("Start", variant="primary", elem_id="train-start")
                 gr.Markdown("---")
@@ -96,18 +120,21 @@ def train_tab(ctx: Context) -> None:
                 timelapse = gr.Image(label="Preview at that point", format="png", interactive=False, elem_classes=["pixelated"])
                 gif_file = gr.File(label="Time-lapse GIF")
                 with gr.Row():
-                    losses = gr.LinePlot(x="step", y="value", color="series", label="Losses", height=220)
-                    d_out = gr.LinePlot(x="step", y="value", color="series", label="D outputs", y_lim=[0, 1], height=220)
+                    # no height: with one, Gradio clips the legend naming the series
+                    losses = gr.LinePlot(x="step", y="value", color="series", label="Losses", y_title="loss", elem_id="train-losses")
+                    d_out = gr.LinePlot(x="step", y="value", color="series", label="D outputs", y_title="D output", y_lim=[0, 1],
+                                        elem_id="train-d-outputs")
         timer = gr.Timer(POLL_SECONDS, active=False)
         samples = gr.State([])
+        seen = gr.State({})
 
         def start_run(ds, fold, ar, size, w, b, mins, eps, every, request: gr.Request):
             settings = TrainSettings(dataset=ds, folder=fold or "", arch=ar, image_size=size, width=w, batch_size=b, minutes=mins,
-                                     epochs=eps, sample_every=every if every is not None else 25)
+                                     epochs=optional_number("epochs", eps), sample_every=every if every is not None else 25)
             return started(manager.start(settings, owner=session_of(request)))
 
         def stop_run(name, request: gr.Request):
-            manager.stop(name, session_of(request))
+            manager.request_stop(name, session_of(request))  # returns at once; the polls show "stopping", then "stopped"
 
         def resume_run(name, mins, request: gr.Request):
             return started(manager.resume(name, mins, session_of(request)))
@@ -115,40 +142,60 @@ def train_tab(ctx: Context) -> None:
         def started(name: str):
             return gr.update(choices=manager.list_runs(), value=name), gr.Timer(active=True)
 
-        def poll(name):
-            if not name:
-                return [gr.skip()] * 7 + [gr.Timer(active=False)]
-            status = manager.status(name)
-            loss_df, d_df = loss_frames(status)
-            done = status["state"] not in ("running", "starting")
-            if done and status["has_generator"]:
-                service.refresh(ctx.catalog)  # the finished run is explorable right away
-            paths = [p for _, p in status["samples"]]
-            return (status_markdown(status), status["latest_grid"], loss_df, d_df, paths,
-                    gr.update(maximum=max(1, len(paths) - 1), value=max(0, len(paths) - 1)),
-                    status["latest_grid"], gr.Timer(active=not done))
+        def list_runs():
+            """Every run, for a page just (re)loaded; the newest run training now is picked, so its watch resumes."""
+            training_now = manager.running()
+            return gr.update(choices=manager.list_runs(), value=training_now[-1] if training_now else None)
 
-        def show_frame(paths, index):
-            return paths[int(index)] if paths and 0 <= int(index) < len(paths) else None
+        def poll(name, before, mine, index):
+            if not name:
+                return [gr.skip()] * (len(poll_outputs) - 1) + [gr.Timer(active=False)]
+            status = manager.status(name)
+            now = _seen(status)
+            fresh = before.get("run") != name
+            changed = {key: fresh or before.get(key) != value for key, value in now.items()}
+            picker = gr.skip()
+            if now["done"] and changed["done"] and status["has_generator"]:
+                service.refresh(ctx.catalog)  # the stopped or finished run is explorable right away, in this page's picker too
+                picker = gr.update(choices=service.picker_names(ctx.catalog, mine))
+            grid = grid_copy(ctx.out, status["latest_grid"], name) if changed["grid"] else gr.skip()
+            # no frame before the first loss: the plot fixes its legend (the series) from the first frame it draws
+            plots = (loss_frames(status) if status["losses"] else (None, None)) if changed["losses"] else (gr.skip(), gr.skip())
+            paths = [p for _, p in status["samples"]]
+            following = fresh or index is None or int(index) >= before.get("samples", 0) - 1  # the slider was at the newest grid
+            if not (changed["samples"] or changed["grid"]):
+                timeline = (gr.skip(),) * 3
+            elif following:
+                timeline = (paths, gr.update(maximum=max(1, len(paths) - 1), value=max(0, len(paths) - 1)), grid)
+            else:  # the user is looking back through the time-lapse: keep that picture, only let the slider reach further
+                timeline = (paths, gr.update(maximum=max(1, len(paths) - 1)), gr.skip())
+            return (status_markdown(status), grid, *plots, *timeline, now, picker, gr.Timer(active=not now["done"]))
+
+        def show_frame(paths, index, name):
+            ok = paths and 0 <= int(index) < len(paths)
+            return grid_copy(ctx.out, paths[int(index)], name or "run") if ok else None
 
         def make_gif(name):
             return str(timelapse_gif(manager.run_dir(name), ctx.out.path(f"{name}-timelapse", ".gif")))
 
         inputs = [dataset, folder, arch, image_size, width, batch, minutes, epochs, sample_every]
-        poll_outputs = [status_md, latest, losses, d_out, samples, frame, timelapse, timer]
+        poll_outputs = [status_md, latest, losses, d_out, samples, frame, timelapse, seen, ctx.model, timer]
+        light = dict(api_visibility="private", show_progress="hidden",  # never queued behind image work
+                     concurrency_id=TRAINING_QUEUE, concurrency_limit=TRAINING_CONCURRENCY)
         dataset.change(lambda ds: gr.update(visible=ds == "folder"), dataset, folder, api_visibility="private", queue=False)
         start.click(guard(start_run), inputs, [run, timer], api_visibility="private")
-        stop.click(guard(stop_run), run, None, api_visibility="private").then(guard(poll), run, poll_outputs, api_visibility="private")
+        poll_inputs = [run, seen, ctx.header.session_models, frame]
+        stop.click(guard(stop_run), run, None, **light).then(guard(poll), poll_inputs, poll_outputs, **light)
         resume.click(guard(resume_run), [run, minutes], [run, timer], api_visibility="private")
         attach.click(guard(lambda path: started(manager.attach(path))), attach_path, [run, timer], api_visibility="private")
-        gr.on([run.change, timer.tick], guard(poll), run, poll_outputs, api_visibility="private", show_progress="hidden",
-              trigger_mode="always_last")
-        frame.input(show_frame, [samples, frame], timelapse, api_visibility="private", show_progress="hidden",
+        ctx.demo.load(list_runs, None, run, **light)
+        gr.on([run.change, timer.tick], guard(poll), poll_inputs, poll_outputs, trigger_mode="always_last", **light)
+        frame.input(guard(show_frame), [samples, frame, run], timelapse, api_visibility="private", show_progress="hidden",
                     trigger_mode="always_last", queue=False)
         gif_btn.click(guard(make_gif), run, gif_file, api_visibility="private")
 
 
-def register_training_api(manager: TrainingManager, catalog: Catalog) -> None:
+def register_training_api(manager: TrainingManager, catalog: Catalog, out: OutputDir) -> None:
     """/train_start, /train_status, /train_stop, /train_resume for gradio_client (call inside gr.Blocks).
     A run that has stopped with a generator is added to the model list at once."""
 
@@ -164,9 +211,9 @@ def register_training_api(manager: TrainingManager, catalog: Catalog) -> None:
     def train_status(run: str) -> tuple[dict, Optional[FileData]]:
         """({state, step, epoch, img_per_s, eta_s, images_seen, last_metrics, warnings, ...}, latest preview grid PNG)."""
         status = manager.status(run)
-        if status["state"] not in ("running", "starting") and status["has_generator"]:
+        if status["state"] not in ACTIVE_STATES and status["has_generator"]:
             service.refresh(catalog)
-        grid = FileData(path=status["latest_grid"]) if status["latest_grid"] else None
+        grid = FileData(path=grid_copy(out, status["latest_grid"], run)) if status["latest_grid"] else None
         keep = ("name", "state", "step", "epoch", "img_per_s", "eta_s", "images_seen", "last_metrics", "warnings",
                 "has_generator", "error", "log_tail")
         return {k: status[k] for k in keep}, grid
@@ -182,4 +229,4 @@ def register_training_api(manager: TrainingManager, catalog: Catalog) -> None:
         return manager.resume(run, minutes, session_of(request))
 
     for fn in (train_start, train_status, train_stop, train_resume):
-        gr.api(guard(fn), api_name=fn.__name__, concurrency_limit=4, concurrency_id=TRAINING_QUEUE)
+        gr.api(guard(fn), api_name=fn.__name__, concurrency_limit=TRAINING_CONCURRENCY, concurrency_id=TRAINING_QUEUE)

@@ -10,7 +10,7 @@ from gradio.utils import get_upload_folder
 from dcgan.errors import CheckpointError
 
 from ... import service
-from ...uploads import MAX_FORM_WIDTH, UploadStore, model_from_form
+from ...uploads import MAX_FORM_WIDTH, UploadStore, config_of_file, model_from_form
 from ..context import Context, guard
 
 
@@ -62,6 +62,23 @@ def upload_panel(ctx: Context) -> None:
         choices = service.picker_names(ctx.catalog, session)
         return gr.update(choices=choices, value=name), session, f"Loaded **{orig}** as model `{name}`."
 
+    def fill_form(path):
+        """The form as the chosen file says: from its metadata, or from a plain state dict's tensor shapes."""
+        if not path:
+            return *(gr.skip() for _ in range(5)), ""
+        server_path, orig = uploaded_file(path)
+        cfg, source = config_of_file(server_path)
+        if cfg is None:
+            return *(gr.skip() for _ in range(5)), (f"**{Path(orig).name}**: its config could not be read from the file; "
+                                                    "fill in the form to match how it was trained.")
+        said = ("it carries its config (the form is not used)" if source == "metadata"
+                else "a plain state dict; the form is filled in from its tensor shapes")
+        return (cfg.arch, cfg.image_size, cfg.channels, cfg.z_dim, cfg.ngf,
+                f"**{Path(orig).name}**: {cfg.image_size} px, {cfg.channels} channel{'s' if cfg.channels > 1 else ''}, "
+                f"z_dim {cfg.z_dim}, ngf {cfg.ngf} ({cfg.arch}); {said}.")
+
+    file.change(guard(fill_form), file, [arch, image_size, channels, z_dim, ngf, note], api_visibility="private", queue=False,
+                show_progress="hidden")
     load.click(guard(add), [file, arch, image_size, channels, z_dim, ngf, ctx.header.session_models],
                [ctx.model, ctx.header.session_models, note], api_visibility="private", concurrency_id="upload", concurrency_limit=1)
 
