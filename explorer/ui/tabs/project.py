@@ -68,10 +68,12 @@ def project_tab(ctx: Context) -> None:
             name = gr.Textbox(label="Latent name (use it as a seed anywhere)", interactive=False, elem_id="project-name")
             npy = gr.File(label="Latent .npy (float32 [z_dim])")
         with gr.Accordion("Slide it", open=True):
-            with gr.Row():
-                direction = gr.Dropdown([], label="Direction", elem_id="project-direction")
-                amount = gr.Slider(-service.MAX_AMOUNT, service.MAX_AMOUNT, 0.0, step=0.25, label="Amount", elem_id="project-amount")
-            edited = gr.Image(label="Edited", format="png", interactive=False, elem_classes=["pixelated", "big"], elem_id="project-edited")
+            with gr.Row():  # the edited image beside its slider, so it is in view while the slider is dragged
+                with gr.Column():
+                    direction = gr.Dropdown([], label="Direction", elem_id="project-direction")
+                    amount = gr.Slider(-service.MAX_AMOUNT, service.MAX_AMOUNT, 0.0, step=0.25, label="Amount", elem_id="project-amount")
+                edited = gr.Image(label="Edited", format="png", interactive=False, elem_classes=["pixelated", "big"],
+                                  elem_id="project-edited")
         with gr.Accordion("Bring a latent back (.npy)", open=False):
             upload = gr.File(label="Latents .npy ([z_dim] or [N, z_dim])", file_types=[".npy"], type="filepath")
             uploaded = gr.Textbox(label="Names", interactive=False)
@@ -111,8 +113,10 @@ def project_tab(ctx: Context) -> None:
         ctx.on([ctx.demo.load, ctx.model.change], describe, ctx.model, [advice, direction])
         ctx.on(image.change, preview, [ctx.model, image], crop, show_progress="hidden")
         ctx.on(go.click, run, [ctx.model, image, sketch, mode], [crop, reconstruction, quality, name, npy])
+        # live, as the Latent sliders tab: every drag step asks for an image, "always_last" drops stale ones, and no progress
+        # overlay covers the image while the slider moves
         ctx.on([amount.input, amount.release, direction.change, name.change], slide, [ctx.model, name, direction, amount], edited,
-               trigger_mode="always_last")
+               trigger_mode="always_last", show_progress="hidden")
         ctx.on(upload.change, bring_back, [ctx.model, upload], uploaded)
 
 
