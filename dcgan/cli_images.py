@@ -70,6 +70,9 @@ def add_sample_arguments(p: argparse.ArgumentParser) -> None:
                      "seed (each the app's /generate PNG of that one seed). Memory stays flat however many seeds.")
     _checkpoint_argument(p)
     p.add_argument("--seeds", default="0-63", help="seed list such as 0-63, 3,7,42 or 0-49999 (any number)")
+    p.add_argument("--latents", metavar="FILE", default=None,
+                   help="render the latents saved in this .npy ([N, z_dim] or [z_dim], e.g. from dcgan project) instead of --seeds; "
+                        "a folder or .zip gets one latent-NNNNNN.png per row")
     _truncation_argument(p)
     p.add_argument("--nrow", type=int, default=None, help="images per grid row (grid .png only) [default: ~square]")
     p.add_argument("--batch-size", type=int, metavar="N", default=BATCH, help="latents per generator call (the pixels do not depend on it)")
@@ -125,12 +128,12 @@ class _NpyWriter:
 
 
 class _PngWriter:
-    """seed-NNNNNN.png per seed, into a folder or a .zip (stored: PNGs are compressed already)."""
+    """<prefix>-NNNNNN.png per seed (or latent row), into a folder or a .zip (stored: PNGs are compressed already)."""
 
-    def __init__(self, path: Path, *, zipped: bool):
+    def __init__(self, path: Path, *, zipped: bool, prefix: str = "seed"):
         import zipfile
 
-        self.folder = None if zipped else path
+        self.folder, self.prefix = None if zipped else path, prefix
         self.zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) if zipped else None
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -139,7 +142,7 @@ class _PngWriter:
         from .images import encode_png
 
         for seed, img in zip(seeds, images):
-            name = f"seed-{seed:06d}.png"
+            name = f"{self.prefix}-{seed:06d}.png"
             if self.zip is not None:
                 self.zip.writestr(name, encode_png(img))
             else:
@@ -170,6 +173,8 @@ def cmd_sample(args) -> int:
     from .latent import MAX_SEEDS, seed_ranges
 
     kind, out, psi = _sample_kind(args.out), Path(args.out), _check_truncation(args.truncation)
+    if args.latents:
+        return _sample_latents(args, kind, out, psi)
     ranges = seed_ranges(args.seeds)
     count = sum(len(r) for r in ranges)
     if kind == "grid" and count > MAX_SEEDS:
@@ -195,6 +200,33 @@ def cmd_sample(args) -> int:
     finally:
         writer.close()
     print(f"{out}: {count} samples from {meta.path}")
+    return 0
+
+
+def _sample_latents(args, kind: str, out: Path, psi: float) -> int:
+    """`dcgan sample --latents FILE`: the saved latents (checked, truncated by psi as seeds are) in the formats of --seeds."""
+    import numpy as np
+
+    from .actions import render, render_float
+    from .images import make_grid, save_png
+    from .latent import truncate
+    from .project import load_latents
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size {args.batch_size}: give at least 1")
+    _, G, meta = _load(args.checkpoint, _device(args.device))
+    z = truncate(load_latents(args.latents, meta.model.z_dim), psi)
+    if kind == "grid":
+        save_png(make_grid(render_float(G, z), nrow=args.nrow), out)
+    elif kind == "npy":
+        np.save(out, render(G, z, batch=args.batch_size))
+    else:
+        writer = _PngWriter(out, zipped=kind == "zip", prefix="latent")
+        try:
+            writer.write(list(range(len(z))), render(G, z, batch=args.batch_size))
+        finally:
+            writer.close()
+    print(f"{out}: {len(z)} latents of {args.latents} from {meta.path}")
     return 0
 
 

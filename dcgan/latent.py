@@ -61,8 +61,11 @@ def parse_seeds(text: str, *, max_count: int = MAX_SEEDS) -> list[int]:
     return [s for r in ranges for s in r]
 
 
-def format_seeds(seeds: list[int]) -> str:
-    """The shortest seed-list text for ``seeds`` ("0-15", "3,7,42"); ``parse_seeds`` reads it back."""
+def format_seeds(seeds: list[int] | list[int | str]) -> str:
+    """The shortest seed-list text for ``seeds`` ("0-15", "3,7,42"); ``parse_seeds`` reads it back (the explorer's
+    ``ref_list`` when latent names, img-<12 hex>, stand among the seeds: then they are listed one by one)."""
+    if not all(isinstance(s, int) for s in seeds):
+        return ",".join(str(s) for s in seeds)
     parts, i = [], 0
     while i < len(seeds):
         j = i

@@ -25,6 +25,7 @@ from dcgan.config import DataConfig
 from dcgan.datasets import ImageData, build
 from dcgan.errors import ConfigError, DatasetError
 
+from .latents import LatentStore
 from .registry import CheckpointRegistry, LoadedModel
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,9 @@ class ModelState:
     training_data: Once[ImageData] = field(default_factory=Once)
     presets: dict[tuple[str, int], Once[list[list[int]]]] = field(default_factory=dict)
     seed_ratings: Once[Any] = field(default_factory=Once)  # classifier ratings of the searched seeds (dcgan.ratings)
-    seed_images: OrderedDict[tuple[int, float], np.ndarray] = field(default_factory=OrderedDict)
+    seed_images: OrderedDict[tuple[int | str, float], np.ndarray] = field(default_factory=OrderedDict)
     inside: dict[tuple, Once[Any]] = field(default_factory=dict)  # the Inside tab's (explorer.inside): D, unit responses, forgets
+    projector: Once[Any] = field(default_factory=Once)  # dcgan.project.Projector: its start bank costs seconds to build
 
     @property
     def name(self) -> str:
@@ -117,6 +119,7 @@ class Catalog:
         self.data_roots = [Path(d) for d in data_roots]
         self.worker = worker or BackgroundWorker()
         self.labelled_for_uploads = labelled_for_uploads
+        self.latents = LatentStore()  # projected and uploaded latents (explorer.latents), named img-<sha12>
         self._states: weakref.WeakKeyDictionary[LoadedModel, ModelState] = weakref.WeakKeyDictionary()
         self._classifiers: dict[str, Once[Any]] = {}
         self._lock = threading.Lock()

@@ -30,12 +30,13 @@ from dcgan.actions import (  # noqa: F401 (LOOP_MODES: for the UI)
 )
 from dcgan.directions import ARITHMETIC_PRESETS, MAX_AMOUNT, apply_directions, concept_direction, pick_from_ratings
 from dcgan.errors import ConfigError, DCGANError, LatentError, brief
-from dcgan.images import MP4_MIN_SIDE, Mp4Writer, tile_grid, write_gif
+from dcgan.images import MP4_MIN_SIDE, Mp4Writer, tile_grid, to_uint8, write_gif
 from dcgan.latent import MAX_SEED, format_seeds, latents_from_seeds, truncate  # noqa: F401 (MAX_SEED: for the UI)
 from dcgan.ratings import load_or_rate_seeds
 
 from .cards import ModelCard, build_card
 from .derived import Catalog, ModelState
+from .latents import LatentStore, ProjectedImage, latent_bytes, project_image, resolve, upload_latents
 from .outputs import OutputDir
 from .registry import LoadedModel
 from .validation import (  # noqa: F401 (the UI reaches them through service)
@@ -44,8 +45,10 @@ from .validation import (  # noqa: F401 (the UI reaches them through service)
     check_choice,
     check_float,
     check_int,
+    check_ref,
     check_seed,
     concept_name,
+    ref_list,
     seed_list,
 )
 
@@ -80,11 +83,11 @@ def render(model: LoadedModel, z: torch.Tensor) -> np.ndarray:
     return actions.render(model.G, z)
 
 
-def render_seeds(state: ModelState, seeds: list[int], truncation: float) -> np.ndarray:
+def render_seeds(state: ModelState, seeds: list[int | str], truncation: float, store: LatentStore | None = None) -> np.ndarray:
     """uint8 [N, H, W, C] for seeds, remembering the last IMAGE_CACHE renders per model (the default grid and the
     current seed are asked for again and again). Exact: a seed's image does not depend on its batch."""
     cache, model = state.seed_images, state.model
-    found: dict[int, np.ndarray] = {}
+    found: dict[int | str, np.ndarray] = {}
     with state.lock:
         for s in seeds:
             if (s, truncation) in cache:
@@ -92,7 +95,7 @@ def render_seeds(state: ModelState, seeds: list[int], truncation: float) -> np.n
                 cache.move_to_end((s, truncation))
     missing = [s for s in dict.fromkeys(seeds) if s not in found]
     if missing:
-        fresh = render(model, seed_latents(model, missing, truncation))
+        fresh = render(model, seed_latents(model, missing, truncation, store))
         found.update(zip(missing, fresh))
         with state.lock:
             for s, img in zip(missing, fresh):
@@ -102,8 +105,12 @@ def render_seeds(state: ModelState, seeds: list[int], truncation: float) -> np.n
     return np.stack([found[s] for s in seeds])
 
 
-def seed_latents(model: LoadedModel, seeds: list[int], truncation: float) -> torch.Tensor:
-    """The seed contract plus truncation, exactly as ``dcgan sample``: truncate(latents_from_seeds(seeds), psi)."""
+def seed_latents(model: LoadedModel, seeds: list[int | str], truncation: float, store: LatentStore | None = None) -> torch.Tensor:
+    """The seed contract plus truncation, exactly as ``dcgan sample``: truncate(latents_from_seeds(seeds), psi).
+
+    Latent names (img-<sha12>, explorer.latents) among the seeds are looked up in ``store``."""
+    if store is not None and any(isinstance(s, str) for s in seeds):
+        return resolve(store, seeds, model.z_dim, truncation)
     return truncate(latents_from_seeds(seeds, model.z_dim), truncation)
 
 
@@ -185,7 +192,7 @@ def picker_names(catalog: Catalog, mine: list[str] = ()) -> list[str]:
 @dataclass
 class Samples:
     images: np.ndarray   # uint8 [N, H, W, C]
-    seeds: list[int]
+    seeds: list[int | str]  # seeds, or latent names (explorer.latents) in their place
 
     def grid(self, columns: int | None = None, padding: int = 0) -> np.ndarray:
         """Native-size tiles in a grid (no padding by default): tile i at row i // columns, column i % columns."""
@@ -199,8 +206,8 @@ def grid_columns(n: int) -> int:
 def generate(catalog: Catalog, model: str, seeds: Any = "0-15", truncation: Any = 1.0) -> Samples:
     """Images for a seed list ("0-15", "3,7,42", "random" or a list), up to MAX_GENERATE_SEEDS."""
     psi = _truncation(truncation)
-    seeds = seed_list(seeds, what="seeds", max_count=MAX_GENERATE_SEEDS, allow_random=True)
-    return Samples(render_seeds(catalog.state(model), seeds, psi), seeds)
+    seeds = ref_list(seeds, what="seeds", max_count=MAX_GENERATE_SEEDS, allow_random=True)
+    return Samples(render_seeds(catalog.state(model), seeds, psi, catalog.latents), seeds)
 
 
 def _amounts(amounts: Any) -> dict[str, float]:
@@ -236,19 +243,19 @@ def edited_latent(catalog: Catalog, model: str, seed: Any, amounts: Any = None, 
     ``keep_fixed`` names directions (usually attributes) to hold still: each moved direction is first made
     orthogonal to them (InterFaceGAN's conditional manipulation, ``dcgan.directions.condition``).
     """
-    seed, psi = check_seed(seed), _truncation(truncation)
+    seed, psi = check_ref(seed), _truncation(truncation)
     amounts, fixed_names = _amounts(amounts), _names(keep_fixed, "keep_fixed")
     found = _directions_for(catalog, model, set(amounts) | set(fixed_names))
     by_name = {d.name: d for d in found}
     unknown = sorted((set(amounts) | set(fixed_names)) - set(by_name))
     if unknown:
         raise LatentError(f"unknown direction(s) {brief(unknown)} for model {brief(model)}; known: {sorted(by_name)}")
-    return edit_latent(seed_latents(catalog.state(model).model, [seed], psi), found, amounts, fixed_names)
+    return edit_latent(seed_latents(catalog.state(model).model, [seed], psi, catalog.latents), found, amounts, fixed_names)
 
 
 def seed_image(catalog: Catalog, model: str, seed: Any, truncation: Any = 1.0) -> np.ndarray:
     """The image of one seed (from the per-model cache when it was rendered before)."""
-    return squeeze(render_seeds(catalog.state(model), [check_seed(seed)], _truncation(truncation))[0])
+    return squeeze(render_seeds(catalog.state(model), [check_ref(seed)], _truncation(truncation), catalog.latents)[0])
 
 
 def edit(catalog: Catalog, model: str, seed: Any, amounts: Any = None, truncation: Any = 1.0, keep_fixed: Any = None) -> np.ndarray:
@@ -297,8 +304,8 @@ def edit_snippet(catalog: Catalog, model: str, seed: int, amounts: dict[str, flo
 # ----------------------------------------------------------------------------------------------------------------
 # vector arithmetic (section 6.3.2)
 
-def _groups(seeds_a: Any, seeds_b: Any, seeds_c: Any) -> tuple[list[int], list[int], list[int]]:
-    return tuple(seed_list(s, what=f"group {g}", max_count=MAX_GROUP_SEEDS) for g, s in zip("ABC", (seeds_a, seeds_b, seeds_c)))
+def _groups(seeds_a: Any, seeds_b: Any, seeds_c: Any) -> tuple[list[int | str], list[int | str], list[int | str]]:
+    return tuple(ref_list(s, what=f"group {g}", max_count=MAX_GROUP_SEEDS) for g, s in zip("ABC", (seeds_a, seeds_b, seeds_c)))
 
 
 def arithmetic(catalog: Catalog, model: str, seeds_a: Any, seeds_b: Any, seeds_c: Any, noise: Any = 0.25,
@@ -307,7 +314,7 @@ def arithmetic(catalog: Catalog, model: str, seeds_a: Any, seeds_b: Any, seeds_c
     a, b, c = _groups(seeds_a, seeds_b, seeds_c)
     noise, noise_seed, psi = check_float("noise", noise, 0.0, MAX_NOISE), check_seed(noise_seed, "noise_seed"), _truncation(truncation)
     m = catalog.state(model).model
-    za, zb, zc = (seed_latents(m, g, psi) for g in (a, b, c))
+    za, zb, zc = (seed_latents(m, g, psi, catalog.latents) for g in (a, b, c))
     return arithmetic_images(m.G, za, zb, zc, noise=noise, noise_seed=noise_seed)
 
 
@@ -347,13 +354,13 @@ def preset_record(catalog: Catalog, model: str, preset: Any) -> str:
 def concept(catalog: Catalog, model: str, seed: Any, seeds_a: Any, seeds_b: Any, amount: Any = 1.0,
             truncation: Any = 1.0) -> np.ndarray:
     """``seed`` moved by ``amount`` along the unit concept vector mean(A) - mean(B) (e.g. "smile")."""
-    seed, psi = check_seed(seed), _truncation(truncation)
+    seed, psi = check_ref(seed), _truncation(truncation)
     amount = check_float("amount", amount, -MAX_AMOUNT, MAX_AMOUNT)
     a = seed_list(seeds_a, what="group A", max_count=MAX_GROUP_SEEDS)
     b = seed_list(seeds_b, what="group B", max_count=MAX_GROUP_SEEDS)
     m = catalog.state(model).model
     direction = concept_direction("concept", seed_latents(m, a, 1.0), seed_latents(m, b, 1.0))
-    z = apply_directions(seed_latents(m, [seed], psi), [direction], {"concept": amount})
+    z = apply_directions(seed_latents(m, [seed], psi, catalog.latents), [direction], {"concept": amount})
     return squeeze(render(m, z)[0])
 
 
@@ -414,7 +421,7 @@ def interpolate(catalog: Catalog, model: str, keyframes: Any, frames: Any = 16, 
         loop = "loop" if loop else "once"
     loop = check_choice("loop", loop, LOOP_MODES)
     method = check_choice("method", method, METHODS)
-    seeds = seed_list(keyframes, what="keyframes", max_count=MAX_KEYFRAMES, min_count=2)
+    seeds = ref_list(keyframes, what="keyframes", max_count=MAX_KEYFRAMES, min_count=2)
     frames = check_int("frames", frames, 1, MAX_FRAMES_PER_SEGMENT)
     fps, psi = check_float("fps", fps, *FPS_RANGE), _truncation(truncation)
     total = count_frames(len(seeds), frames, loop)
@@ -427,7 +434,7 @@ def interpolate(catalog: Catalog, model: str, keyframes: Any, frames: Any = 16, 
     video = Mp4Writer(mp4_path, (size, size), fps=fps, scale=max(1, math.ceil(MP4_MIN_SIDE / size)))
     try:
         chunks = []
-        for chunk in walk_frames(m.G, seed_latents(m, seeds, psi), frames, method=method, loop=loop, chunk=STREAM_CHUNK):
+        for chunk in walk_frames(m.G, seed_latents(m, seeds, psi, catalog.latents), frames, method=method, loop=loop, chunk=STREAM_CHUNK):
             chunks.append(chunk)
             video.write(chunk)
     finally:
@@ -448,7 +455,52 @@ def interpolate(catalog: Catalog, model: str, keyframes: Any, frames: Any = 16, 
 
 def nearest(catalog: Catalog, model: str, seed: Any, truncation: Any = 1.0, k: Any = 8) -> Nearest:
     """The ``k`` training images closest to G(seed) in pixel space (needs the model's training data on disk)."""
-    seed, psi, k = check_seed(seed), _truncation(truncation), check_int("k", k, 1, MAX_NEAREST)
+    seed, psi, k = check_ref(seed), _truncation(truncation), check_int("k", k, 1, MAX_NEAREST)
     state = catalog.state(model)
     m, data = state.model, catalog.training_data(state)
-    return nearest_images(m.G, seed_latents(m, [seed], psi), data.images, k)
+    return nearest_images(m.G, seed_latents(m, [seed], psi, catalog.latents), data.images, k)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# your image: projection into the latent space (dcgan.project), latent files
+
+def projector(catalog: Catalog, model: str) -> Any:
+    """The model's dcgan.project.Projector, built once (its start bank: PRESETS["full"].candidates seeded samples)."""
+    from dcgan.project import PRESETS, Projector
+
+    state = catalog.state(model)
+    m = state.model
+    return state.projector.get(lambda: Projector(m.G, z_dim=m.z_dim, classifier=catalog.classifier(state), dataset=m.dataset or None,
+                                                 candidates=PRESETS["full"].candidates))
+
+
+def prepared_image(catalog: Catalog, model: str, image: Any) -> np.ndarray:
+    """The crop the model will see of ``image`` (file bytes, path, PIL image or uint8 array): uint8 [H, W(, 3)]."""
+    from dcgan.project import prepare_images, read_image
+
+    m = catalog.state(model).model
+    if isinstance(image, (bytes, bytearray, str, Path)):
+        image = read_image(image)
+    x = prepare_images([image], image_size=m.info.model.image_size, channels=m.info.model.channels, dataset=m.dataset or None)
+    return squeeze(to_uint8(x)[0])
+
+
+def project(catalog: Catalog, model: str, image: Any, mode: Any = "fast", progress: Any = None) -> ProjectedImage:
+    """Project one image into the model's latent space; its latent is kept under the returned name (img-<sha12>),
+    usable wherever a seed is. mode: "fast" (the live UI) or "full" (best quality)."""
+    if isinstance(image, Path):
+        image = str(image)
+    return project_image(catalog.latents, projector(catalog, model), image, mode=mode, progress=progress)
+
+
+def latent_file(catalog: Catalog, model: str, name: Any, *, out: OutputDir) -> Path:
+    """A latent as a .npy file (float32 [z_dim]) in the output folder."""
+    data = latent_bytes(catalog.latents, name, catalog.state(model).model.z_dim)
+    path = out.path(f"{model}-{name}", ".npy")
+    path.write_bytes(data)
+    return path
+
+
+def latent_upload(catalog: Catalog, model: str, data: bytes) -> list[str]:
+    """Names for the latents of a .npy ([z_dim] or [N, z_dim], float, finite, bounded), kept for this model's z_dim."""
+    return upload_latents(catalog.latents, data, catalog.state(model).model.z_dim)

@@ -27,7 +27,7 @@ from .service import (
     MAX_NOISE,
     METHODS,
 )
-from .validation import check_choice, check_float, check_int, check_seed, seed_list
+from .validation import check_choice, check_float, check_int, check_seed, ref_list
 
 MAX_VALUE_CHARS = 2000   # one parameter's text; longer ones are refused unread
 MAX_PARAMS = 64          # parameters looked at in one link; the rest are ignored
@@ -90,7 +90,7 @@ def _seed_text(what: str, max_count: int, min_count: int = 1, empty: bool = Fals
     def parse(text: str) -> str:
         if empty and not text.strip():
             return ""
-        seed_list(text, what=what, max_count=max_count, min_count=min_count)
+        ref_list(text, what=what, max_count=max_count, min_count=min_count)  # latent names (img-<12 hex>) too, as the tabs take
         return text.strip()  # as the box showed it ("3,7,42" or "0-15"), once it is known to be valid
     return parse
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from dcgan.errors import ConfigError, LatentError, brief
 from dcgan.latent import MAX_SEED, parse_seeds
+from dcgan.project import LATENT_NAME_PREFIX, is_latent_name
 
 RANDOM_COUNT = 16              # seeds drawn for "random"
 RANDOM_SEED_MAX = 2**31 - 1    # random seeds stay readable (the seed contract accepts up to 2**32 - 1)
@@ -64,6 +65,40 @@ def seed_list(value: Any, *, what: str, max_count: int, min_count: int = 1, allo
     if len(seeds) < min_count:
         raise LatentError(f"{what}: needs at least {min_count} seed{'s' if min_count > 1 else ''}, got {len(seeds)}")
     return seeds
+
+
+def _latent_ref(value: str, what: str) -> str:
+    if not is_latent_name(value):
+        raise LatentError(f"{what}: {brief(value)} is not a latent name; they look like img-0123456789ab (lower-case hex)")
+    return value
+
+
+def check_ref(value: Any, name: str = "seed") -> int | str:
+    """A seed, or a latent name (``img-<12 hex>``) standing in for one."""
+    if isinstance(value, str) and value.strip().startswith(LATENT_NAME_PREFIX):
+        return _latent_ref(value.strip(), name)
+    return check_seed(value, name)
+
+
+def ref_list(value: Any, *, what: str, max_count: int, min_count: int = 1, allow_random: bool = False) -> list[int | str]:
+    """``seed_list`` where latent names may stand in for seeds: "3, img-0123456789ab, 40-42" or a list of both."""
+    if isinstance(value, str) and LATENT_NAME_PREFIX in value:
+        parts: list[Any] = [part.strip() for part in value.split(",")]
+    elif isinstance(value, (list, tuple)) and any(isinstance(v, str) for v in value):
+        parts = list(value)
+    else:
+        return seed_list(value, what=what, max_count=max_count, min_count=min_count, allow_random=allow_random)
+    refs: list[int | str] = []
+    for part in parts:
+        if isinstance(part, str) and part.startswith(LATENT_NAME_PREFIX):
+            refs.append(_latent_ref(part, what))
+        else:
+            refs.extend(seed_list(part, what=what, max_count=max_count, min_count=1))
+        if len(refs) > max_count:
+            raise LatentError(f"{what}: more than {max_count} seeds or latents")
+    if len(refs) < min_count:
+        raise LatentError(f"{what}: needs at least {min_count} seed{'s' if min_count > 1 else ''}, got {len(refs)}")
+    return refs
 
 
 def concept_name(text: Any) -> str:

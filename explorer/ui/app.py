@@ -25,12 +25,14 @@ from .tabs.arithmetic import arithmetic_tab
 from .tabs.generate import generate_tab
 from .tabs.inside import inside_tab, register_inside_api
 from .tabs.interpolate import interpolate_tab
+from .tabs.project import project_tab, register_project_api
 from .tabs.sliders import sliders_tab
 from .tabs.train import register_training_api, train_tab
 from .tabs.upload import register_upload_api, upload_panel
 
 TITLE = "DCGAN explorer"
-TABS = (generate_tab, sliders_tab, arithmetic_tab, interpolate_tab, inside_tab)  # then Train, when build_app gets a TrainingManager
+# the tabs in order; Train follows them when build_app gets a TrainingManager
+TABS = (generate_tab, sliders_tab, arithmetic_tab, interpolate_tab, project_tab, inside_tab)
 
 # Small images are drawn enlarged with nearest-neighbour sampling by the browser; the files stay at native size,
 # so downloads (and the API) give the model's real pixels. Slider labels wrap beside their number box, never push it
@@ -100,6 +102,7 @@ def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_lim
         register_api(catalog, out, concurrency_limit=concurrency_limit, budget=budget)
         register_inside_api(catalog, out, concurrency_limit=concurrency_limit, budget=budget)
         register_upload_api(uploads)
+        register_project_api(catalog, out, concurrency_limit=concurrency_limit, metered=budget.metered if budget else None)
         if training is not None:
             register_training_api(training, catalog, out)
 

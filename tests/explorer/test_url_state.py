@@ -124,3 +124,10 @@ def test_encode_leaves_out_what_a_link_could_not_carry():
 def test_seed_lists_come_back_as_they_were_written():
     state, _ = decode({"seeds": "0,1,2,3,4,5,6,7", "a": " 3 , 7 ", "b": "0-3"}, tabs=TABS)
     assert (state.seeds, state.a, state.b) == ("0,1,2,3,4,5,6,7", "3 , 7", "0-3")
+
+
+def test_seed_lists_may_name_latents_but_the_header_seed_stays_an_integer():
+    state, notes = decode({"seeds": "3,img-0123456789ab", "keys": "img-0123456789ab,7"}, tabs=TABS)
+    assert (state.seeds, state.keyframes, notes) == ("3,img-0123456789ab", "img-0123456789ab,7", [])
+    state, notes = decode({"a": "img-XYZ", "seed": "img-0123456789ab"}, tabs=TABS)
+    assert (state.a, state.seed) == ("", 0) and len(notes) == 2 and "latent name" in notes[0]

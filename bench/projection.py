@@ -1,0 +1,177 @@
+"""Projection of held-out real images (dcgan.project): quality, identity under a slider edit, and speed.
+
+Faces 9001-9100 of ../shared/data/celeba10k (the shipped celeba-64 trained on faces 1-10000 of which the metrics use
+1-8000; these are never used for its directions or classifier picks) and the first MNIST test digits; faces against a naive
+baseline: Adam on z with a pixel MSE only, from a random z. Prints a Markdown table for the README.
+
+  OMP_NUM_THREADS=2 python bench/projection.py --json bench/projection.json --figure docs/projection.png
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dcgan.checkpoints import load_generator  # noqa: E402
+from dcgan.classifiers import load_classifier  # noqa: E402
+from dcgan.directions import apply_directions, condition, load_directions  # noqa: E402
+from dcgan.images import make_grid, save_png  # noqa: E402
+from dcgan.latent import latents_from_seeds  # noqa: E402
+from dcgan.project import PRESETS, ProjectionSettings, Projector, read_image  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+ATTRIBUTES = ("Smiling", "Male", "Eyeglasses")
+EDIT = {"Smiling": 3.0}
+BASELINE = ProjectionSettings(steps=300, candidates=1, perceptual_weight=0.0, embedding_weight=0.0, prior_weight=0.0)
+
+
+def cpu_name() -> str:
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def random_starts(n: int, z_dim: int) -> torch.Tensor:
+    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(12345))
+
+
+def project_in_batches(projector: Projector, target: torch.Tensor, settings: ProjectionSettings, *, batch: int,
+                       z_start: torch.Tensor | None = None):
+    """One Projection per batch (results do not depend on the batch), concatenated: (z, reconstruction, quality)."""
+    zs, recs, quality = [], [], []
+    for i in range(0, len(target), batch):
+        start = None if z_start is None else z_start[i:i + batch]
+        result = projector.project(target=target[i:i + batch], settings=settings, z_start=start)
+        zs.append(result.z)
+        recs.append(result.reconstruction)
+        quality += result.quality
+    return torch.cat(zs), torch.cat(recs), quality
+
+
+def face_scores(classifier, G, directions, target, z, reconstruction, quality) -> dict:
+    names = classifier.label_names
+    columns = [names.index(a) for a in ATTRIBUTES]
+    with torch.no_grad():
+        p_orig = classifier.predict_proba(target) > 0.5
+        p_rec = classifier.predict_proba(reconstruction) > 0.5
+        edited = G(apply_directions(z, directions, EDIT))
+        p_edit = classifier.predict_proba(edited) > 0.5
+        by_name = {d.name: d for d in directions}
+        kept = condition(by_name["Smiling"], [by_name["Male"]])  # the Sliders tab's "keep fixed: Male"
+        p_kept = classifier.predict_proba(G(apply_directions(z, [kept], EDIT))) > 0.5
+    male, smiling = names.index("Male"), names.index("Smiling")
+    return {
+        "psnr": statistics.fmean(q["psnr"] for q in quality),
+        "feature_distance": statistics.fmean(q["feature_distance"] for q in quality),
+        "agreement_all": float((p_orig == p_rec).float().mean()),
+        **{f"agree_{a}": float((p_orig[:, c] == p_rec[:, c]).float().mean()) for a, c in zip(ATTRIBUTES, columns)},
+        "edit_smiling": float(p_edit[:, smiling].float().mean()),
+        "edit_male_kept": float((p_edit[:, male] == p_orig[:, male]).float().mean()),
+        "edit_fixed_smiling": float(p_kept[:, smiling].float().mean()),
+        "edit_fixed_male_kept": float((p_kept[:, male] == p_orig[:, male]).float().mean()),
+    }, edited
+
+
+def bench_faces(args) -> dict:
+    G, info = load_generator(ROOT / "checkpoints" / "celeba-64")
+    classifier = load_classifier("celeba")
+    directions = load_directions(ROOT / "checkpoints" / "celeba-64" / "directions.safetensors")
+    folder = DATA / "celeba10k" / "img_align_celeba"
+    paths = [folder / f"{i:06d}.jpg" for i in range(args.first_face, args.first_face + args.faces)]
+    projector = Projector(G, z_dim=info.model.z_dim, classifier=classifier, dataset="celeba", candidates=PRESETS["full"].candidates)
+    target = projector.prepare([read_image(p) for p in paths])
+    out: dict = {"images": f"celeba10k {paths[0].name}-{paths[-1].name}"}
+    figure = {}
+    for name, settings in (("baseline", BASELINE), ("fast", PRESETS["fast"]), ("full", PRESETS["full"])):
+        start = random_starts(len(target), info.model.z_dim) if name == "baseline" else None
+        t0 = time.perf_counter()
+        z, rec, quality = project_in_batches(projector, target, settings, batch=args.batch, z_start=start)
+        if name == "baseline":
+            figure[name] = (rec, None)
+        scores, edited = face_scores(classifier, G, directions, target, z, rec, quality)
+        out[name] = {**scores, "seconds_per_image_batched": (time.perf_counter() - t0) / len(target)}
+        figure[name] = (rec, edited)
+        if name == "full" and args.figure:
+            save_latents_figure(args, target, figure)
+        print(f"faces {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in out[name].items()), flush=True)
+    with torch.no_grad():  # the same edit on G's own samples: how much of any identity loss is the direction's
+        z = latents_from_seeds(list(range(100)), info.model.z_dim)
+        own = G(z)
+    scores, _ = face_scores(classifier, G, directions, own, z, own, [{"psnr": 0.0, "feature_distance": 0.0}])
+    out["seeds_0_99_edit"] = {k: v for k, v in scores.items() if k.startswith("edit_")}
+    print(f"seeds 0-99 edited: {out['seeds_0_99_edit']}", flush=True)
+    out["timing"] = {}
+    for name in ("fast", "full"):  # one image per call, as the app and the CLI do
+        times = []
+        for i in range(args.timing_images):
+            t0 = time.perf_counter()
+            projector.project(target=target[i:i + 1], settings=PRESETS[name])
+            times.append(time.perf_counter() - t0)
+        out["timing"][name] = {"p50_s": statistics.median(times), "max_s": max(times), "n": len(times)}
+        print(f"one face, {name}: p50 {statistics.median(times):.2f} s over {len(times)}", flush=True)
+    return out
+
+
+def save_latents_figure(args, target: torch.Tensor, figure: dict) -> None:
+    k = args.figure_faces
+    rec, edited = figure["full"]
+    save_png(make_grid(torch.cat([target[:k], figure["baseline"][0][:k], rec[:k], edited[:k]]), nrow=k), Path(args.figure))
+    print(f"{args.figure}: rows = originals, naive baseline, projections, projections +3 Smiling", flush=True)
+
+
+def bench_digits(args) -> dict:
+    import torchvision
+
+    G, info = load_generator(ROOT / "checkpoints" / "mnist")
+    classifier = load_classifier("mnist")
+    test = torchvision.datasets.MNIST(root=str(DATA), train=False, download=False)
+    digits, labels = test.data[: args.digits].numpy(), test.targets[: args.digits]
+    projector = Projector(G, z_dim=info.model.z_dim, classifier=classifier, dataset="mnist", candidates=PRESETS["full"].candidates)
+    target = projector.prepare(list(digits))
+    out: dict = {"images": f"MNIST test 0-{args.digits - 1}"}
+    for name, settings in (("fast", PRESETS["fast"]), ("full", PRESETS["full"])):
+        t0 = time.perf_counter()
+        _, rec, quality = project_in_batches(projector, target, settings, batch=args.batch)
+        with torch.no_grad():
+            judged = classifier.predict_proba(rec).argmax(1)
+        out[name] = {"psnr": statistics.fmean(q["psnr"] for q in quality),
+                     "same_class": statistics.fmean(q["agreement"] for q in quality),
+                     "true_label": float((judged == labels).float().mean()),
+                     "seconds_per_image_batched": (time.perf_counter() - t0) / len(target)}
+        print(f"digits {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in out[name].items()), flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--faces", type=int, default=100, help="held-out faces, from --first-face")
+    parser.add_argument("--first-face", type=int, default=9001)
+    parser.add_argument("--digits", type=int, default=100, help="MNIST test digits 0..N-1")
+    parser.add_argument("--batch", type=int, default=25, help="images per projection call in the quality runs")
+    parser.add_argument("--timing-images", type=int, default=5, help="faces projected one at a time for the p50")
+    parser.add_argument("--figure", default=None, help="PNG: originals / baseline / projections / +3 Smiling")
+    parser.add_argument("--figure-faces", type=int, default=8)
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args()
+    header = {"cpu": cpu_name(), "platform": platform.platform(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    print(json.dumps(header), flush=True)
+    result = {**header, "faces": bench_faces(args) if args.faces else None, "digits": bench_digits(args) if args.digits else None}
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"{args.json}: written")
+
+
+if __name__ == "__main__":
+    main()
