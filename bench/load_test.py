@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.machine import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINTS = ("generate", "edit", "arithmetic", "interpolate")
 RAW_UPLOAD_MB = 4
@@ -101,13 +103,6 @@ def folder_mb(folder: Path) -> float:
         except OSError:
             continue
     return round(total / 2**20, 1)
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    return f"unknown ({os.cpu_count()} cores)"
 
 
 def percentile(values: list[float], q: float) -> float:

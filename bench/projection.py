@@ -12,7 +12,6 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,20 +26,13 @@ from dcgan.classifiers import load_classifier  # noqa: E402
 from dcgan.directions import apply_directions, condition, load_directions  # noqa: E402
 from dcgan.images import make_grid, save_png  # noqa: E402
 from dcgan.latent import latents_from_seeds  # noqa: E402
+from dcgan.machine import cpu_name  # noqa: E402
 from dcgan.project import PRESETS, ProjectionSettings, Projector, read_image  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 ATTRIBUTES = ("Smiling", "Male", "Eyeglasses")
 EDIT = {"Smiling": 3.0}
 BASELINE = ProjectionSettings(steps=300, candidates=1, perceptual_weight=0.0, embedding_weight=0.0, prior_weight=0.0)
-
-
-def cpu_name() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def random_starts(n: int, z_dim: int) -> torch.Tensor:

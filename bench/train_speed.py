@@ -15,7 +15,6 @@ CPU can do a training step gets, which a ratio to a baseline cannot.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dcgan import datasets
 from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from dcgan.machine import cpu_name
 from dcgan.models import build_discriminator, build_generator
 from dcgan.trainer import Hardware, bf16_supported, build_gan, channels_last_pays, pick_device, train_step, update_ema
 
@@ -88,17 +88,6 @@ def our_steps(model: ModelConfig, images: torch.Tensor, batch: int, device: torc
         update_ema(gan.G_ema, gan.G_core, 0.999)
         i += 1
         yield stats
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux), as lscpu prints it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def step_flops_per_image(model: ModelConfig, batch: int, device: torch.device) -> float:

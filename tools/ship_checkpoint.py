@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import torch
@@ -33,20 +32,11 @@ from dcgan.config import RunConfig
 from dcgan.directions import compute_directions, directions_path, generator_fingerprint, save_directions, shipped_classifier
 from dcgan.images import make_grid, save_png
 from dcgan.latent import latents_from_seeds
+from dcgan.machine import cpu_name
 from dcgan.metrics import evaluate
 from dcgan.models import num_params
 from dcgan.ratings import load_or_rate_seeds
 from dcgan.trainer import discriminator_from_state, flips, generator_from_state, images_seen
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def training_minutes(log: list[dict], up_to_step: int) -> float:
@@ -168,7 +158,7 @@ def main() -> None:
     p.add_argument("--license", required=True, help="license id for the card's front matter (the data's terms apply)")
     p.add_argument("--data-license", required=True, help="the training data's license in words")
     p.add_argument("--command", action="append", default=[], help="command line used (repeat for resumes)")
-    p.add_argument("--hardware", default=f"{cpu_name()}, 2 cores shared with other jobs, 1 torch thread, bf16 autocast",
+    p.add_argument("--hardware", default=f"{cpu_name()}, shared with other jobs, 1 torch thread, bf16 autocast",
                    help="where it was trained")
     p.add_argument("--notes", default="", help="extra paragraph for the card")
     p.add_argument("--arithmetic-json", type=Path, default=None,

@@ -1,6 +1,8 @@
 """'auto' picks each fast path by the hardware at hand: the CPU-feature probe is mocked as both kinds of x86 CPU."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -20,3 +22,10 @@ def test_explicit_settings_beat_auto(monkeypatch):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     hw = setup_hardware(RunConfig(train=TrainConfig(device="cpu", bf16="on", channels_last="off")))
     assert (hw.bf16, hw.channels_last) == (True, False)
+
+
+def test_benchmarks_name_the_cpu_they_ran_on():
+    from dcgan.machine import cpu_name
+
+    name = cpu_name()
+    assert name.endswith(f"({os.cpu_count()} cores)") and len(name) > len(" (2 cores)")
