@@ -6,6 +6,7 @@ points, so a week-long run costs the browser what a short one does. Nothing here
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -90,6 +91,14 @@ def thin(frame: pd.DataFrame, max_points: int) -> pd.DataFrame:
     return frame.iloc[keep]
 
 
+@functools.lru_cache(maxsize=4 * MAX_COMPARE_RUNS)
+def _thinned_curves(metrics_path: Path, size: int, mtime_ns: int, max_points: int) -> pd.DataFrame:
+    """A metrics file's curves, thinned, as the file was at (size, mtime_ns): a finished run is read once, not on
+    every redraw (a run still training is read again when its file grows). Callers must not modify the frame."""
+    curves = read_curves(metrics_path)
+    return pd.concat([thin(curve, max_points) for _, curve in curves.groupby("metric", sort=False)]) if len(curves) else curves
+
+
 def compare_curves(runs: Mapping[str, Path], *, max_points: int = MAX_POINTS_PER_RUN) -> pd.DataFrame:
     """The curves of up to MAX_COMPARE_RUNS runs ({name: run_dir}, in the order picked) in one long-format frame with
     a `run` column (columns and dtypes: CURVE_COLUMNS), each curve of each run thinned to ``max_points``."""
@@ -100,8 +109,12 @@ def compare_curves(runs: Mapping[str, Path], *, max_points: int = MAX_POINTS_PER
         raise TrainingError(f"max_points: {max_points}; a curve needs at least 2 points")
     parts = []
     for name, run_dir in runs.items():
-        curves = read_curves(Path(run_dir) / rundir.METRICS_FILE)
-        parts += [thin(curve, max_points).assign(run=name) for _, curve in curves.groupby("metric", sort=False)]
+        metrics_path = Path(run_dir) / rundir.METRICS_FILE
+        try:
+            info = metrics_path.stat()
+        except OSError:
+            continue  # no line logged yet
+        parts.append(_thinned_curves(metrics_path, info.st_size, info.st_mtime_ns, max_points).assign(run=name))
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(CURVE_COLUMNS))
     return frame[list(CURVE_COLUMNS)].astype(CURVE_COLUMNS)
 

@@ -106,6 +106,19 @@ def test_long_runs_are_thinned_to_a_bounded_number_of_points(tmp_path):
         compare_curves({"long": run}, max_points=1)
 
 
+def test_a_run_that_logs_on_is_read_again_and_a_finished_one_is_not(tmp_path, monkeypatch):
+    import explorer.compare
+
+    run = _run(tmp_path, "live", [_training_record(10, 1.0)])
+    assert compare_curves({"live": run})["step"].max() == 10
+    with (run / rundir.METRICS_FILE).open("a") as log:
+        log.write(json.dumps(_training_record(20, 0.5)) + "\n")
+    assert compare_curves({"live": run})["step"].max() == 20
+    reads = []
+    monkeypatch.setattr(explorer.compare, "read_curves", lambda path: reads.append(path))
+    assert compare_curves({"live": run})["step"].max() == 20 and reads == []  # unchanged: the parsed curves are kept
+
+
 @pytest.mark.parametrize("x", ["step", "images_seen"])
 def test_overlay_frames_are_numbers_with_one_series_per_run(tmp_path, x):
     """What a plot draws: gr.LinePlot takes quantitative axes from numeric dtypes, and colours by the run column."""
