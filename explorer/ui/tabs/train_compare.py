@@ -66,7 +66,7 @@ def compare_runs(manager: TrainingManager, concurrency_limit: int) -> None:
                                  label="Compare runs", info=f"up to {MAX_COMPARE_RUNS}, finished ones too: one colour per run",
                                  elem_id="compare-runs")
             x_axis = gr.Radio(list(X_AXES), value="step", label="x axis", scale=1, elem_id="compare-x")
-            quality = gr.Dropdown([], value=None, label="Quality metric (runs with --eval-every)", scale=1,
+            quality = gr.Dropdown([], value=None, label="Quality metric", info="runs trained with --eval-every", scale=1,
                                   elem_id="compare-quality")
         note = gr.Markdown("", elem_id="compare-note")
         plots = {}
