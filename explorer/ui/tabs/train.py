@@ -16,6 +16,7 @@ from ...derived import Catalog
 from ...outputs import OutputDir
 from ...training import ACTIVE_STATES, TrainingManager, TrainSettings, optional_number, serve_copy, timelapse_gif
 from ..context import TRAINING_QUEUE, Context, guard
+from .train_compare import compare_runs
 
 POLL_SECONDS = 1.0
 TRAINING_CONCURRENCY = 4  # polls and training calls at once: file reads and process control, each a few ms
@@ -124,6 +125,7 @@ def train_tab(ctx: Context) -> None:
                     losses = gr.LinePlot(x="step", y="value", color="series", label="Losses", y_title="loss", elem_id="train-losses")
                     d_out = gr.LinePlot(x="step", y="value", color="series", label="D outputs", y_title="D output", y_lim=[0, 1],
                                         elem_id="train-d-outputs")
+        compare_runs(manager, TRAINING_CONCURRENCY)  # the curves of up to four runs overlaid
         timer = gr.Timer(POLL_SECONDS, active=False)
         samples = gr.State([])
         seen = gr.State({})
