@@ -312,8 +312,8 @@ class ProjectionSettings:
 
 
 PRESETS = {  # measured in bench/projection.py (README "Bring your own image"); fast: the live UI
-    "fast": ProjectionSettings(steps=24, lr=0.1, lr_end=0.01, feature_fraction=0.25),
-    "full": ProjectionSettings(steps=300, lr=0.2, lr_end=0.002, feature_fraction=0.2),
+    "fast": ProjectionSettings(steps=150, lr=0.2, lr_end=0.005, feature_fraction=0.25),
+    "full": ProjectionSettings(steps=1000, lr=0.2, lr_end=0.001, feature_fraction=0.1),
 }
 
 
