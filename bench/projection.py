@@ -9,7 +9,9 @@ baseline: Adam on z with a pixel MSE only, from a random z. Prints a Markdown ta
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import platform
 import statistics
 import sys
@@ -105,9 +107,9 @@ def bench_faces(args) -> dict:
     out["seeds_0_99_edit"] = {k: v for k, v in scores.items() if k.startswith("edit_")}
     print(f"seeds 0-99 edited: {out['seeds_0_99_edit']}", flush=True)
     out["timing"] = {}
-    for name in ("fast", "full"):  # one image per call, as the app and the CLI do
+    for name, count in (("fast", args.timing_images), ("full", args.timing_images_full)):  # one image per call, as the app does
         times = []
-        for i in range(args.timing_images):
+        for i in range(count):
             t0 = time.perf_counter()
             projector.project(target=target[i:i + 1], settings=PRESETS[name])
             times.append(time.perf_counter() - t0)
@@ -153,13 +155,17 @@ def main() -> None:
     parser.add_argument("--digits", type=int, default=100, help="MNIST test digits 0..N-1")
     parser.add_argument("--batch", type=int, default=25, help="images per projection call in the quality runs")
     parser.add_argument("--timing-images", type=int, default=5, help="faces projected one at a time for the p50")
+    parser.add_argument("--timing-images-full", type=int, default=2, help="the same for the full mode")
     parser.add_argument("--figure", default=None, help="PNG: originals / baseline / projections / +3 Smiling")
     parser.add_argument("--figure-faces", type=int, default=8)
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()
-    header = {"cpu": cpu_name(), "platform": platform.platform(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    header = {"cpu": cpu_name(), "platform": platform.platform(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+              "load_average_at_start": os.getloadavg()[0], "command": " ".join(["python", *sys.argv]),
+              "presets": {name: dataclasses.asdict(settings) for name, settings in PRESETS.items()}}
     print(json.dumps(header), flush=True)
     result = {**header, "faces": bench_faces(args) if args.faces else None, "digits": bench_digits(args) if args.digits else None}
+    result["load_average_at_end"] = os.getloadavg()[0]  # the machine is shared: the timings are worst-case-ish
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"{args.json}: written")

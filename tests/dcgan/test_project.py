@@ -17,7 +17,9 @@ from dcgan.project import (
     ImageError,
     ProjectionSettings,
     Projector,
+    _activations,
     check_latents,
+    feature_network,
     is_latent_name,
     latent_name,
     load_latents,
@@ -154,6 +156,55 @@ def test_projection_is_batch_independent(mnist):
     assert torch.allclose(together, alone, atol=1e-4)
 
 
+def test_two_phase_multi_start_projection_is_batch_independent(mnist):
+    z = latents_from_seeds([21, 22, 23], mnist.z_dim)
+    with torch.no_grad():
+        target = mnist.G(z) * 0.9
+    settings = ProjectionSettings(steps=12, candidates=128, starts=3, feature_fraction=0.5, lr=0.2, lr_end=0.01)
+    together = mnist.project(target=target, settings=settings).z
+    alone = torch.cat([mnist.project(target=target[i:i + 1], settings=settings).z for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-4)
+
+
+def test_more_starts_never_end_worse_on_the_pixel_loss(mnist):
+    z = latents_from_seeds([31, 32, 33, 34], mnist.z_dim)
+    with torch.no_grad():
+        target = mnist.G(z) * 0.8
+    one = mnist.project(target=target, settings=ProjectionSettings(steps=10, candidates=128, feature_fraction=0.0, prior_weight=0.0))
+    four = mnist.project(target=target, settings=ProjectionSettings(steps=10, candidates=128, feature_fraction=0.0, prior_weight=0.0,
+                                                                    starts=4))
+    assert all(b["psnr"] >= a["psnr"] - 1e-3 for a, b in zip(one.quality, four.quality))
+
+
+def test_start_returns_the_best_candidates_first(mnist):
+    target = mnist.bank_x[[5, 40]]  # bank images themselves: each is its own nearest candidate
+    starts = mnist.start(target, 128, embedding=False, starts=3)
+    assert starts.shape == (6, mnist.z_dim)
+    assert torch.equal(starts[0], mnist.bank_z[5]) and torch.equal(starts[3], mnist.bank_z[40])
+    assert len({tuple(row.tolist()) for row in starts[:3]}) == 3
+
+
+def test_feature_network_matches_the_classifier_and_leaves_it_alone():
+    classifier = load_classifier("celeba")
+    batch_norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in classifier.body)
+    fast = feature_network(classifier)
+    x = torch.rand(3, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        (slow_stages, slow_e, slow_logits), (fast_stages, fast_e, fast_logits) = _activations(classifier, x), _activations(fast, x)
+    assert torch.allclose(slow_logits, fast_logits, atol=1e-4) and torch.allclose(slow_e, fast_e, atol=1e-4)
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(slow_stages, fast_stages))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.body)
+    assert batch_norms > 0 and sum(isinstance(m, torch.nn.BatchNorm2d) for m in classifier.body) == batch_norms
+
+
+def test_learning_rate_decays_from_lr_to_lr_end():
+    settings = ProjectionSettings(steps=11, lr=0.2, lr_end=0.02, feature_fraction=0.25)
+    rates = [settings.lr_at(step) for step in range(settings.steps)]
+    assert rates[0] == pytest.approx(0.2) and rates[-1] == pytest.approx(0.02)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert settings.feature_steps == 3
+
+
 def test_projector_leaves_generator_as_it_found_it(mnist):
     mnist.project(target=torch.zeros(1, 1, 32, 32), settings=ProjectionSettings(steps=2, candidates=8))
     assert not mnist.G.training
@@ -165,6 +216,10 @@ def test_settings_are_checked():
         ProjectionSettings(steps=-1)
     with pytest.raises(LatentError, match="prior_weight"):
         ProjectionSettings(prior_weight=float("nan"))
+    with pytest.raises(LatentError, match="feature_fraction"):
+        ProjectionSettings(feature_fraction=1.5)
+    with pytest.raises(LatentError, match="starts"):
+        ProjectionSettings(starts=9, candidates=8)
 
 
 # ----------------------------------------------------------------------------------------------------------------
