@@ -4,15 +4,14 @@ The UI's own events are private (they return display values); these endpoints re
 JSON. Type hints become the endpoint schemas, so this module must not use ``from __future__ import annotations``.
 Example: ``Client(url).predict("celeba-64", 42, {"sefa-0": 2.0}, api_name="/edit")`` -> path of a 64x64 PNG.
 """
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
-import gradio as gr
 from gradio.data_classes import FileData
 
 from .. import service
 from ..derived import Catalog
 from ..outputs import OutputDir
-from .context import MODEL_QUEUE, guard
+from .context import add_endpoints
 from .fairness import VisitorBudget
 
 
@@ -84,12 +83,10 @@ def register_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int, bu
         return png(result.row(), f"{model}-seed{seed}-nearest"), [{"index": i, "distance": d}
                                                                   for i, d in zip(result.indices, result.distances)]
 
-    options: dict[str, Any] = {"concurrency_id": MODEL_QUEUE, "concurrency_limit": concurrency_limit}
-    for fn in (models, directions):  # listings (directions may wait for the background worker: not the caller's compute)
-        gr.api(guard(with_limits(fn)), api_name=fn.__name__, **options)
-    for fn in (generate, edit, arithmetic, arithmetic_preset, concept, interpolate, nearest):
-        fn = with_limits(fn)
-        gr.api(guard(budget.metered(fn) if budget else fn), api_name=fn.__name__, **options)
+    # listings unmetered (directions may wait for the background worker: not the caller's compute)
+    add_endpoints([with_limits(fn) for fn in (models, directions)], concurrency_limit=concurrency_limit)
+    add_endpoints([with_limits(fn) for fn in (generate, edit, arithmetic, arithmetic_preset, concept, interpolate, nearest)],
+                  concurrency_limit=concurrency_limit, budget=budget)
 
 
 def with_limits(fn: Callable) -> Callable:

@@ -102,7 +102,7 @@ def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_lim
         register_api(catalog, out, concurrency_limit=concurrency_limit, budget=budget)
         register_inside_api(catalog, out, concurrency_limit=concurrency_limit, budget=budget)
         register_upload_api(uploads)
-        register_project_api(catalog, out, concurrency_limit=concurrency_limit, metered=budget.metered if budget else None)
+        register_project_api(catalog, out, concurrency_limit=concurrency_limit, budget=budget)
         if training is not None:
             register_training_api(training, catalog, out)
 

@@ -32,6 +32,14 @@ def guard(fn: Callable) -> Callable:
     return wrapper
 
 
+def add_endpoints(fns: Any, *, concurrency_limit: int, budget: VisitorBudget | None = None) -> None:
+    """Each function as a public API endpoint named after it (call inside gr.Blocks), in the shared model queue,
+    guarded, and charged to the visitor's budget when there is one (pass none for listings, which use no generator)."""
+    options: dict[str, Any] = {"concurrency_id": MODEL_QUEUE, "concurrency_limit": concurrency_limit}
+    for fn in fns:
+        gr.api(guard(budget.metered(fn) if budget else fn), api_name=fn.__name__, **options)
+
+
 def as_files(value: Any, out: OutputDir) -> Any:
     """A handler's result with its images (uint8 [H, W] or [H, W, C] arrays, alone, in galleries' (image, caption)
     pairs or among several outputs) written to PNG files of their own. Gradio stores a returned array in its cache

@@ -12,7 +12,7 @@ from dcgan.errors import DCGANError
 from ... import inside
 from ...derived import Catalog
 from ...outputs import OutputDir
-from ..context import MODEL_QUEUE, Context, guard
+from ..context import Context, add_endpoints
 from ..fairness import VisitorBudget
 
 INTRO = """What the networks learned inside (Radford et al. 2015, sections 5 and 6). **G's feature maps**: each layer's
@@ -217,9 +217,7 @@ def register_inside_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: 
         """The `dcgan probe` table measured for this model ({{"labels": {{"100": {{"trained", "random", "pixels"}}}}}}), or {{}}."""
         return inside.probe_results(catalog, model)
 
-    options: dict[str, Any] = {"concurrency_id": MODEL_QUEUE, "concurrency_limit": concurrency_limit}
     for fn in (g_features, ablate, forget, d_units, guided_backprop, probe_results):
         fn.__doc__ = (fn.__doc__ or "").format(**inside.LIMITS)  # the documented limits are the enforced ones
-    gr.api(guard(probe_results), api_name="probe_results", **options)
-    for fn in (g_features, ablate, forget, d_units, guided_backprop):
-        gr.api(guard(budget.metered(fn) if budget else fn), api_name=fn.__name__, **options)
+    add_endpoints([probe_results], concurrency_limit=concurrency_limit)  # a stored table: no generator time
+    add_endpoints((g_features, ablate, forget, d_units, guided_backprop), concurrency_limit=concurrency_limit, budget=budget)

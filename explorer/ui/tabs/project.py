@@ -15,7 +15,8 @@ from dcgan.project import INPUT_ADVICE, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, ImageEr
 from ... import service
 from ...derived import Catalog
 from ...outputs import OutputDir
-from ..context import MODEL_QUEUE, Context, guard
+from ..context import Context, add_endpoints
+from ..fairness import VisitorBudget
 
 
 def _received(file: Any, what: str) -> Path:
@@ -120,9 +121,9 @@ def project_tab(ctx: Context) -> None:
         ctx.on(upload.change, bring_back, [ctx.model, upload], uploaded)
 
 
-def register_project_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int, metered: Any = None) -> None:
-    """/project, /latent and /latent_upload for gradio_client (call inside gr.Blocks). ``metered``: the visitor
-    budget's wrapper, when there is one."""
+def register_project_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int, budget: VisitorBudget | None = None) -> None:
+    """/project, /latent and /latent_upload for gradio_client (call inside gr.Blocks), metered against ``budget``
+    when there is one."""
 
     def project(model: str, image: FileData, mode: str = "fast") -> tuple[str, FileData, dict]:
         """Project an image (handle_file(path); up to 4096 px a side, 20 MB) into the model's latent space: (latent
@@ -143,6 +144,4 @@ def register_project_api(catalog: Catalog, out: OutputDir, *, concurrency_limit:
             raise LatentError("file: send the .npy itself with gradio_client.handle_file(path), not a path string")
         return service.latent_upload(catalog, model, _received(file, "latent file").read_bytes())
 
-    options: dict[str, Any] = {"concurrency_id": MODEL_QUEUE, "concurrency_limit": concurrency_limit}
-    for fn in (project, latent, latent_upload):
-        gr.api(guard(metered(fn) if metered else fn), api_name=fn.__name__, **options)
+    add_endpoints((project, latent, latent_upload), concurrency_limit=concurrency_limit, budget=budget)
