@@ -68,8 +68,8 @@ def arithmetic_tab(ctx: Context) -> None:
 
         def add(evt: gr.SelectData, seeds_shown, group, a, b, c):
             texts = dict(zip(GROUPS, (a, b, c)))
-            current = service.seed_list(texts[group], what=f"group {group}",
-                                        max_count=service.MAX_GROUP_SEEDS) if texts[group].strip() else []
+            current = service.ref_list(texts[group], what=f"group {group}",  # seeds and latent names (img-...)
+                                       max_count=service.MAX_GROUP_SEEDS) if texts[group].strip() else []
             if len(current) >= service.MAX_GROUP_SEEDS:
                 raise gr.Error(f"group {group} already has {service.MAX_GROUP_SEEDS} exemplars; remove one first")
             texts[group] = ",".join(str(s) for s in current + [seeds_shown[evt.index]])
@@ -78,11 +78,11 @@ def arithmetic_tab(ctx: Context) -> None:
         def show_group(model, text, psi):
             if not text.strip():
                 return []
-            samples = service.generate(catalog, model, service.seed_list(text, what="group", max_count=service.MAX_GROUP_SEEDS), psi)
+            samples = service.generate(catalog, model, service.ref_list(text, what="group", max_count=service.MAX_GROUP_SEEDS), psi)
             return [(service.squeeze(img), str(s)) for img, s in zip(samples.images, samples.seeds)]
 
         def remove(evt: gr.SelectData, text):
-            seeds = service.seed_list(text, what="group", max_count=service.MAX_GROUP_SEEDS)
+            seeds = service.ref_list(text, what="group", max_count=service.MAX_GROUP_SEEDS)
             return ",".join(str(s) for i, s in enumerate(seeds) if i != evt.index)
 
         def run(model, a, b, c, amount_noise, nseed, psi):
