@@ -1,4 +1,5 @@
-"""Explorer fixtures: a checkpoints folder with tiny generators, a registry over it, and the app behind a client."""
+"""Explorer fixtures: a checkpoints folder with tiny generators, a registry over it, the app behind a client, and a real
+browser (Playwright driving Debian's chromium; never a downloaded one) for the browser tests."""
 from __future__ import annotations
 
 import shutil
@@ -11,6 +12,30 @@ import torch
 from dcgan.checkpoints import GENERATOR_FILE, save_generator
 from dcgan.config import ModelConfig
 from dcgan.models import build_generator
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+UI_TIMEOUT_MS = 300_000  # what a click may take to show on a slow, busy CPU; the waits end as soon as it shows
+
+
+def new_page(browser, **options):
+    """A page whose actions and navigation wait as long as the retrying assertions do (Playwright's default is 30 s)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, **options)
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.set_default_navigation_timeout(UI_TIMEOUT_MS)
+    return page
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One chromium per test module (each new_page is a fresh context); skipped where chromium or Playwright is missing."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 def free_port() -> int:

@@ -1,23 +1,9 @@
 """Real-browser check (Playwright driving Debian's chromium): open the explorer, drag a slider, see the image change."""
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from .conftest import free_port
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
-UI_TIMEOUT_MS = 300_000  # what a click may take to show on a slow, busy CPU; the waits end as soon as it shows
-
-
-def new_page(browser, **options):
-    """A page whose actions and navigation wait as long as the retrying assertions do (Playwright's default is 30 s)."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, **options)
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    page.set_default_navigation_timeout(UI_TIMEOUT_MS)
-    return page
+from .conftest import UI_TIMEOUT_MS, free_port, new_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -36,17 +22,6 @@ def app_url(checkpoints_dir, tmp_path_factory, gradio_env):
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
     yield url
     demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_explorer_slider_drag_updates_the_image(app_url, browser):

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 
 from dcgan import rundir
 from explorer.ui.tabs.train_compare import RUN_COLOURS
 
-from .conftest import free_port
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, new_page
+from .conftest import UI_TIMEOUT_MS, free_port, new_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 RUNS = [f"0000{i}-mnist-32" for i in range(5)]
@@ -58,14 +56,10 @@ def compare_app(checkpoints_dir, tmp_path_factory, gradio_env):
 
 
 @pytest.fixture
-def page(compare_app):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield new_page(browser)
-        browser.close()
+def page(compare_app, browser):
+    page = new_page(browser)
+    yield page
+    page.close()
 
 
 def _pick(page, name: str) -> None:

@@ -11,8 +11,7 @@ import pytest
 from dcgan.checkpoints import GENERATOR_FILE
 from tests.conftest import SHARED_DATA, SLOW_TIMEOUT, shared_data_or_skip
 
-from .conftest import StubClassifier, free_port
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, new_page
+from .conftest import UI_TIMEOUT_MS, StubClassifier, free_port, new_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TRAIN_TIMEOUT_MS = int(SLOW_TIMEOUT * 1000)  # a training step, a preview grid or a checkpoint on a slow CPU
@@ -45,17 +44,12 @@ def app(checkpoints_dir, tmp_path_factory, gradio_env):
 
 
 @pytest.fixture(scope="module")
-def page(app):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not installed")
+def page(app, browser):
     url, _ = app
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = new_page(browser, accept_downloads=True)
-        page.goto(url)
-        yield page
-        browser.close()
+    page = new_page(browser, accept_downloads=True)
+    page.goto(url)
+    yield page
+    page.close()
 
 
 def test_1_generate_a_grid_and_pick_a_sample(page):

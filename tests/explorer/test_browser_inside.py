@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import free_port
-from .test_browser import UI_TIMEOUT_MS, browser, new_page  # noqa: F401 (the browser fixture)
+from .conftest import UI_TIMEOUT_MS, free_port, new_page
 from .test_inside import inside_dir  # noqa: F401 (checkpoints with a D beside the generator)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -25,7 +24,7 @@ def inside_url(inside_dir, tmp_path_factory, gradio_env):  # noqa: F811
     demo.close()
 
 
-def test_inside_tab_drops_maps_and_shows_d_units(inside_url, browser):  # noqa: F811
+def test_inside_tab_drops_maps_and_shows_d_units(inside_url, browser):
     from playwright.sync_api import expect
 
     page = new_page(browser)

@@ -9,7 +9,8 @@ from safetensors.torch import save_file
 from dcgan.config import ModelConfig
 from dcgan.models import build_generator
 
-from .test_browser import UI_TIMEOUT_MS, app_url, browser, new_page  # noqa: F401 (fixtures)
+from .conftest import UI_TIMEOUT_MS, new_page
+from .test_browser import app_url  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PHONE = {"width": 390, "height": 844}

@@ -6,7 +6,8 @@ import re
 import pytest
 from PIL import Image
 
-from .test_browser import UI_TIMEOUT_MS, app_url, browser, new_page  # noqa: F401 (fixtures)
+from .conftest import UI_TIMEOUT_MS, new_page
+from .test_browser import app_url  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

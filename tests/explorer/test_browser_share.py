@@ -16,8 +16,7 @@ from PIL import Image
 from dcgan.latent import latent_from_seed, truncate
 from tests.conftest import wait_for
 
-from .conftest import free_port
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, new_page
+from .conftest import UI_TIMEOUT_MS, free_port, new_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "mnist"
@@ -44,17 +43,6 @@ def app(checkpoints_dir, tmp_path_factory, gradio_env):
         yield url, Client(url, verbose=False)
     finally:
         demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def pixels(data: bytes) -> np.ndarray:

@@ -4,7 +4,6 @@ run in the model picker without "Rescan folders"."""
 from __future__ import annotations
 
 import re
-import shutil
 import unicodedata
 
 import pytest
@@ -12,8 +11,7 @@ import pytest
 from dcgan import rundir
 from tests.conftest import SHARED_DATA, SLOW_TIMEOUT, shared_data_or_skip, wait_for
 
-from .conftest import free_port
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, new_page
+from .conftest import UI_TIMEOUT_MS, free_port, new_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TRAIN_TIMEOUT_MS = int(SLOW_TIMEOUT * 1000)  # a training step, a preview grid or a checkpoint on a slow CPU
@@ -44,14 +42,10 @@ def train_app(checkpoints_dir, tmp_path_factory, gradio_env):
 
 
 @pytest.fixture
-def page(train_app):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield new_page(browser)
-        browser.close()
+def page(train_app, browser):
+    page = new_page(browser)
+    yield page
+    page.close()
 
 
 def _start_tiny_run(page) -> None:
