@@ -87,6 +87,13 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flip", choices=("auto", "on", "off"), default=None,
                    help="random left-right flips of real images; auto: on for celeba, cifar10 and folders, off for mnist and "
                         "fashion-mnist, where a mirrored digit or garment is not one (may be set on --resume) [default: auto]")
+    p.add_argument("--init-from", metavar="CHECKPOINT", default=None,
+                   help="start from this checkpoint's generator (a .safetensors file, run or checkpoint folder, hf://...) and "
+                        "from its discriminator.safetensors where it has one, instead of random weights: fine-tune a shipped "
+                        "model; the model options must match it")
+    p.add_argument("--freeze-generator", action="store_true", default=None,
+                   help="with --init-from: train only D, against that fixed generator (in eval mode, as it ships), and "
+                        "export the generator unchanged: gives a generator whose own D was lost a discriminator")
     p.add_argument("--seed", type=int, default=t.seed, help="seeds weights, data order and noise")
     # hardware
     p.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:N or mps")

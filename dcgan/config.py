@@ -130,6 +130,8 @@ class TrainConfig(_Options):
     sample_every: int = 500        # steps between fixed-noise preview grids
     checkpoint_every: int = 1000   # steps between state.pt + generator.safetensors saves
     keep_generators: bool = False  # also keep every checkpoint's generator (generators/step-NNNNNNN.safetensors) to score later
+    init_from: str = ""            # start from this checkpoint's G (and its D, where one ships beside it) instead of random weights
+    freeze_generator: bool = False  # train only D, against the fixed G of init_from: a D for a generator whose own D was lost
     eval_every: int = 0            # steps between quality metrics in metrics.jsonl (0: off)
     num_fixed: int = 64            # images in each preview grid
 
@@ -153,6 +155,8 @@ class TrainConfig(_Options):
                 raise ConfigError(f"{name}: {brief(value)} must be a positive number")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ConfigError(f"beta1 {brief(self.beta1)} and beta2 {brief(self.beta2)} must be in [0, 1)")
+        if self.freeze_generator and not self.init_from:
+            raise ConfigError("freeze_generator: needs init_from, the checkpoint whose generator D is trained against")
         if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < (self.max_steps or math.inf):
             raise ConfigError(f"lr_decay_from: {self.lr_decay_from} must be a step in [0, max_steps)")
         for name, largest in BUDGET_LIMITS.items():

@@ -25,8 +25,9 @@ from torch import nn
 
 from . import datasets, rundir
 from .augment import diff_augment, random_flip
-from .checkpoints import GENERATOR_FILE, STATE_FILE, load_state, save_generator, save_state
-from .config import RunConfig, parse_augment
+from .checkpoints import (GENERATOR_FILE, STATE_FILE, discriminator_path, load_discriminator, load_generator, load_state,
+                          save_generator, save_state)
+from .config import ModelConfig, RunConfig, parse_augment
 from .errors import ConfigError, DCGANError
 from .images import make_grid, save_png
 from .io import atomic_write_bytes
@@ -150,13 +151,14 @@ def build_gan(cfg: RunConfig, hw: Hardware) -> GAN:
 
 
 def train_step(gan: GAN, x_real: torch.Tensor, z: torch.Tensor, hw: Hardware, *, real_target: float = 1.0,
-               augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+               augment: Callable[[torch.Tensor], torch.Tensor] | None = None, train_generator: bool = True) -> torch.Tensor:
     """One D update then one G update on the same fakes; returns STAT_NAMES as a float tensor (not synced).
 
     ``augment`` (DiffAugment) transforms every image D sees, real and fake, in both steps; G's gradient flows through it.
+    With ``train_generator`` False only D learns (G's fakes need no graph); lossG is then G's loss on D's fake logits.
     """
     seen = augment or (lambda x: x)
-    with hw.autocast():
+    with hw.autocast(), torch.set_grad_enabled(train_generator):
         fake = gan.G(z)
     # D step; the real half does not all-reduce so DDP syncs D's gradients once
     no_sync = gan.D.no_sync() if hasattr(gan.D, "no_sync") else contextlib.nullcontext()
@@ -171,6 +173,10 @@ def train_step(gan: GAN, x_real: torch.Tensor, z: torch.Tensor, hw: Hardware, *,
     loss_fake.backward()
     gan.opt_D.step()
     gan.opt_D.zero_grad(set_to_none=True)
+    if not train_generator:
+        with torch.no_grad():
+            return torch.stack([loss_real + loss_fake, g_loss(logits_fake), torch.sigmoid(logits_real.float()).mean(),
+                                torch.sigmoid(logits_fake.float()).mean(), fake.float().std(0).mean()]).detach()
     # G step through the unwrapped D with its parameters frozen: no wasted weight gradients, no DDP sync for D
     gan.D_core.requires_grad_(False)
     with hw.autocast():
@@ -200,16 +206,18 @@ def ema_decay_at(step: int, decay: float) -> float:
 
 @torch.no_grad()
 def preview(G_ema: nn.Module, fixed_z: torch.Tensor) -> torch.Tensor:
-    """Fixed-noise images from the EMA generator using batch statistics (momentum 0 leaves its buffers alone)."""
+    """Fixed-noise images from the EMA generator using batch statistics (momentum 0 leaves its running statistics
+    alone, and the batch counter is put back: a frozen generator exports bit for bit as it came)."""
     norms = [m for m in G_ema.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
     for m in norms:
         m.momentum = 0.0
     G_ema.train()
     x = G_ema(fixed_z).float()
     G_ema.eval()
-    for m, momentum in zip(norms, momenta):
+    for m, (momentum, count) in zip(norms, saved):
         m.momentum = momentum
+        m.num_batches_tracked.copy_(count)
     return x
 
 
@@ -284,8 +292,10 @@ def save_checkpoint(gan: GAN, cfg: RunConfig, run_dir: Path, step: int, gens: tu
         "opt_G": gan.opt_G.state_dict(), "opt_D": gan.opt_D.state_dict(), "rng": _rng_state(*gens, hw),
     }
     save_state(state, run_dir / STATE_FILE)
-    say("recalibrating BatchNorm…")
-    export = recalibrate_batchnorm(copy.deepcopy(gan.G_ema).float().to(memory_format=torch.contiguous_format), cfg.model.z_dim)
+    export = copy.deepcopy(gan.G_ema).float().to(memory_format=torch.contiguous_format)
+    if not cfg.train.freeze_generator:  # a frozen G is exported exactly as it came
+        say("recalibrating BatchNorm…")
+        export = recalibrate_batchnorm(export, cfg.model.z_dim)
     save_generator(export, run_dir / GENERATOR_FILE, model=cfg.model, info={**info, "step": step})
     if cfg.train.keep_generators:
         kept = rundir.kept_generator_path(run_dir, step)
@@ -307,6 +317,30 @@ def _load_checkpoint(gan: GAN, state: dict[str, Any], gens: tuple[torch.Generato
     if "cuda" in state["rng"] and hw.device.type == "cuda":
         torch.cuda.set_rng_state(state["rng"]["cuda"], hw.device)
     return int(state["step"])
+
+
+def initialise_from(gan: GAN, cfg: RunConfig) -> str:
+    """Load init_from's generator into G and G_ema, and its discriminator.safetensors (where there is one) into D;
+    returns what was loaded, for the log. A checkpoint of another architecture is refused, naming the option to change."""
+    G, info = load_generator(cfg.train.init_from)
+    _check_same_model(cfg.model, info.model, ("arch", "image_size", "channels", "z_dim", "ngf"), info.path)
+    gan.G_core.load_state_dict(G.state_dict())
+    gan.G_ema.load_state_dict(G.state_dict())
+    d_file = discriminator_path(Path(info.path).parent)
+    if not d_file.is_file():
+        return f"generator of {info.path} (no discriminator beside it: D starts from random weights)"
+    D, d_info = load_discriminator(d_file)
+    _check_same_model(cfg.model, d_info.model, ("ndf", "d_norm"), d_file)
+    gan.D_core.load_state_dict(D.state_dict())
+    return f"generator and discriminator of {Path(info.path).parent}"
+
+
+def _check_same_model(ours: ModelConfig, theirs: ModelConfig, names: tuple[str, ...], path: Path | str) -> None:
+    differ = [name for name in names if getattr(ours, name) != getattr(theirs, name)]
+    if differ:
+        wanted = " ".join(f"--{name.replace('_', '-')} {getattr(theirs, name)}" for name in differ)
+        raise ConfigError(f"init_from {path}: its network has {', '.join(f'{n} {getattr(theirs, n)}' for n in differ)}, this run "
+                          f"{', '.join(f'{n} {getattr(ours, n)}' for n in differ)}; give {wanted}")
 
 
 def flips(cfg: RunConfig) -> bool:
@@ -454,6 +488,11 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
     gens = (z_gen, aug_gen)
     fixed_z = latents_from_seeds(list(range(cfg.train.num_fixed)), cfg.model.z_dim).to(hw.device)
     step = _load_checkpoint(gan, load_state(run_dir / STATE_FILE), gens, hw) if resume else 0
+    if cfg.train.init_from and not resume:
+        log.info("starting from the %s", initialise_from(gan, cfg))
+    train_generator = not cfg.train.freeze_generator
+    if not train_generator:
+        gan.G.eval()  # the fixed G draws as it ships: BatchNorm on its recalibrated statistics
     if board is not None:
         board.start(step)
     flip = flips(cfg)
@@ -497,8 +536,10 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
                 group["lr"] = lr
             for group in gan.opt_D.param_groups:
                 group["lr"] = lr * d_lr(cfg) / cfg.train.lr
-        stats_sum += train_step(gan, x_real, z, hw, real_target=1.0 - cfg.train.label_smoothing, augment=augment)
-        update_ema(gan.G_ema, gan.G_core, ema_decay_at(step, cfg.train.ema_decay) if cfg.train.ema_decay else 0.0)
+        stats_sum += train_step(gan, x_real, z, hw, real_target=1.0 - cfg.train.label_smoothing, augment=augment,
+                                train_generator=train_generator)
+        if train_generator:
+            update_ema(gan.G_ema, gan.G_core, ema_decay_at(step, cfg.train.ema_decay) if cfg.train.ema_decay else 0.0)
         step += 1
         window_steps += 1
         out_of_time = deadline is not None and time.monotonic() > deadline - finish_s  # checked every step: it costs nothing

@@ -18,6 +18,10 @@ def test_train_dry_run_prints_resolved_options(capsys):
     assert main(["train", "--dataset=fake", "--dry-run"]) == 0
     resolved = json.loads(capsys.readouterr().out)
     assert resolved["model"]["image_size"] == 64 and resolved["train"]["lr"] == 2e-4
+    assert resolved["train"]["init_from"] == "" and resolved["train"]["freeze_generator"] is False
+    assert main(["train", "--dataset=fake", "--init-from", "checkpoints/x", "--freeze-generator", "--dry-run"]) == 0
+    resolved = json.loads(capsys.readouterr().out)
+    assert resolved["train"]["init_from"] == "checkpoints/x" and resolved["train"]["freeze_generator"] is True
 
 
 def test_train_needs_a_stopping_rule(capsys, tmp_path):

@@ -261,3 +261,56 @@ def test_sigterm_checkpoints_and_exits_cleanly(tmp_path):
     assert state["step"] >= last_logged
     G, meta = load_generator(out)
     assert meta.info["step"] == state["step"]
+
+
+def _shipped_like(tmp_path, tiny_ckpt):
+    """A checkpoint folder as the ship tool lays it out: generator.safetensors and the D of the same step."""
+    from dcgan.checkpoints import save_discriminator
+    from dcgan.trainer import discriminator_from_state
+
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    (folder / "generator.safetensors").write_bytes((tiny_ckpt / "generator.safetensors").read_bytes())
+    D, cfg = discriminator_from_state(load_state(tiny_ckpt))
+    save_discriminator(D, folder / "discriminator.safetensors", model=cfg.model, info={})
+    return folder, D
+
+
+def test_init_from_loads_the_checkpoints_generator_and_discriminator(tmp_path, tiny_ckpt):
+    from dcgan.trainer import initialise_from
+
+    folder, D = _shipped_like(tmp_path, tiny_ckpt)
+    cfg = make_tiny_cfg(init_from=str(folder))
+    gan = build_gan(cfg, setup_hardware(cfg))
+    assert "generator and discriminator" in initialise_from(gan, cfg)
+    G, _ = load_generator(folder)
+    for net, expected in ((gan.G_core, G), (gan.G_ema, G), (gan.D_core, D)):
+        for name, tensor in expected.state_dict().items():
+            torch.testing.assert_close(net.state_dict()[name], tensor, rtol=0, atol=0)
+    (folder / "discriminator.safetensors").unlink()
+    assert "D starts from random weights" in initialise_from(build_gan(cfg, setup_hardware(cfg)), cfg)
+
+
+def test_init_from_refuses_another_architecture_naming_the_option(tmp_path, tiny_ckpt):
+    cfg = make_tiny_cfg(init_from=str(tiny_ckpt))
+    cfg.model.ngf = 16
+    with pytest.raises(ConfigError, match="--ngf 8"):
+        fit(cfg, tmp_path / "wrong", progress=False)
+
+
+def test_frozen_generator_trains_only_d_and_exports_g_unchanged(tmp_path, tiny_ckpt):
+    folder, D = _shipped_like(tmp_path, tiny_ckpt)
+    run = tmp_path / "d-only"
+    fit(make_tiny_cfg(max_steps=4, init_from=str(folder), freeze_generator=True), run, progress=False)
+    G0, _ = load_generator(folder)
+    G1, _ = load_generator(run)
+    for name, tensor in G0.state_dict().items():
+        torch.testing.assert_close(G1.state_dict()[name], tensor, rtol=0, atol=0)
+    trained_D = load_state(run)["D"]
+    assert any(not torch.equal(trained_D[name], tensor) for name, tensor in D.state_dict().items())
+    assert all(torch.isfinite(torch.tensor(losses[1:])).all() for losses in _losses(run))
+
+
+def test_freeze_generator_needs_init_from():
+    with pytest.raises(ConfigError, match="needs init_from"):
+        TrainConfig(freeze_generator=True).validate()
