@@ -25,8 +25,16 @@ from torch import nn
 
 from . import datasets, rundir
 from .augment import diff_augment, random_flip
-from .checkpoints import (GENERATOR_FILE, STATE_FILE, discriminator_path, load_discriminator, load_generator, load_state,
-                          save_generator, save_state)
+from .checkpoints import (
+    GENERATOR_FILE,
+    STATE_FILE,
+    discriminator_path,
+    load_discriminator,
+    load_generator,
+    load_state,
+    save_generator,
+    save_state,
+)
 from .config import ModelConfig, RunConfig, parse_augment
 from .errors import ConfigError, DCGANError
 from .images import make_grid, save_png
@@ -349,10 +357,13 @@ def flips(cfg: RunConfig) -> bool:
 
 
 def generator_from_state(state: dict[str, Any], *, raw: bool = False) -> tuple[nn.Module, RunConfig]:
-    """The exported generator of a training state: the EMA weights (or raw G), BatchNorm recalibrated, eval mode."""
+    """The exported generator of a training state: the EMA weights (or raw G), BatchNorm recalibrated, eval mode; a
+    frozen generator (--freeze-generator) as it came."""
     cfg = RunConfig.from_dict(state["config"])
     G = build_generator(cfg.model)
     G.load_state_dict(state["G" if raw else "G_ema"])
+    if cfg.train.freeze_generator:
+        return G.eval(), cfg
     return recalibrate_batchnorm(G, cfg.model.z_dim), cfg
 
 

@@ -17,6 +17,7 @@ from dcgan.trainer import (
     ema_decay_at,
     fit,
     flips,
+    generator_from_state,
     lr_at,
     resume_config,
     setup_hardware,
@@ -306,6 +307,9 @@ def test_frozen_generator_trains_only_d_and_exports_g_unchanged(tmp_path, tiny_c
     G1, _ = load_generator(run)
     for name, tensor in G0.state_dict().items():
         torch.testing.assert_close(G1.state_dict()[name], tensor, rtol=0, atol=0)
+    exported, _ = generator_from_state(load_state(run))  # dcgan export and the ship tool keep it unchanged too
+    for name, tensor in G0.state_dict().items():
+        torch.testing.assert_close(exported.state_dict()[name], tensor, rtol=0, atol=0)
     trained_D = load_state(run)["D"]
     assert any(not torch.equal(trained_D[name], tensor) for name, tensor in D.state_dict().items())
     assert all(torch.isfinite(torch.tensor(losses[1:])).all() for losses in _losses(run))
