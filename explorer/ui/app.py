@@ -65,7 +65,7 @@ def _header(names: list[str]) -> tuple[Header, list[gr.Component], gr.Button]:
         model = gr.Dropdown(names, value=names[0] if names else None, label="Model", scale=3)
         refresh = gr.Button("Rescan folders", size="sm", scale=0, min_width=120)
         seed_box = gr.Textbox("0", label="Current seed", scale=1, max_lines=1, elem_id="seed-box",
-                              info="a seed, or img-… from Your image; Enter to use it, or click a sample")
+                              info="a seed or an img-… latent; Enter")
         truncation = gr.Slider(0.0, 1.0, 1.0, step=0.05, label="Truncation ψ", scale=2, info="z ← ψ·z (1: none; lower: safer, blander)")
     with gr.Accordion("Model card", open=False):
         with gr.Row():
