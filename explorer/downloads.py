@@ -31,9 +31,10 @@ def grid_zip(catalog: Catalog, model: str, seeds: Any, truncation: Any = 1.0, *,
 
 
 def latent_npy(catalog: Catalog, model: str, seed: Any, truncation: Any = 1.0, *, out: OutputDir) -> Path:
-    """float32 [z_dim]: the latent the current seed's image comes from, ``truncate(latent_from_seed(seed, z_dim), ψ)``."""
-    seed, psi = service.check_seed(seed), service.check_float("truncation", truncation, 0.0, 1.0)
-    z = service.seed_latents(catalog.state(model).model, [seed], psi)[0]
-    path = out.path(f"{model}-seed{seed}-psi{psi:g}-z", ".npy")
+    """float32 [z_dim]: the latent the current seed's image comes from, ``truncate(latent_from_seed(seed, z_dim), ψ)``
+    (a latent name's own values, truncated the same way)."""
+    seed, psi = service.check_ref(seed), service.check_float("truncation", truncation, 0.0, 1.0)
+    z = service.seed_latents(catalog.state(model).model, [seed], psi, catalog.latents)[0]
+    path = out.path(f"{model}-{seed if isinstance(seed, str) else f'seed{seed}'}-psi{psi:g}-z", ".npy")
     np.save(path, z.numpy().astype(np.float32))
     return path

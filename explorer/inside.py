@@ -22,7 +22,7 @@ from dcgan.images import tile_grid, to_uint8
 from dcgan.latent import latents_from_seeds
 
 from .derived import Catalog, ModelState, Once
-from .service import check_choice, check_int, check_seed, seed_latents
+from .service import check_choice, check_int, check_ref, seed_latents
 from .validation import check_float
 
 MAX_DROPS = 512            # maps dropped in one /ablate call (all layers together)
@@ -100,10 +100,10 @@ def g_features(catalog: Catalog, model: str, seed: Any, layer: Any, truncation: 
     """The maps of one G layer for the current seed (with ``drops`` applied to the whole network) and the image."""
     state = catalog.state(model)
     m = state.model
-    seed, psi = check_seed(seed), check_float("truncation", truncation, 0.0, 1.0)
+    seed, psi = check_ref(seed), check_float("truncation", truncation, 0.0, 1.0)
     layer = check_int("layer", layer, 0, len(forgetting.feature_layers(m.G)) - 1)
     G = _ablated(state, _drops(drops, m.G), _flag("renormalise", renormalise))
-    maps, x = forgetting.feature_maps(G, seed_latents(m, [seed], psi).to(m.device), layer)
+    maps, x = forgetting.feature_maps(G, seed_latents(m, [seed], psi, catalog.latents).to(m.device), layer)
     maps = maps[0].float().cpu()
     scaled = (maps / maps.amax().clamp_min(1e-8)).clamp(0, 1)  # one scale for the layer, so strengths compare
     side = maps.shape[-1]
@@ -125,10 +125,10 @@ def ablate(catalog: Catalog, model: str, seed: Any, drops: Any = None, truncatio
     """G(seed) with the feature maps ``drops`` ({layer: [maps]}) zeroed everywhere; no drops: the ordinary image."""
     state = catalog.state(model)
     m = state.model
-    seed, psi = check_seed(seed), check_float("truncation", truncation, 0.0, 1.0)
+    seed, psi = check_ref(seed), check_float("truncation", truncation, 0.0, 1.0)
     G = _ablated(state, _drops(drops, m.G), _flag("renormalise", renormalise))
     with torch.inference_mode():
-        return squeeze(to_uint8(G(seed_latents(m, [seed], psi).to(m.device)))[0])
+        return squeeze(to_uint8(G(seed_latents(m, [seed], psi, catalog.latents).to(m.device)))[0])
 
 
 @dataclass
@@ -269,11 +269,11 @@ def guided_backprop(catalog: Catalog, model: str, seed: Any, layer: Any, unit: A
     unit's response grows with that pixel), one row."""
     state = catalog.state(model)
     D = discriminator(catalog, state)
-    seed, psi = check_seed(seed), check_float("truncation", truncation, 0.0, 1.0)
+    seed, psi = check_ref(seed), check_float("truncation", truncation, 0.0, 1.0)
     layer = check_int("layer", layer, 0, len(d_units.hidden_activations(D)) - 1)
     widths = d_layers(catalog, model)
     unit = check_int("unit", unit, 0, widths[layer]["units"] - 1)
-    x = render_float(state.model.G, seed_latents(state.model, [seed], psi)).to(state.model.device)
+    x = render_float(state.model.G, seed_latents(state.model, [seed], psi, catalog.latents)).to(state.model.device)
     g = d_units.guided_backprop(D, x, d_units.check_unit(D, layer, unit), unit).cpu()
     shown = g / g.abs().amax().clamp_min(1e-12)  # [-1, 1], 0 stays grey
     return squeeze(tile_grid(to_uint8(torch.cat([x.cpu(), shown])), 2, padding=2))

@@ -50,6 +50,7 @@ from .validation import (  # noqa: F401 (the UI reaches them through service)
     concept_name,
     ref_list,
     seed_list,
+    seed_text,
 )
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -210,6 +211,15 @@ def generate(catalog: Catalog, model: str, seeds: Any = "0-15", truncation: Any 
     return Samples(render_seeds(catalog.state(model), seeds, psi, catalog.latents), seeds)
 
 
+def current_seed(catalog: Catalog, model: str | None, value: Any) -> int | str:
+    """What the header's current-seed box may hold: a seed, or the name of a latent this app keeps that fits
+    ``model``'s z_dim (checked now, so a bad entry is refused before any tab tries it)."""
+    ref = seed_text(value)
+    if isinstance(ref, str) and model:
+        catalog.latents.get(ref, catalog.state(model).model.z_dim)
+    return ref
+
+
 def _amounts(amounts: Any) -> dict[str, float]:
     if amounts is None:
         return {}
@@ -266,9 +276,10 @@ def edit(catalog: Catalog, model: str, seed: Any, amounts: Any = None, truncatio
     return squeeze(render(catalog.state(model).model, z)[0])
 
 
-def edit_snippet(catalog: Catalog, model: str, seed: int, amounts: dict[str, float], truncation: float = 1.0,
+def edit_snippet(catalog: Catalog, model: str, seed: int | str, amounts: dict[str, float], truncation: float = 1.0,
                  keep_fixed: list[str] | None = None, url: str = "http://127.0.0.1:7860/") -> str:
-    """Python that reproduces an edit exactly, through the API and offline with the library."""
+    """Python that reproduces an edit exactly, through the API and offline with the library. A latent name's
+    values come from the server's /latent (it keeps them; the library cannot make them from the name)."""
     amounts = {k: round(float(v), 4) for k, v in amounts.items() if v != 0}
     keep_fixed = list(keep_fixed or [])
     path = catalog.registry.entry(model).path
@@ -276,13 +287,15 @@ def edit_snippet(catalog: Catalog, model: str, seed: int, amounts: dict[str, flo
         shown = path.relative_to(Path.cwd())
     except ValueError:
         shown = path
+    what = f"latent {seed}" if isinstance(seed, str) else f"seed {seed}"
     lines = [
-        f"# seed {seed} of {model!r}, truncation {truncation:g}, moved along {len(amounts)} direction(s)",
+        f"# {what} of {model!r}, truncation {truncation:g}, moved along {len(amounts)} direction(s)",
         "from gradio_client import Client",
-        f"img = Client({url!r}).predict({model!r}, {seed}, {amounts!r}, {truncation!r}, {keep_fixed!r}, api_name=\"/edit\")",
+        f"img = Client({url!r}).predict({model!r}, {seed!r}, {amounts!r}, {truncation!r}, {keep_fixed!r}, api_name=\"/edit\")",
         "",
         "# offline, with the library (same pixels):",
         "import torch",
+        *(["import numpy as np"] if isinstance(seed, str) else []),
         "from dcgan import load_generator, latent_from_seed",
         "from dcgan.directions import apply_directions, condition, load_or_compute_directions",
         f"G, info = load_generator({str(shown)!r})",
@@ -293,8 +306,12 @@ def edit_snippet(catalog: Catalog, model: str, seed: int, amounts: dict[str, flo
         lines.append(f"used = [condition(dirs[n], fixed) for n in {list(amounts)!r}]")
     else:
         lines.append(f"used = [dirs[n] for n in {list(amounts)!r}]")
+    if isinstance(seed, str):
+        lines.append(f"z0 = torch.from_numpy(np.load(Client({url!r}).predict({model!r}, {seed!r}, api_name=\"/latent\")))")
+    else:
+        lines.append(f"z0 = latent_from_seed({seed}, info.model.z_dim)")
     lines += [
-        f"z = apply_directions(latent_from_seed({seed}, info.model.z_dim)[None] * {truncation!r}, used, {amounts!r})",
+        f"z = apply_directions(z0[None] * {truncation!r}, used, {amounts!r})",
         "with torch.no_grad():",
         "    x = G(z)  # [1, C, H, W] in [-1, 1]",
     ]
@@ -351,25 +368,28 @@ def preset_record(catalog: Catalog, model: str, preset: Any) -> str:
         return ""
 
 
+def _concept_groups(seeds_a: Any, seeds_b: Any) -> tuple[list[int | str], list[int | str]]:
+    return (ref_list(seeds_a, what="group A", max_count=MAX_GROUP_SEEDS), ref_list(seeds_b, what="group B", max_count=MAX_GROUP_SEEDS))
+
+
 def concept(catalog: Catalog, model: str, seed: Any, seeds_a: Any, seeds_b: Any, amount: Any = 1.0,
             truncation: Any = 1.0) -> np.ndarray:
-    """``seed`` moved by ``amount`` along the unit concept vector mean(A) - mean(B) (e.g. "smile")."""
+    """``seed`` moved by ``amount`` along the unit concept vector mean(A) - mean(B) (e.g. "smile"); A and B are
+    seeds or latent names, as the arithmetic's groups."""
     seed, psi = check_ref(seed), _truncation(truncation)
     amount = check_float("amount", amount, -MAX_AMOUNT, MAX_AMOUNT)
-    a = seed_list(seeds_a, what="group A", max_count=MAX_GROUP_SEEDS)
-    b = seed_list(seeds_b, what="group B", max_count=MAX_GROUP_SEEDS)
+    a, b = _concept_groups(seeds_a, seeds_b)
     m = catalog.state(model).model
-    direction = concept_direction("concept", seed_latents(m, a, 1.0), seed_latents(m, b, 1.0))
+    direction = concept_direction("concept", seed_latents(m, a, 1.0, catalog.latents), seed_latents(m, b, 1.0, catalog.latents))
     z = apply_directions(seed_latents(m, [seed], psi, catalog.latents), [direction], {"concept": amount})
     return squeeze(render(m, z)[0])
 
 
 def concept_length(catalog: Catalog, model: str, seeds_a: Any, seeds_b: Any) -> float:
     """|mean(A) - mean(B)|: the amount that adds the whole difference."""
-    a = seed_list(seeds_a, what="group A", max_count=MAX_GROUP_SEEDS)
-    b = seed_list(seeds_b, what="group B", max_count=MAX_GROUP_SEEDS)
+    a, b = _concept_groups(seeds_a, seeds_b)
     m = catalog.state(model).model
-    return float((seed_latents(m, a, 1.0).mean(0) - seed_latents(m, b, 1.0).mean(0)).norm())
+    return float((seed_latents(m, a, 1.0, catalog.latents).mean(0) - seed_latents(m, b, 1.0, catalog.latents).mean(0)).norm())
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -3,19 +3,25 @@
 Every value is checked with the endpoints' own validators (explorer.validation, explorer.service limits). A link is
 written by anyone, so ``decode`` never raises: a bad or unknown parameter is dropped with a note saying why, and
 lengths are bounded before anything is parsed. ``encode`` writes only what differs from the defaults (the app's
-initial values), so a fresh page has a short link.
+initial values), so a fresh page has a short link. A latent name (img-<sha12>) means nothing to another visitor's
+session, so a current seed that is one travels as its values (``z``: float32 in URL-safe base64, exact).
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from urllib.parse import urlencode
 
+import numpy as np
+
 from dcgan.actions import LOOP_MODES
 from dcgan.directions import MAX_AMOUNT
 from dcgan.errors import DCGANError, brief
+from dcgan.project import LATENT_NAME_PREFIX, check_latents
 
 from .service import (
     FPS_RANGE,
@@ -41,6 +47,7 @@ class ShareState:
     """What a link restores. Defaults are the app's initial values (tests/explorer/test_share.py checks they agree)."""
     model: str | None = None          # a name from the model picker; None: the picker's first
     seed: int = 0                     # the header's current seed
+    latent: tuple[float, ...] | None = None  # ...or, in its place, a latent's values (float32), when it is a latent name
     truncation: float = 1.0           # ψ
     tab: str = "generate"             # the selected tab's id
     seeds: str = "0-15"               # Generate: the seed list
@@ -60,7 +67,7 @@ class ShareState:
 
 
 # field -> query parameter; the order of a written link
-PARAMS = {"model": "model", "seed": "seed", "truncation": "psi", "tab": "tab", "seeds": "seeds", "amounts": "amounts",
+PARAMS = {"model": "model", "seed": "seed", "latent": "z", "truncation": "psi", "tab": "tab", "seeds": "seeds", "amounts": "amounts",
           "shown": "shown", "keep_fixed": "fixed", "a": "a", "b": "b", "c": "c", "noise": "noise", "noise_seed": "nseed",
           "keyframes": "keys", "frames": "frames", "method": "method", "loop": "loop", "fps": "fps"}
 FIELDS = {param: name for name, param in PARAMS.items()}
@@ -84,6 +91,33 @@ def _name(what: str, text: str) -> str:
     if not _NAME.fullmatch(text):
         raise DCGANError(f"{what}: {brief(text)} is not a name (1-{MAX_NAME_CHARS} characters, no ',' or ':')")
     return text
+
+
+def _seed(text: str) -> int:
+    if text.strip().startswith(LATENT_NAME_PREFIX):
+        raise DCGANError(f"seed: {brief(text)} is a latent name, which only the session that made it knows; a link carries "
+                         "the latent itself (z=...)")
+    return check_seed(_number(text))
+
+
+def _latent(text: str) -> tuple[float, ...]:
+    """z=: little-endian float32 values in URL-safe base64 without padding, checked as /latent_upload checks a .npy
+    (finite, bounded); its length is checked against the model's z_dim when the link is opened."""
+    try:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", text):
+            raise ValueError
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, binascii.Error):
+        raise DCGANError("z: not URL-safe base64 (the values of a latent, as a shared link writes them)") from None
+    if len(data) % 4:
+        raise DCGANError(f"z: {len(data)} bytes is not a whole number of float32 values")
+    values = np.frombuffer(data, "<f4")
+    check_latents(values, len(values), what="z")
+    return tuple(float(v) for v in values)
+
+
+def _latent_text(values: tuple[float, ...]) -> str:
+    return base64.urlsafe_b64encode(np.asarray(values, "<f4").tobytes()).decode().rstrip("=")
 
 
 def _seed_text(what: str, max_count: int, min_count: int = 1, empty: bool = False) -> Callable[[str], str]:
@@ -123,7 +157,8 @@ def _flag(text: str) -> bool:
 
 PARSERS: dict[str, Callable[[str], Any]] = {
     "model": lambda t: _name("model", t),
-    "seed": lambda t: check_seed(_number(t)),
+    "seed": _seed,
+    "latent": _latent,
     "truncation": lambda t: check_float("psi", _number(t), 0.0, 1.0),
     "seeds": _seed_text("seeds", MAX_GENERATE_SEEDS),
     "amounts": _amounts,
@@ -161,7 +196,7 @@ def _text(value: Any) -> str:
 def to_query(state: ShareState) -> dict[str, str]:
     """The parameters of ``state`` that differ from the defaults, in link order."""
     default = ShareState()
-    return {PARAMS[f.name]: _text(getattr(state, f.name)) for f in dataclasses.fields(state)
+    return {PARAMS[f.name]: (_latent_text if f.name == "latent" else _text)(getattr(state, f.name)) for f in dataclasses.fields(state)
             if getattr(state, f.name) != getattr(default, f.name) and getattr(state, f.name) is not None}
 
 

@@ -80,6 +80,18 @@ def check_ref(value: Any, name: str = "seed") -> int | str:
     return check_seed(value, name)
 
 
+def seed_text(value: Any) -> int | str:
+    """The header's current-seed box: an integer 0..MAX_SEED or a latent name, typed as text (or given as an int)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
+        return check_seed(int(value), "current seed")
+    if isinstance(value, str) and value.strip().startswith(LATENT_NAME_PREFIX):
+        return _latent_ref(value.strip(), "current seed")
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return check_seed(value, "current seed")
+    raise LatentError(f"current seed: {brief(value)} is neither a seed (an integer from 0 to {MAX_SEED}) nor a latent name "
+                      "(img-0123456789ab, from the Your image tab)")
+
+
 def ref_list(value: Any, *, what: str, max_count: int, min_count: int = 1, allow_random: bool = False) -> list[int | str]:
     """``seed_list`` where latent names may stand in for seeds: "3, img-0123456789ab, 40-42" or a list of both."""
     if isinstance(value, str) and LATENT_NAME_PREFIX in value:

@@ -4,7 +4,7 @@ The UI's own events are private (they return display values); these endpoints re
 JSON. Type hints become the endpoint schemas, so this module must not use ``from __future__ import annotations``.
 Example: ``Client(url).predict("celeba-64", 42, {"sefa-0": 2.0}, api_name="/edit")`` -> path of a 64x64 PNG.
 """
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from gradio.data_classes import FileData
 
@@ -43,7 +43,7 @@ def register_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int, bu
                 "tile_size": list(samples.images.shape[1:3])}
         return png(samples.grid(columns), f"{model}-{service.format_seeds(samples.seeds)[:40]}"), meta
 
-    def edit(model: str, seed: int, amounts: Optional[dict[str, float]] = None, truncation: float = 1.0,
+    def edit(model: str, seed: Union[int, str], amounts: Optional[dict[str, float]] = None, truncation: float = 1.0,
              keep_fixed: Optional[list[str]] = None) -> FileData:
         """The image of a seed moved along directions: amounts {{direction name: amount}} (at most
         {MAX_AMOUNT_ENTRIES}), |amount| <= {MAX_AMOUNT:g} (unit vectors in z). keep_fixed: direction names to hold still
@@ -64,7 +64,7 @@ def register_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int, bu
         classifier among seeds 0-{PRESET_SEARCH_LAST} (face models)."""
         return service.arithmetic_preset(catalog, model, preset, count)
 
-    def concept(model: str, seed: int, seeds_a: str, seeds_b: str, amount: float = 1.0, truncation: float = 1.0) -> FileData:
+    def concept(model: str, seed: Union[int, str], seeds_a: str, seeds_b: str, amount: float = 1.0, truncation: float = 1.0) -> FileData:
         """A seed moved by amount along the unit concept vector mean(A) - mean(B) (e.g. A smiling, B neutral)."""
         return png(service.concept(catalog, model, seed, seeds_a, seeds_b, amount, truncation), f"{model}-seed{seed}-concept")
 
@@ -76,7 +76,7 @@ def register_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int, bu
         result = service.interpolate(catalog, model, keyframes, frames, method, fps, loop, truncation, out=out, strip=False)
         return file(result.gif_path), file(result.mp4_path)
 
-    def nearest(model: str, seed: int, truncation: float = 1.0, k: int = 8) -> tuple[FileData, list[dict]]:
+    def nearest(model: str, seed: Union[int, str], truncation: float = 1.0, k: int = 8) -> tuple[FileData, list[dict]]:
         """The k (1-{MAX_NEAREST}) training images nearest to the seed's sample in pixel space: a PNG row (query
         first) and [{{"index", "distance"}}] (RMS, grey levels). Needs the model's training data on the server."""
         result = service.nearest(catalog, model, seed, truncation, k)

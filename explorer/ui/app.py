@@ -11,6 +11,8 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
+from dcgan.errors import DCGANError
+
 from .. import service
 from ..derived import Catalog
 from ..outputs import OutputDir
@@ -62,15 +64,15 @@ def _header(names: list[str]) -> tuple[Header, list[gr.Component], gr.Button]:
     with gr.Row(elem_id="model-row"):
         model = gr.Dropdown(names, value=names[0] if names else None, label="Model", scale=3)
         refresh = gr.Button("Rescan folders", size="sm", scale=0, min_width=120)
-        seed = gr.Number(0, precision=0, minimum=0, maximum=service.MAX_SEED, label="Current seed", scale=1,
-                         info="click a sample to choose it")
+        seed_box = gr.Textbox("0", label="Current seed", scale=1, max_lines=1, elem_id="seed-box",
+                              info="a seed or an img-… latent; Enter")
         truncation = gr.Slider(0.0, 1.0, 1.0, step=0.05, label="Truncation ψ", scale=2, info="z ← ψ·z (1: none; lower: safer, blander)")
     with gr.Accordion("Model card", open=False):
         with gr.Row():
             card = gr.Markdown(elem_id="model-card")
             picture = gr.Image(label="Samples", format="png", height=280, interactive=False, scale=0, min_width=280,
                                elem_id="model-card-picture")
-    return Header(model, seed, truncation, gr.State([])), [card, picture], refresh
+    return Header(model, gr.State(0), seed_box, truncation, gr.State([])), [card, picture], refresh
 
 
 def _card(catalog: Catalog, name: str | None) -> tuple[Any, Any]:
@@ -78,6 +80,33 @@ def _card(catalog: Catalog, name: str | None) -> tuple[Any, Any]:
         return "", None
     card = service.model_card(catalog, name)
     return card.markdown, gr.update(value=card.picture, label=card.caption or "Samples", visible=card.picture is not None)
+
+
+def wire_seed_box(ctx: Context) -> None:
+    """What is typed in the current-seed box becomes the current seed once checked; anything else is refused with a
+    warning and the box shows the current seed again (no tab sees the bad entry). A latent that does not fit a newly
+    picked model gives way to seed 0."""
+    catalog, header = ctx.catalog, ctx.header
+
+    def choose(model: str | None, text: str, current: int | str) -> int | str:
+        try:
+            return service.current_seed(catalog, model, text)
+        except DCGANError as exc:
+            gr.Warning(f"{exc}. The current seed stays {current}.")
+            return current
+
+    def fit(model: str | None, current: int | str) -> Any:
+        if not isinstance(current, str) or not model:
+            return gr.skip()
+        try:
+            service.current_seed(catalog, model, current)
+        except DCGANError as exc:
+            gr.Warning(f"{exc}. The current seed is now 0.")
+            return 0
+        return gr.skip()
+
+    ctx.set_seed([header.seed_box.submit, header.seed_box.blur], choose, [header.model, header.seed_box, header.seed])
+    ctx.set_seed(header.model.change, fit, [header.model, header.seed])
 
 
 def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_limit: int = 2,
@@ -91,6 +120,7 @@ def build_app(catalog: Catalog, *, out: OutputDir | None = None, concurrency_lim
     with gr.Blocks(title=TITLE, delete_cache=(900, 3600)) as demo:
         header, card, refresh = _header(service.picker_names(catalog))
         ctx = Context(catalog, out, demo, header, concurrency_limit, uploads, training, budget)
+        wire_seed_box(ctx)
         share = share_panel(ctx)  # before the tabs: their load events wait for a shared link's state
         upload_panel(ctx)
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # on a phone every tab stays one tap away, not behind a menu

@@ -57,7 +57,8 @@ def as_files(value: Any, out: OutputDir) -> Any:
 class Header:
     """The components above the tabs, shared by all of them."""
     model: gr.Dropdown
-    seed: gr.Number
+    seed: gr.State         # the current seed every tab uses: an int seed or a latent name (img-<sha12>), always valid
+    seed_box: gr.Textbox   # where it is typed; what is typed becomes ``seed`` only once checked (ui/app.py)
     truncation: gr.Slider
     session_models: gr.State  # names of this session's uploads (names only, never models)
 
@@ -81,7 +82,7 @@ class Context:
         return self.header.model
 
     @property
-    def seed(self) -> gr.Number:
+    def seed(self) -> gr.State:
         return self.header.seed
 
     @property
@@ -114,6 +115,17 @@ class Context:
         """An event for cheap bookkeeping (no generator): not queued behind image work."""
         options = {"api_visibility": "private", "queue": False, "show_progress": "hidden", **kwargs}
         return gr.on(self._after_restore(triggers), guard(fn), inputs, outputs, **options)
+
+    def set_seed(self, triggers: Any, fn: Callable, inputs: Any = None, **kwargs: Any) -> Any:
+        """An event making ``fn``'s result (a seed or latent name; gr.skip() for none) the current seed: the header's
+        box shows it and the tabs' ``seed.change`` events run. Queued (a State's change fires only after queued
+        events) with no concurrency limit, so it never waits behind image work."""
+        @functools.wraps(fn)
+        def both(*args: Any, **kw: Any) -> Any:
+            value = fn(*args, **kw)
+            return (gr.skip(), gr.skip()) if isinstance(value, dict) else (value, value)  # gr.skip() is an update dict
+        options = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None, **kwargs}
+        return gr.on(self._after_restore(triggers), guard(both), inputs, [self.header.seed_box, self.header.seed], **options)
 
     def _after_restore(self, triggers: Any) -> Any:
         """``triggers`` with the page's load replaced by ``restored``: what runs on load sees a shared link's state."""

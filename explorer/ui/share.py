@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
 from dcgan.directions import LABELLED_KINDS
+from dcgan.errors import LatentError
+from dcgan.project import check_latents
 
 from .. import service
 from ..downloads import grid_zip, latent_npy
@@ -83,6 +86,17 @@ def wire_sharing(ctx: Context, panel: SharePanel, tabs: gr.Tabs) -> None:
                 amounts[name] = value
         return {"model": model, "shown": state.shown, "amounts": amounts}
 
+    def latent_seed(model: str, state: ShareState, notes: list[str]) -> int | str:
+        """The link's current seed: its latent (z=) kept here under its name, else its seed."""
+        if state.latent is None:
+            return state.seed
+        try:
+            z = check_latents(np.asarray(state.latent, np.float32), catalog.state(model).model.z_dim, what="z")
+        except LatentError as exc:
+            notes.append(f"{exc} (model {model!r})")
+            return state.seed
+        return catalog.latents.add(z[0])
+
     def restore(count: int, current: str | None, request: gr.Request) -> dict:
         params = dict(request.query_params) if request else {}
         if not params:
@@ -92,10 +106,12 @@ def wire_sharing(ctx: Context, panel: SharePanel, tabs: gr.Tabs) -> None:
         model = state.model if state.model in names else current
         if state.model is not None and state.model not in names:
             notes.insert(0, f"model {state.model!r} is not on this server; showing {model!r}")
-        values = {header.seed: state.seed, header.truncation: state.truncation, tabs: gr.Tabs(selected=state.tab),
+        values = {header.seed: state.seed, header.seed_box: state.seed, header.truncation: state.truncation,
+                  tabs: gr.Tabs(selected=state.tab),
                   panel.tab: state.tab, **{c: getattr(state, name) for name, c in plain.items()}}
         if model:
             values[header.model] = model
+            values[header.seed] = values[header.seed_box] = latent_seed(model, state, notes)
             if slider_link is not None:
                 values[slider_link] = slider_request(model, state, notes)
         if notes:
@@ -103,15 +119,23 @@ def wire_sharing(ctx: Context, panel: SharePanel, tabs: gr.Tabs) -> None:
         values[panel.note] = "Restored from the link." + "".join(f"\n- ignored: {n}" for n in notes)
         return {**values, panel.restored: count + 1}
 
-    restore_outputs = [header.model, header.seed, header.truncation, tabs, panel.tab, *plain.values(), panel.note, panel.restored]
+    restore_outputs = [header.model, header.seed, header.seed_box, header.truncation, tabs, panel.tab, *plain.values(), panel.note,
+                       panel.restored]
     restore_outputs += [slider_link] if slider_link is not None else []
     # queued, not queue=False: a State's change event (ctx.restored) fires only after queued events
     ctx.demo.load(guard(restore), [panel.restored, header.model], restore_outputs, api_visibility="private",
                   show_progress="hidden", concurrency_limit=None)
 
     def query(model, seed, psi, tab, *rest) -> str:
-        """The link's query for what the components show now."""
+        """The link's query for what the components show now; a latent name's values go in the link (z=), as
+        another visitor's session does not know the name."""
         state = ShareState(model=model, seed=seed, truncation=psi, tab=tab, **dict(zip(plain, rest)))
+        if isinstance(seed, str):
+            state.seed = 0
+            try:
+                state.latent = tuple(catalog.latents.get(seed, catalog.state(model).model.z_dim).tolist()) if model else None
+            except LatentError:
+                state.latent = None  # forgotten meanwhile: the link leaves the current seed out
         if slot_names is not None:
             names, chosen, *amounts = rest[len(plain):]
             state.amounts = {n: float(v) for n, v in zip(names, amounts) if n and v}
@@ -121,7 +145,7 @@ def wire_sharing(ctx: Context, panel: SharePanel, tabs: gr.Tabs) -> None:
 
     inputs = [header.model, header.seed, header.truncation, panel.tab, *plain.values()]
     inputs += [slot_names, shown, *sliders] if slot_names is not None else []
-    changes = [c.change for c in inputs if not isinstance(c, gr.State)]
+    changes = [c.change for c in inputs if not isinstance(c, gr.State) or c is header.seed]
     ctx.on_light([ctx.restored, *changes], query, inputs, panel.query, trigger_mode="always_last")
     panel.query.change(None, panel.query, panel.link, js=LINK_JS, api_visibility="private", queue=False, show_progress="hidden")
 

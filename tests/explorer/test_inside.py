@@ -12,6 +12,7 @@ from PIL import Image
 
 from dcgan.checkpoints import GENERATOR_FILE, load_generator, save_discriminator
 from dcgan.errors import CheckpointError, ConfigError, DatasetError, DCGANError
+from dcgan.latent import latent_from_seed
 from explorer import inside
 
 from .conftest import StubClassifier, free_port
@@ -200,3 +201,14 @@ def test_an_upload_gets_no_classifier_work_and_no_discriminator(inside_catalog, 
     with pytest.raises(CheckpointError, match="no discriminator"):
         inside.d_units_grid(inside_catalog, "upload-abc", 0)
     assert inside.g_features(inside_catalog, "upload-abc", 1, 0).image.shape == (16, 16, 3)  # G's own maps are fine
+
+
+def test_a_latent_name_is_the_current_seed_here_too(inside_catalog):
+    """The header's current seed may be a latent name (Your image): the Inside views of its latent equal the seed's."""
+    name = inside_catalog.latents.add(latent_from_seed(3, 8))
+    c = inside_catalog
+    assert np.array_equal(inside.g_features(c, "tiny", name, 1).maps, inside.g_features(c, "tiny", 3, 1).maps)
+    assert np.array_equal(inside.ablate(c, "tiny", name, {"1": [0, 1]}), inside.ablate(c, "tiny", 3, {"1": [0, 1]}))
+    assert np.array_equal(inside.guided_backprop(c, "tiny", name, 1, 2), inside.guided_backprop(c, "tiny", 3, 1, 2))
+    with pytest.raises(DCGANError, match="unknown"):
+        inside.g_features(inside_catalog, "tiny", "img-0123456789ab", 1)

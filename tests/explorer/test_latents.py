@@ -13,8 +13,9 @@ from dcgan.errors import LatentError
 from dcgan.latent import format_seeds, latent_from_seed
 from dcgan.project import ImageError, save_latents
 from explorer import service
+from explorer.downloads import latent_npy
 from explorer.latents import LatentStore, resolve
-from explorer.validation import check_ref, ref_list
+from explorer.validation import check_ref, ref_list, seed_text
 
 from .conftest import free_port
 
@@ -67,6 +68,23 @@ def test_seed_lists_accept_latent_names_and_refuse_bad_ones():
         ref_list(f"0-1, {name}", what="seeds", max_count=2)
 
 
+@pytest.mark.parametrize("text, seed", [("42", 42), (" 7 ", 7), ("4294967295", 4294967295), (3, 3),
+                                        ("img-0123456789ab", "img-0123456789ab"), (" img-0123456789ab ", "img-0123456789ab")])
+def test_the_current_seed_box_reads_seeds_and_latent_names(text, seed):
+    assert seed_text(text) == seed
+
+
+@pytest.mark.parametrize("text, says", [
+    ("abc", "neither a seed (an integer from 0 to 4294967295) nor a latent name"), ("-1", "neither a seed"), ("1.5", "neither"),
+    ("", "neither"), ("٣", "neither"), (None, "neither"), (True, "neither"), ("4294967296", "must be an integer from 0 to 4294967295"),
+    ("img-0123", "not a latent name; they look like img-0123456789ab"), ("img-0123456789AB", "not a latent name"),
+])
+def test_the_current_seed_box_refuses_anything_else(text, says):
+    with pytest.raises(LatentError, match="current seed") as refused:
+        seed_text(text)
+    assert says in str(refused.value)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # service on the tiny generator
 
@@ -84,6 +102,42 @@ def test_projected_latent_works_wherever_a_seed_does(catalog, out):
     assert np.array_equal(walk.frames[0], result.reconstruction)
     path = service.latent_file(catalog, "tiny", result.name, out=out)
     assert service.latent_upload(catalog, "tiny", path.read_bytes()) == [result.name]
+
+
+def test_current_seed_needs_a_latent_this_app_keeps_for_the_model(catalog):
+    name = catalog.latents.add(latent_from_seed(3, 8))
+    assert service.current_seed(catalog, "tiny", "12") == 12 and service.current_seed(catalog, "tiny", name) == name
+    assert service.current_seed(catalog, None, "img-0123456789ab") == "img-0123456789ab"  # no model yet: only its form
+    with pytest.raises(LatentError, match="unknown here"):
+        service.current_seed(catalog, "tiny", "img-0123456789ab")
+    with pytest.raises(LatentError, match="z_dim is 8"):
+        service.current_seed(catalog, "tiny", catalog.latents.add(torch.zeros(9)))
+
+
+def test_a_latent_as_current_seed_and_in_the_concept_groups(catalog, out):
+    """Everything the header's seed feeds takes a latent name; a latent kept from seed 3 gives seed 3's pixels."""
+    three, four = catalog.latents.add(latent_from_seed(3, 8)), catalog.latents.add(latent_from_seed(4, 8))
+    assert np.array_equal(service.seed_image(catalog, "tiny", three, 0.7), service.seed_image(catalog, "tiny", 3, 0.7))
+    moved = {"sefa-0": 2.0}
+    assert np.array_equal(service.edit(catalog, "tiny", three, moved, 0.7), service.edit(catalog, "tiny", 3, moved, 0.7))
+    assert np.array_equal(service.concept(catalog, "tiny", three, f"{four}, 1", "2", 1.5, 0.7),
+                          service.concept(catalog, "tiny", 3, "4, 1", "2", 1.5, 0.7))
+    assert service.concept_length(catalog, "tiny", four, "2") == service.concept_length(catalog, "tiny", "4", "2")
+    with pytest.raises(LatentError, match="group A"):
+        service.concept(catalog, "tiny", 3, "img-nothex", "2")
+    np.testing.assert_array_equal(np.load(latent_npy(catalog, "tiny", three, 0.5, out=out)),
+                                  np.load(latent_npy(catalog, "tiny", 3, 0.5, out=out)))
+
+
+def test_the_edit_snippet_of_a_latent_fetches_its_values(catalog):
+    name = catalog.latents.add(latent_from_seed(3, 8))
+    snippet = service.edit_snippet(catalog, "tiny", name, {"sefa-0": 2.0}, 0.5, url="http://host:1/")
+    compile(snippet, "snippet", "exec")
+    assert f"# latent {name} of 'tiny'" in snippet
+    assert f".predict('tiny', '{name}', {{'sefa-0': 2.0}}, 0.5, [], api_name=\"/edit\")" in snippet
+    assert f"np.load(Client('http://host:1/').predict('tiny', '{name}', api_name=\"/latent\"))" in snippet
+    assert "latent_from_seed(3" not in snippet
+    assert "z0 = latent_from_seed(3, info.model.z_dim)" in service.edit_snippet(catalog, "tiny", 3, {})
 
 
 def test_unknown_names_and_bad_files_are_refused(catalog):
@@ -140,6 +194,12 @@ def test_api_project_latent_and_upload(client, tmp_path):
     edited = client.predict("tiny", name, {"sefa-0": 2.0}, 1.0, None, api_name="/edit")
     with Image.open(edited) as img:
         assert img.size == (16, 16)
+    for api, args in {"/concept": (name, f"{name}, 1", "2", 1.0, 1.0), "/nearest": (name, 1.0, 2),
+                      "/g_features": (name, 1), "/ablate": (name, {"1": [0]})}.items():
+        result = client.predict("tiny", *args, api_name=api)
+        path = result[0] if isinstance(result, (list, tuple)) else result
+        with Image.open(path) as img:
+            assert img.size[1] >= 16, api
 
 
 def test_api_refuses_bad_images_latents_and_names(client, tmp_path):

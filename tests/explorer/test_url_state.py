@@ -1,15 +1,21 @@
 """explorer.url_state: a shared link's query <-> ShareState, exact round trips, and bad links that never crash."""
 from __future__ import annotations
 
+import base64
 from urllib.parse import parse_qsl, urlsplit
 
+import numpy as np
 import pytest
+import torch
 
 from dcgan.errors import DCGANError
+from dcgan.latent import latent_from_seed
+from dcgan.project import latent_name
 from explorer import service
 from explorer.url_state import MAX_NOTES, MAX_PARAMS, MAX_VALUE_CHARS, PARAMS, ShareState, decode, encode, to_query
 
 TABS = ("generate", "sliders", "arithmetic", "interpolation")
+LATENT = tuple(float(v) for v in latent_from_seed(5, 100).numpy())  # float32 values, as a latent name's are
 
 
 def query_of(link: str) -> dict[str, str]:
@@ -17,7 +23,7 @@ def query_of(link: str) -> dict[str, str]:
 
 
 def everything_changed() -> ShareState:
-    return ShareState(model="fashion-mnist", seed=4_000_000_000, truncation=0.15000000000000002, tab="interpolation",
+    return ShareState(model="fashion-mnist", seed=4_000_000_000, latent=LATENT, truncation=0.15000000000000002, tab="interpolation",
                       seeds="3,7,42", amounts={"sefa-0": 2.0, "T-shirt/top": -1.35, "Blond Hair": 0.05}, shown=["T-shirt/top"],
                       keep_fixed=True, a="1,2,3", b="4", c="5-7", noise=0.5, noise_seed=9, keyframes="1,2,9", frames=120,
                       method="linear", loop="pingpong", fps=29.97)
@@ -131,3 +137,36 @@ def test_seed_lists_may_name_latents_but_the_header_seed_stays_an_integer():
     assert (state.seeds, state.keyframes, notes) == ("3,img-0123456789ab", "img-0123456789ab,7", [])
     state, notes = decode({"a": "img-XYZ", "seed": "img-0123456789ab"}, tabs=TABS)
     assert (state.a, state.seed) == ("", 0) and len(notes) == 2 and "latent name" in notes[0]
+    assert "only the session that made it knows; a link carries the latent itself (z=...)" in notes[1]
+
+
+def test_a_latent_travels_as_its_exact_values():
+    """A latent name means nothing to another session: the link carries the float32 values, and they come back
+    bit for bit, so the name made from them on the other side is the same."""
+    query = query_of(encode(ShareState(latent=LATENT)))
+    assert list(query) == ["z"] and len(query["z"]) == 534  # 100 float32 values in base64 without padding
+    back, notes = decode(query, tabs=TABS)
+    assert notes == [] and back.latent == LATENT
+    assert latent_name(torch.tensor(back.latent)) == latent_name(latent_from_seed(5, 100))
+
+
+@pytest.mark.parametrize("values, says", [
+    (np.array([0.5, np.nan], "<f4"), "NaN or infinite"),
+    (np.array([0.5, 1e6], "<f4"), "within ±"),
+    (np.array([0.5], "<f8"), None),  # 8 bytes read as two float32 values: a valid (meaningless) latent, not a crash
+])
+def test_bad_latent_values_are_dropped_with_a_note(values, says):
+    text = base64.urlsafe_b64encode(values.tobytes()).decode().rstrip("=")
+    state, notes = decode({"z": text, "seed": "7"}, tabs=TABS)
+    assert state.seed == 7
+    if says:
+        assert state.latent is None and len(notes) == 1 and says in notes[0], notes
+    else:
+        assert notes == [] and len(state.latent) == 2
+
+
+@pytest.mark.parametrize("text, says", [("AAA", "not a whole number of float32"), ("A", "not URL-safe base64"),
+                                        ("AA+A", "not URL-safe base64"), ("AAAA=", "not URL-safe base64")])
+def test_a_latent_that_is_not_base64_floats_is_dropped(text, says):
+    state, notes = decode({"z": text}, tabs=TABS)
+    assert state.latent is None and len(notes) == 1 and says in notes[0], notes

@@ -60,7 +60,7 @@ def arithmetic_tab(ctx: Context) -> None:
                                    elem_classes=["pixelated", "big"])
         shown = gr.State([])
         ctx.shared.update(a=boxes["A"], b=boxes["B"], c=boxes["C"], noise=noise, noise_seed=noise_seed)
-        concepts = gr.State({})  # name -> {"a": [...], "b": [...], "model": str, "length": float}: seeds only
+        concepts = gr.State({})  # name -> {"a": [...], "b": [...], "model": str, "length": float}: seeds and latent names
 
         def show_candidates(model, text, psi):
             samples = service.generate(catalog, model, text, psi)
@@ -99,7 +99,7 @@ def arithmetic_tab(ctx: Context) -> None:
         def save_concept(model, name, a, b, saved):
             name = service.concept_name(name)
             length = service.concept_length(catalog, model, a, b)
-            seeds = {g: service.seed_list(t, what=f"group {g}", max_count=service.MAX_GROUP_SEEDS) for g, t in (("a", a), ("b", b))}
+            seeds = {g: service.ref_list(t, what=f"group {g}", max_count=service.MAX_GROUP_SEEDS) for g, t in (("a", a), ("b", b))}
             saved = {**saved, name: {**seeds, "model": model, "length": round(length, 3)}}
             note = (f"**{name}** = mean(A) − mean(B) from {model}; its full length is {length:.2f} "
                     "(the amount that adds the whole difference).")

@@ -61,7 +61,7 @@ def generate_tab(ctx: Context) -> None:
         ctx.on([go.click, seeds.submit, ctx.demo.load, ctx.model.change, ctx.truncation.release], run,
                [ctx.model, seeds, ctx.truncation], grid_outputs, trigger_mode="always_last")
         ctx.on(random_btn.click, lambda model, psi: run(model, "random", psi), [ctx.model, ctx.truncation], grid_outputs)
-        ctx.on_light(gallery.select, pick, shown, ctx.seed)
+        ctx.set_seed(gallery.select, pick, shown)
         ctx.on([ctx.seed.change, ctx.demo.load, ctx.model.change, ctx.truncation.release], show_current,
                [ctx.model, ctx.seed, ctx.truncation], current, trigger_mode="always_last", show_progress="hidden")
         ctx.on(find.click, find_nearest, [ctx.model, ctx.seed, ctx.truncation, k], [nearest_gallery, nearest_note])

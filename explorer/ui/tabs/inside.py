@@ -2,7 +2,7 @@
 §6.3.1); D's units as grids of top-activating patches and their guided-backprop maps (§6.2); the probe table (§5).
 Also the public endpoints of these actions (``register_inside_api``).
 """
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import gradio as gr
 from gradio.data_classes import FileData
@@ -179,7 +179,7 @@ def register_inside_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: 
     def png(img, stem: str) -> FileData:
         return FileData(path=str(out.png(img, stem)))
 
-    def g_features(model: str, seed: int, layer: int, truncation: float = 1.0, drops: Optional[dict[str, list[int]]] = None,
+    def g_features(model: str, seed: Union[int, str], layer: int, truncation: float = 1.0, drops: Optional[dict[str, list[int]]] = None,
                    renormalise: bool = False) -> tuple[FileData, FileData, dict]:
         """(G(seed) with the maps ``drops`` ({{"layer": [map, ...]}}, at most {MAX_DROPS}) zeroed, the grid of G layer
         ``layer``'s maps for it (map i at row i // columns, dropped ones black), {{"columns", "strongest": maps by mean
@@ -188,7 +188,7 @@ def register_inside_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: 
         return png(f.image, f"{model}-seed{seed}-ablated"), png(f.maps, f"{model}-seed{seed}-layer{layer}"), \
             {"columns": f.columns, "strongest": f.strongest}
 
-    def ablate(model: str, seed: int, drops: Optional[dict[str, list[int]]] = None, truncation: float = 1.0,
+    def ablate(model: str, seed: Union[int, str], drops: Optional[dict[str, list[int]]] = None, truncation: float = 1.0,
                renormalise: bool = False) -> FileData:
         """G(seed) with the feature maps ``drops`` ({{"layer": [map, ...]}}, at most {MAX_DROPS}) zeroed everywhere
         (renormalise: BatchNorm statistics re-estimated after dropping)."""
@@ -209,7 +209,7 @@ def register_inside_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: 
         return png(result.grid, f"{model}-d-layer{layer}"), {"units": result.units, "patch_size": result.patch_size,
                                                              "source": result.source}
 
-    def guided_backprop(model: str, seed: int, layer: int, unit: int, truncation: float = 1.0) -> FileData:
+    def guided_backprop(model: str, seed: Union[int, str], layer: int, unit: int, truncation: float = 1.0) -> FileData:
         """G(seed) beside the guided-backpropagation map of D's unit (layer, unit) on it (grey 0, brighter: positive)."""
         return png(inside.guided_backprop(catalog, model, seed, layer, unit, truncation), f"{model}-seed{seed}-guided")
 

@@ -50,7 +50,7 @@ def project_tab(ctx: Context) -> None:
     with gr.Tab("Your image", id="project"):
         gr.Markdown(f"Find the latent of your own image. Up to {MAX_IMAGE_SIDE} px a side and {MAX_IMAGE_BYTES // 2**20} MB, "
                     "any format PIL reads. The result gets a name (`img-…`) that the seed boxes of the other tabs accept "
-                    "(e.g. `3, img-0123456789ab, 42`).")
+                    "(e.g. `3, img-0123456789ab, 42`); **Use as current seed** puts it in the header's box.")
         advice = gr.Markdown(elem_id="project-advice")
         with gr.Row():
             with gr.Column():
@@ -66,7 +66,10 @@ def project_tab(ctx: Context) -> None:
                                       elem_id="project-reconstruction")
         with gr.Row():
             quality = gr.Markdown(elem_id="project-quality")
-            name = gr.Textbox(label="Latent name (use it as a seed anywhere)", interactive=False, elem_id="project-name")
+            with gr.Column():
+                name = gr.Textbox(label="Latent name (use it as a seed anywhere)", interactive=False, elem_id="project-name")
+                use = gr.Button("Use as current seed", interactive=False, elem_id="project-use")
+                gr.Markdown("Then Generate, Latent sliders, the arithmetic's concept slider and Inside work on it.")
             npy = gr.File(label="Latent .npy (float32 [z_dim])")
         with gr.Accordion("Slide it", open=True):
             with gr.Row():  # the edited image beside its slider, so it is in view while the slider is dragged
@@ -105,6 +108,12 @@ def project_tab(ctx: Context) -> None:
                 return None
             return service.edit(catalog, model, latent, {chosen: value} if chosen else {})
 
+        def use_latent(latent):
+            if not latent:
+                return gr.skip()
+            gr.Info(f"{latent} is the current seed.")
+            return latent
+
         def bring_back(model, path):
             if not path:
                 return ""
@@ -119,6 +128,8 @@ def project_tab(ctx: Context) -> None:
         ctx.on([amount.input, amount.release, direction.change, name.change], slide, [ctx.model, name, direction, amount], edited,
                trigger_mode="always_last", show_progress="hidden")
         ctx.on(upload.change, bring_back, [ctx.model, upload], uploaded)
+        ctx.on_light(name.change, lambda latent: gr.update(interactive=bool(latent)), name, use)
+        ctx.set_seed(use.click, use_latent, name)
 
 
 def register_project_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int, budget: VisitorBudget | None = None) -> None:

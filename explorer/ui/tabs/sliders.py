@@ -99,7 +99,7 @@ def sliders_tab(ctx: Context) -> None:
             labelled = [n for n in names[SLOTS["sefa"] + SLOTS["pca"]:] if n]
             fixed = labelled if keep else []
             img = service.edit(catalog, model, seed, amounts, psi, fixed)
-            return img, service.edit_snippet(catalog, model, int(seed), amounts, float(psi), fixed, url=ctx.url)
+            return img, service.edit_snippet(catalog, model, seed, amounts, float(psi), fixed, url=ctx.url)
 
         setup_outputs = [slot_names, shown_labels, status, timer, *all_sliders]
 
@@ -124,6 +124,6 @@ def sliders_tab(ctx: Context) -> None:
         ctx.on([ctx.demo.load, ctx.model.change], lambda model, seed, psi: service.seed_image(catalog, model, seed, psi),
                [ctx.model, ctx.seed, ctx.truncation], original, show_progress="hidden")
         ctx.on(reset.click, lambda model, seed, psi: [0] * len(all_sliders) + [service.seed_image(catalog, model, seed, psi),
-                                                                           service.edit_snippet(catalog, model, int(seed), {},
+                                                                           service.edit_snippet(catalog, model, seed, {},
                                                                                                 float(psi), url=ctx.url)],
                [ctx.model, ctx.seed, ctx.truncation], [*all_sliders, edited, snippet])
