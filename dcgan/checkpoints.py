@@ -150,6 +150,15 @@ def save_discriminator(D: nn.Module, path: Path, *, model: ModelConfig, info: di
     save_safetensors(module_tensors(D, dtype), path, metadata=metadata)
 
 
+def discriminator_beside(generator_path: Path | str) -> Path:
+    """Where a generator's D lives: DIR/discriminator.safetensors beside DIR/generator.safetensors, else
+    X.discriminator.safetensors beside X.safetensors (dcgan export, kept generators)."""
+    generator_path = Path(generator_path)
+    if generator_path.name == GENERATOR_FILE:
+        return generator_path.with_name(DISCRIMINATOR_FILE)
+    return generator_path.with_name(generator_path.stem + ".discriminator.safetensors")
+
+
 def discriminator_path(path: Path | str) -> Path:
     """``path`` itself, or the discriminator.safetensors inside a folder (a shipped checkpoint or run directory)."""
     path = Path(path)

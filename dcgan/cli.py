@@ -109,8 +109,8 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-every", type=int, metavar="N", default=t.sample_every, help="steps between preview grids")
     p.add_argument("--checkpoint-every", type=int, metavar="N", default=t.checkpoint_every, help="steps between checkpoints")
     p.add_argument("--keep-generators", action="store_true", default=None,
-                   help="also keep every checkpoint's generator as RUN_DIR/generators/step-NNNNNNN.safetensors, "
-                        "to score them with dcgan eval and ship the best (may be set on --resume)")
+                   help="also keep every checkpoint's generator as RUN_DIR/generators/step-NNNNNNN.safetensors (and its D "
+                        "beside it), to score them with dcgan eval and ship the best (may be set on --resume)")
     p.add_argument("--eval-every", type=int, metavar="N", default=t.eval_every, help="steps between quality metrics (0: off)")
     p.add_argument("--tensorboard", metavar="DIR", nargs="?", const="", default=None,
                    help="also write TensorBoard events (the logged scalars, quality metrics, preview grids) to DIR "
@@ -228,19 +228,10 @@ def cmd_export(args) -> int:
     print(f"{out}: generator of step {state['step']} ({'raw G' if args.raw else 'EMA'})")
     if not args.no_discriminator:
         D, _ = discriminator_from_state(state)
-        d_out = export_discriminator_path(out)
+        d_out = checkpoints.discriminator_beside(out)
         checkpoints.save_discriminator(D, d_out, model=cfg.model, info=info, dtype=dtype)
         print(f"{d_out}: discriminator of step {state['step']} (for dcgan probe and the Inside tab)")
     return 0
-
-
-def export_discriminator_path(generator_path: Path) -> Path:
-    """Where export puts D beside a generator: DIR/discriminator.safetensors, or X.discriminator.safetensors for X.safetensors."""
-    from .checkpoints import DISCRIMINATOR_FILE, GENERATOR_FILE
-
-    if generator_path.name == GENERATOR_FILE:
-        return generator_path.with_name(DISCRIMINATOR_FILE)
-    return generator_path.with_name(generator_path.stem + ".discriminator.safetensors")
 
 
 def _export_onnx(args) -> int:

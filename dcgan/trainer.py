@@ -28,10 +28,12 @@ from .augment import diff_augment, random_flip
 from .checkpoints import (
     GENERATOR_FILE,
     STATE_FILE,
+    discriminator_beside,
     discriminator_path,
     load_discriminator,
     load_generator,
     load_state,
+    save_discriminator,
     save_generator,
     save_state,
 )
@@ -305,10 +307,12 @@ def save_checkpoint(gan: GAN, cfg: RunConfig, run_dir: Path, step: int, gens: tu
         say("recalibrating BatchNorm…")
         export = recalibrate_batchnorm(export, cfg.model.z_dim)
     save_generator(export, run_dir / GENERATOR_FILE, model=cfg.model, info={**info, "step": step})
-    if cfg.train.keep_generators:
+    if cfg.train.keep_generators:  # with the D of the same step (fp16), so any kept step can ship as a pair
         kept = rundir.kept_generator_path(run_dir, step)
         kept.parent.mkdir(exist_ok=True)
         atomic_write_bytes((run_dir / GENERATOR_FILE).read_bytes(), kept)
+        save_discriminator(gan.D_core, discriminator_beside(kept), model=cfg.model, info={**info, "step": step},
+                           dtype=torch.float16)
 
 
 def _load_checkpoint(gan: GAN, state: dict[str, Any], gens: tuple[torch.Generator, torch.Generator], hw: Hardware) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ import torch
 from dcgan import forget as forgetting
 from dcgan import units as d_units
 from dcgan.actions import render_float, squeeze
-from dcgan.checkpoints import DISCRIMINATOR_FILE, GENERATOR_FILE, load_discriminator
+from dcgan.checkpoints import DISCRIMINATOR_FILE, discriminator_beside, load_discriminator
 from dcgan.datasets import batch_to_float
 from dcgan.errors import CheckpointError, ConfigError, DatasetError, brief
 from dcgan.images import tile_grid, to_uint8
@@ -178,16 +177,9 @@ def attributes(catalog: Catalog, model: str) -> list[str]:
 # ----------------------------------------------------------------------------------------------------------------
 # D: its units and guided backprop
 
-def discriminator_path(generator_path: Path) -> Path:
-    """Where a generator's D lives: DIR/discriminator.safetensors, or X.discriminator.safetensors beside X.safetensors."""
-    if generator_path.name == GENERATOR_FILE:
-        return generator_path.with_name(DISCRIMINATOR_FILE)
-    return generator_path.with_name(generator_path.stem + ".discriminator.safetensors")
-
-
 def discriminator(catalog: Catalog, state: ModelState) -> torch.nn.Module:
     """The model's D, loaded once; CheckpointError (which the tab shows) when none ships beside the generator."""
-    path = discriminator_path(state.model.entry.path)
+    path = discriminator_beside(state.model.entry.path)
     if catalog.registry.is_registered(state.name) or not path.is_file():
         raise CheckpointError(f"model {state.name!r} has no discriminator beside it ({DISCRIMINATOR_FILE}); "
                               "export one with `dcgan export RUN_DIR`")
@@ -198,7 +190,7 @@ def discriminator(catalog: Catalog, state: ModelState) -> torch.nn.Module:
 
 def has_discriminator(catalog: Catalog, model: str) -> bool:
     state = catalog.state(model)
-    return not catalog.registry.is_registered(state.name) and discriminator_path(state.model.entry.path).is_file()
+    return not catalog.registry.is_registered(state.name) and discriminator_beside(state.model.entry.path).is_file()
 
 
 def d_layers(catalog: Catalog, model: str) -> list[dict[str, int]]:

@@ -22,6 +22,7 @@ from dcgan.actions import PRESET_SEARCH
 from dcgan.checkpoints import (
     DISCRIMINATOR_FILE,
     GENERATOR_FILE,
+    discriminator_beside,
     load_discriminator,
     load_generator,
     load_state,
@@ -135,7 +136,7 @@ def ship_discriminator(args, state: dict, step: int, info: dict, cfg) -> None:
         D, _ = discriminator_from_state(state)
         save_discriminator(D, args.out_dir / DISCRIMINATOR_FILE, model=cfg.model, info=info, dtype=torch.float16)
     else:
-        kept = args.generator.with_name(args.generator.stem + ".discriminator.safetensors")
+        kept = discriminator_beside(args.generator)
         if not kept.is_file():
             print(f"{kept}: no discriminator kept for step {step}; shipping none (the Inside tab's D parts stay hidden)")
             return

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dcgan import rundir
-from dcgan.checkpoints import load_generator, load_state
+from dcgan.checkpoints import discriminator_beside, load_discriminator, load_generator, load_state
 from dcgan.config import TrainConfig
 from dcgan.errors import ConfigError
 from dcgan.latent import latents_from_seeds
@@ -143,7 +143,13 @@ def test_keep_generators_keeps_every_checkpoints_generator(tmp_path):
     run = tmp_path / "keep"
     fit(make_tiny_cfg(max_steps=4, checkpoint_every=2, keep_generators=True), run, progress=False)
     kept = sorted(p.name for p in (run / rundir.GENERATORS_DIR).iterdir())
-    assert kept == ["step-0000002.safetensors", "step-0000004.safetensors"]
+    assert kept == ["step-0000002.discriminator.safetensors", "step-0000002.safetensors",
+                    "step-0000004.discriminator.safetensors", "step-0000004.safetensors"]
+    D4, d_meta = load_discriminator(discriminator_beside(rundir.kept_generator_path(run, 4)))
+    assert d_meta.info["step"] == 4
+    for name, tensor in load_state(run)["D"].items():  # the D of the same step, stored as fp16
+        expected = tensor.half().float() if tensor.is_floating_point() else tensor
+        torch.testing.assert_close(D4.state_dict()[name], expected, rtol=0, atol=0)
     G2, meta2 = load_generator(rundir.kept_generator_path(run, 2))
     G4, meta4 = load_generator(run)
     assert meta2.info["step"] == 2 and meta4.info["step"] == 4
