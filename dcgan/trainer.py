@@ -575,7 +575,8 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
             if not all(math.isfinite(v) for v in stats):
                 raise TrainingDiverged(f"step {step}: losses became NaN/inf ({record}); "
                                        f"the last good checkpoint in {run_dir} is kept; try a lower --lr")
-            warnings = training_warnings(dict(zip(STAT_NAMES, stats)), real_diversity, 1.0 - cfg.train.label_smoothing)
+            warnings = training_warnings(dict(zip(STAT_NAMES, stats)), real_diversity, 1.0 - cfg.train.label_smoothing) \
+                if train_generator else []  # a frozen G cannot fail to learn; D winning is what it is for
             if warnings:
                 record["warnings"] = warnings
             if is_main:

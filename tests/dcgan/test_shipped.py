@@ -15,6 +15,7 @@ from dcgan.latent import latents_from_seeds
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 SHIPPED = sorted(p for p in CHECKPOINTS.glob("*") if (p / "generator.safetensors").is_file())
 EXPECTED = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "celeba-64": "celeba"}
+PROBED = {"mnist", "fashion-mnist"}
 
 
 def front_matter(card: Path) -> dict[str, str]:
@@ -63,3 +64,27 @@ def test_shipped_directions_load(folder):
     assert {"sefa", "pca"} <= kinds and len(directions) >= 8
     if folder.name == "celeba-64":
         assert {"Smiling", "Male", "Eyeglasses", "Blond_Hair", "Young"} <= {d.name for d in directions}
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+def test_shipped_discriminator_belongs_to_the_generator_and_has_its_probe(folder):
+    """Each checkpoint ships the D of its generator's step (or one adapted to that very generator); the digit and clothes
+    ones also their probe table (section 5 needs class labels)."""
+    from dcgan.checkpoints import load_discriminator
+
+    path = folder / "discriminator.safetensors"
+    assert path.stat().st_size <= 10 * 2**20
+    D, d_meta = load_discriminator(folder)
+    _, g_meta = load_generator(folder)
+    assert d_meta.info["dataset"] == g_meta.info["dataset"] and d_meta.info["step"] == g_meta.info["step"]
+    assert (d_meta.model.image_size, d_meta.model.channels) == (g_meta.model.image_size, g_meta.model.channels)
+    x = torch.zeros(2, d_meta.model.channels, d_meta.model.image_size, d_meta.model.image_size)
+    with torch.no_grad():
+        assert D(x).shape[0] == 2
+    if d_meta.info.get("trained"):
+        assert "## The discriminator" in (folder / "README.md").read_text()
+    if folder.name not in PROBED:
+        return
+    probe = json.loads((folder / "probe.json").read_text())
+    for row in probe["labels"].values():
+        assert {"trained", "random", "pixels"} <= set(row) and all(0 < row[k]["mean"] <= 1 for k in row)
