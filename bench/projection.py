@@ -29,7 +29,7 @@ from dcgan.directions import apply_directions, condition, load_directions  # noq
 from dcgan.images import make_grid, save_png  # noqa: E402
 from dcgan.latent import latents_from_seeds  # noqa: E402
 from dcgan.machine import cpu_name  # noqa: E402
-from dcgan.project import PRESETS, ProjectionSettings, Projector, read_image  # noqa: E402
+from dcgan.project import MAX_IMAGES, PRESETS, ProjectionSettings, Projector, read_image  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 ATTRIBUTES = ("Smiling", "Male", "Eyeglasses")
@@ -39,6 +39,11 @@ BASELINE = ProjectionSettings(steps=300, candidates=1, perceptual_weight=0.0, em
 
 def random_starts(n: int, z_dim: int) -> torch.Tensor:
     return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(12345))
+
+
+def prepare_all(projector: Projector, images: list) -> torch.Tensor:
+    """``Projector.prepare`` for more images than one call takes (MAX_IMAGES), a call per chunk."""
+    return torch.cat([projector.prepare(images[i : i + MAX_IMAGES]) for i in range(0, len(images), MAX_IMAGES)])
 
 
 def project_in_batches(projector: Projector, target: torch.Tensor, settings: ProjectionSettings, *, batch: int,
@@ -85,7 +90,7 @@ def bench_faces(args) -> dict:
     folder = DATA / "celeba10k" / "img_align_celeba"
     paths = [folder / f"{i:06d}.jpg" for i in range(args.first_face, args.first_face + args.faces)]
     projector = Projector(G, z_dim=info.model.z_dim, classifier=classifier, dataset="celeba", candidates=PRESETS["full"].candidates)
-    target = projector.prepare([read_image(p) for p in paths])
+    target = prepare_all(projector, [read_image(p) for p in paths])
     out: dict = {"images": f"celeba10k {paths[0].name}-{paths[-1].name}"}
     figure = {}
     for name, settings in (("baseline", BASELINE), ("fast", PRESETS["fast"]), ("full", PRESETS["full"])):
@@ -133,7 +138,7 @@ def bench_digits(args) -> dict:
     test = torchvision.datasets.MNIST(root=str(DATA), train=False, download=False)
     digits, labels = test.data[: args.digits].numpy(), test.targets[: args.digits]
     projector = Projector(G, z_dim=info.model.z_dim, classifier=classifier, dataset="mnist", candidates=PRESETS["full"].candidates)
-    target = projector.prepare(list(digits))
+    target = prepare_all(projector, list(digits))
     out: dict = {"images": f"MNIST test 0-{args.digits - 1}"}
     for name, settings in (("fast", PRESETS["fast"]), ("full", PRESETS["full"])):
         t0 = time.perf_counter()
