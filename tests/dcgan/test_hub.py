@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("huggingface_hub")
 from huggingface_hub import ModelCard  # noqa: E402
 
-from dcgan import directions, hub, hub_push, rundir  # noqa: E402
+from dcgan import directions, hub, hub_push, ratings, rundir  # noqa: E402
 from dcgan.checkpoints import GENERATOR_FILE, load_generator  # noqa: E402
 from dcgan.cli import main  # noqa: E402
 from dcgan.errors import CheckpointError, DCGANError  # noqa: E402
@@ -44,6 +44,7 @@ def add_snapshot(cache: Path, repo_id: str, commit: str, files: dict[str, Path],
 
 def test_hub_file_names_are_the_libraries_own():
     assert {GENERATOR_FILE, directions.DIRECTIONS_FILE, rundir.CONFIG_FILE} <= set(hub.HUB_FILES) and hub.GENERATOR_FILE == GENERATOR_FILE
+    assert ratings.RATINGS_FILE in hub.HUB_FILES
 
 
 def folder_files(folder: Path) -> dict[str, Path]:
@@ -141,7 +142,8 @@ def test_push_dry_run_writes_the_upload_folder_with_hub_front_matter(tmp_path):
     out = tmp_path / "upload"
     assert main(["push", str(MNIST), "user/dcgan-mnist", "--dry-run", "--out", str(out)]) == 0
     shipped = {n for n in hub.HUB_FILES if (MNIST / n).is_file()}
-    assert set(folder_files(out)) == shipped == {GENERATOR_FILE, "directions.safetensors", "metrics.json", "samples.png", "README.md"}
+    assert set(folder_files(out)) == shipped == {GENERATOR_FILE, "discriminator.safetensors", "directions.safetensors", "metrics.json",
+                                                  "probe.json", "samples.png", "README.md"}
     for name in shipped - {"README.md"}:
         assert (out / name).read_bytes() == (MNIST / name).read_bytes()
     card = ModelCard.load(out / "README.md")
