@@ -26,6 +26,16 @@ def new_page(browser, **options):
     return page
 
 
+def start_drag(page, slider) -> None:
+    """Press the mouse on the middle of a range input and drag it to 95% in many steps (many input events, the last
+    one wins), the button still down: the caller checks what updates during the drag, then calls page.mouse.up()."""
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.95, y, steps=12)
+
+
 @pytest.fixture(scope="module")
 def browser():
     """One chromium per test module (each new_page is a fresh context); skipped where chromium or Playwright is missing."""

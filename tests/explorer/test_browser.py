@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import UI_TIMEOUT_MS, free_port, new_page
+from .conftest import UI_TIMEOUT_MS, free_port, new_page, start_drag
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,11 +37,7 @@ def test_explorer_slider_drag_updates_the_image(app_url, browser):
 
     slider = page.locator(".dir-slider input[type=range]").first
     expect(slider).to_be_visible(timeout=UI_TIMEOUT_MS)
-    box = slider.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] / 2, y)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.95, y, steps=12)  # a drag: many input events, the last one wins
+    start_drag(page, slider)  # many input events while the button is down
     expect(edited).not_to_have_attribute("src", before, timeout=UI_TIMEOUT_MS)  # updated while the button is still down
     page.mouse.up()
     assert float(slider.input_value()) > 3.0

@@ -8,7 +8,7 @@ from PIL import Image
 
 from tests.conftest import shared_data_or_skip
 
-from .conftest import UI_TIMEOUT_MS, new_page
+from .conftest import UI_TIMEOUT_MS, new_page, start_drag
 from .test_browser import app_url  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -36,11 +36,7 @@ def test_upload_project_and_slide(app_url, browser, tmp_path):  # noqa: F811
     slider = page.locator("#project-amount input[type=range]")
     slider.scroll_into_view_if_needed()  # page.mouse works in viewport coordinates: a slider below the fold is never hit
     expect(edited).to_be_in_viewport(ratio=1)  # the whole image sits beside its slider, in view while it is dragged
-    box = slider.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] / 2, y)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.95, y, steps=12)  # a drag: many input events, the last one wins
+    start_drag(page, slider)  # many input events while the button is down
     expect(edited).not_to_have_attribute("src", before, timeout=UI_TIMEOUT_MS)  # updated while the button is still down
     expect(page.locator("#project-edited .wrap.full")).to_have_count(0)  # no progress overlay ever covers the image being slid
     page.mouse.up()
@@ -76,11 +72,7 @@ def test_a_projected_face_becomes_the_current_seed_and_slides(app_url, browser):
     before = edited.get_attribute("src")
     slider = page.locator(".dir-slider input[type=range]").first
     slider.scroll_into_view_if_needed()
-    box = slider.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] / 2, y)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.95, y, steps=12)
+    start_drag(page, slider)  # many input events while the button is down
     page.mouse.up()
     expect(edited).not_to_have_attribute("src", before, timeout=UI_TIMEOUT_MS)
     assert float(slider.input_value()) > 3.0
