@@ -2,12 +2,15 @@
 browser (Playwright driving Debian's chromium; never a downloaded one) for the browser tests."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from dcgan.checkpoints import GENERATOR_FILE, save_generator
 from dcgan.config import ModelConfig
@@ -52,6 +55,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def api_client(catalog, tmp_path_factory, name: str, *, max_size: int = 16):
+    """build_app(catalog).launch(prevent_thread_lock=True) on a free port; yields a gradio_client.Client that downloads
+    into a temp folder of its own, then closes both."""
+    from gradio_client import Client
+
+    from explorer.outputs import OutputDir
+    from explorer.ui.app import build_app, launch_options
+
+    demo = build_app(catalog, out=OutputDir(tmp_path_factory.mktemp(f"{name}-out")), concurrency_limit=2)
+    demo.queue(default_concurrency_limit=2, max_size=max_size)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
+    client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp(f"{name}-downloads")))
+    try:
+        yield client
+    finally:
+        client.close()
+        demo.close()
+
+
+def read_png(path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img)
 
 
 class StubClassifier:

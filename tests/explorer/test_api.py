@@ -17,7 +17,7 @@ from dcgan import cli
 from explorer import service
 from tests.conftest import SLOW_TIMEOUT, wait_for
 
-from .conftest import free_port
+from .conftest import api_client, free_port, read_png
 
 ENDPOINTS = {"/models", "/directions", "/generate", "/edit", "/arithmetic", "/arithmetic_preset", "/concept", "/interpolate", "/nearest"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,26 +33,9 @@ def app_catalog(checkpoints_dir):
 
 @pytest.fixture(scope="module")
 def connect(app_catalog, tmp_path_factory, gradio_env):
-    """build_app(...).launch(prevent_thread_lock=True) on a free port; yields a gradio_client.Client, then closes both."""
-    from gradio_client import Client
-
-    from explorer.outputs import OutputDir
-    from explorer.ui.app import build_app, launch_options
-
-    demo = build_app(app_catalog, out=OutputDir(tmp_path_factory.mktemp("api-out")), concurrency_limit=2)
-    demo.queue(default_concurrency_limit=2, max_size=64)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
-    client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
-    try:
+    """The app on a free port and a gradio_client.Client of it."""
+    with api_client(app_catalog, tmp_path_factory, "api", max_size=64) as client:
         yield client
-    finally:
-        client.close()
-        demo.close()
-
-
-def png(path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.asarray(img)
 
 
 def test_named_endpoints_are_the_public_api(connect):
@@ -77,7 +60,7 @@ def test_directions(connect, app_catalog):
 def test_generate_native_tiles(connect, app_catalog):
     path, meta = connect.predict("tiny", "3,7,42", 1.0, api_name="/generate")
     assert meta == {"seeds": [3, 7, 42], "columns": 2, "rows": 2, "tile_size": [16, 16]}
-    grid = png(path)
+    grid = read_png(path)
     assert grid.shape == (32, 32, 3)
     np.testing.assert_array_equal(grid[:16, 16:], service.generate(app_catalog, "tiny", "7").images[0])
     _, meta = connect.predict("tiny", "random", api_name="/generate")
@@ -87,31 +70,31 @@ def test_generate_native_tiles(connect, app_catalog):
 def test_same_seed_same_image_api_and_cli(connect, checkpoints_dir, tmp_path):
     out = tmp_path / "s.npy"
     assert cli.main(["sample", str(checkpoints_dir / "tiny"), "--seeds", "42", "--out", str(out)]) == 0
-    img = png(connect.predict("tiny", 42, {}, 1.0, api_name="/edit"))
+    img = read_png(connect.predict("tiny", 42, {}, 1.0, api_name="/edit"))
     assert img.shape == (16, 16, 3)
     np.testing.assert_array_equal(img, np.load(out)[0])
     path, _ = connect.predict("tiny", "40-43", 1.0, api_name="/generate")
-    np.testing.assert_array_equal(png(path)[16:, :16], np.load(out)[0])  # seed 42 is tile 2: row 1, column 0
+    np.testing.assert_array_equal(read_png(path)[16:, :16], np.load(out)[0])  # seed 42 is tile 2: row 1, column 0
 
 
 def test_edit(connect, app_catalog):
-    img = png(connect.predict("tiny", 5, {"sefa-0": 2.0, "pca-1": -1.0}, 0.9, ["sefa-2"], api_name="/edit"))
+    img = read_png(connect.predict("tiny", 5, {"sefa-0": 2.0, "pca-1": -1.0}, 0.9, ["sefa-2"], api_name="/edit"))
     np.testing.assert_array_equal(img, service.edit(app_catalog, "tiny", 5, {"sefa-0": 2.0, "pca-1": -1.0}, 0.9, ["sefa-2"]))
-    grey = png(connect.predict("tiny-grey", 5, {"sefa-0": 1.0}, api_name="/edit"))
+    grey = read_png(connect.predict("tiny-grey", 5, {"sefa-0": 1.0}, api_name="/edit"))
     assert grey.shape == (16, 16)
 
 
 def test_arithmetic(connect, app_catalog):
     centre, grid, pixel = connect.predict("tiny", "1,2", "3", "4,5,6", 0.25, 7, api_name="/arithmetic")
     expected = service.arithmetic(app_catalog, "tiny", "1,2", "3", "4,5,6", 0.25, 7)
-    np.testing.assert_array_equal(png(centre), expected.centre)
-    np.testing.assert_array_equal(png(grid), expected.grid)
-    np.testing.assert_array_equal(png(pixel), expected.pixel)
-    assert png(grid).shape == (52, 52, 3)
+    np.testing.assert_array_equal(read_png(centre), expected.centre)
+    np.testing.assert_array_equal(read_png(grid), expected.grid)
+    np.testing.assert_array_equal(read_png(pixel), expected.pixel)
+    assert read_png(grid).shape == (52, 52, 3)
 
 
 def test_concept(connect, app_catalog):
-    img = png(connect.predict("tiny", 9, "1,2", "3", 2.0, api_name="/concept"))
+    img = read_png(connect.predict("tiny", 9, "1,2", "3", 2.0, api_name="/concept"))
     np.testing.assert_array_equal(img, service.concept(app_catalog, "tiny", 9, "1,2", "3", 2.0))
 
 
@@ -127,7 +110,7 @@ def test_interpolate_gif_and_mp4(connect):
 
 def test_nearest(connect):
     row, hits = connect.predict("tiny", 3, 1.0, 4, api_name="/nearest")
-    assert png(row).shape == (16, 5 * 18 - 2, 3) and len(hits) == 4
+    assert read_png(row).shape == (16, 5 * 18 - 2, 3) and len(hits) == 4
     assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
 
 
@@ -184,7 +167,7 @@ def test_non_finite_numbers_over_raw_http(connect, body, match):
 
 def test_a_burst_waits_instead_of_failing(connect):
     def call(i):
-        return png(connect.predict("tiny", 100 + i, {"sefa-0": 1.0}, api_name="/edit")).shape
+        return read_png(connect.predict("tiny", 100 + i, {"sefa-0": 1.0}, api_name="/edit")).shape
 
     with ThreadPoolExecutor(12) as pool:
         shapes = list(pool.map(call, range(24)))

@@ -8,14 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from dcgan.checkpoints import GENERATOR_FILE, load_generator, save_discriminator
 from dcgan.errors import CheckpointError, ConfigError, DatasetError, DCGANError
 from dcgan.latent import latent_from_seed
 from explorer import inside
 
-from .conftest import StubClassifier, free_port
+from .conftest import StubClassifier, api_client, read_png
 
 
 @pytest.fixture(scope="module")
@@ -152,38 +151,22 @@ def test_forget_needs_a_classifier(inside_catalog):
 
 @pytest.fixture(scope="module")
 def inside_client(inside_dir, tmp_path_factory, gradio_env):
-    from gradio_client import Client
-
     from explorer.derived import Catalog
-    from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
-    from explorer.ui.app import build_app, launch_options
 
-    demo = build_app(Catalog(CheckpointRegistry([inside_dir])), out=OutputDir(tmp_path_factory.mktemp("inside-out")))
-    demo.queue(default_concurrency_limit=2, max_size=16)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
-    client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("inside-downloads")))
-    try:
+    with api_client(Catalog(CheckpointRegistry([inside_dir])), tmp_path_factory, "inside") as client:
         yield client
-    finally:
-        client.close()
-        demo.close()
-
-
-def _png(path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.asarray(img)
 
 
 def test_inside_endpoints(inside_client):
     named = set(inside_client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/g_features", "/ablate", "/forget", "/d_units", "/guided_backprop", "/probe_results"} <= named
     image, maps, meta = inside_client.predict("tiny", 3, 1, 1.0, {"1": [0, 1]}, api_name="/g_features")
-    assert _png(image).shape == (16, 16, 3) and _png(maps).ndim == 2 and meta["columns"] >= 1
-    assert np.array_equal(_png(inside_client.predict("tiny", 3, {"1": [0, 1]}, 1.0, api_name="/ablate")), _png(image))
+    assert read_png(image).shape == (16, 16, 3) and read_png(maps).ndim == 2 and meta["columns"] >= 1
+    assert np.array_equal(read_png(inside_client.predict("tiny", 3, {"1": [0, 1]}, 1.0, api_name="/ablate")), read_png(image))
     grid, info = inside_client.predict("tiny", 1, 3, 2, "generated", api_name="/d_units")
-    assert len(info["units"]) == 3 and _png(grid).shape[0] == 3 * 30 + 2 * 2
-    assert _png(inside_client.predict("tiny", 3, 1, info["units"][0], 1.0, api_name="/guided_backprop")).shape == (16, 34, 3)
+    assert len(info["units"]) == 3 and read_png(grid).shape[0] == 3 * 30 + 2 * 2
+    assert read_png(inside_client.predict("tiny", 3, 1, info["units"][0], 1.0, api_name="/guided_backprop")).shape == (16, 34, 3)
     assert inside_client.predict("tiny", api_name="/probe_results")["labels"]["100"]["random"]["std"] == 0.01
     with pytest.raises(Exception, match="unit: 99 must be an integer from 0 to 15"):
         inside_client.predict("tiny", 3, 1, 99, 1.0, api_name="/guided_backprop")

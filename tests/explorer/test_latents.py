@@ -17,7 +17,7 @@ from explorer.downloads import latent_npy
 from explorer.latents import LatentStore, resolve
 from explorer.validation import check_ref, ref_list, seed_text
 
-from .conftest import free_port
+from .conftest import api_client
 
 
 def _png_bytes(size=(40, 30), colour=(200, 40, 90)) -> bytes:
@@ -158,22 +158,11 @@ def test_unknown_names_and_bad_files_are_refused(catalog):
 
 @pytest.fixture(scope="module")
 def client(checkpoints_dir, tmp_path_factory, gradio_env):
-    from gradio_client import Client
-
     from explorer.derived import Catalog
-    from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
-    from explorer.ui.app import build_app, launch_options
 
-    demo = build_app(Catalog(CheckpointRegistry([checkpoints_dir])), out=OutputDir(tmp_path_factory.mktemp("latents-out")))
-    demo.queue(default_concurrency_limit=2, max_size=16)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True, **launch_options())
-    client = Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("latents-downloads")))
-    try:
+    with api_client(Catalog(CheckpointRegistry([checkpoints_dir])), tmp_path_factory, "latents") as client:
         yield client
-    finally:
-        client.close()
-        demo.close()
 
 
 def test_api_project_latent_and_upload(client, tmp_path):
