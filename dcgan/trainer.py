@@ -29,7 +29,6 @@ from .checkpoints import (
     GENERATOR_FILE,
     STATE_FILE,
     discriminator_beside,
-    discriminator_path,
     load_discriminator,
     load_generator,
     load_state,
@@ -183,18 +182,17 @@ def train_step(gan: GAN, x_real: torch.Tensor, z: torch.Tensor, hw: Hardware, *,
     loss_fake.backward()
     gan.opt_D.step()
     gan.opt_D.zero_grad(set_to_none=True)
-    if not train_generator:
-        with torch.no_grad():
-            return torch.stack([loss_real + loss_fake, g_loss(logits_fake), torch.sigmoid(logits_real.float()).mean(),
-                                torch.sigmoid(logits_fake.float()).mean(), fake.float().std(0).mean()]).detach()
-    # G step through the unwrapped D with its parameters frozen: no wasted weight gradients, no DDP sync for D
-    gan.D_core.requires_grad_(False)
-    with hw.autocast():
-        loss_G = g_loss(gan.D_core(seen(fake)))
-    loss_G.backward()
-    gan.D_core.requires_grad_(True)
-    gan.opt_G.step()
-    gan.opt_G.zero_grad(set_to_none=True)
+    if train_generator:
+        # G step through the unwrapped D with its parameters frozen: no wasted weight gradients, no DDP sync for D
+        gan.D_core.requires_grad_(False)
+        with hw.autocast():
+            loss_G = g_loss(gan.D_core(seen(fake)))
+        loss_G.backward()
+        gan.D_core.requires_grad_(True)
+        gan.opt_G.step()
+        gan.opt_G.zero_grad(set_to_none=True)
+    else:
+        loss_G = g_loss(logits_fake.detach())
     with torch.no_grad():
         diversity = fake.float().std(0).mean()  # ~0 when every sample is the same image (mode collapse)
         return torch.stack([loss_real + loss_fake, loss_G, torch.sigmoid(logits_real.float()).mean(),
@@ -338,13 +336,13 @@ def initialise_from(gan: GAN, cfg: RunConfig) -> str:
     _check_same_model(cfg.model, info.model, ("arch", "image_size", "channels", "z_dim", "ngf"), info.path)
     gan.G_core.load_state_dict(G.state_dict())
     gan.G_ema.load_state_dict(G.state_dict())
-    d_file = discriminator_path(Path(info.path).parent)
+    d_file = discriminator_beside(info.path)
     if not d_file.is_file():
         return f"generator of {info.path} (no discriminator beside it: D starts from random weights)"
     D, d_info = load_discriminator(d_file)
     _check_same_model(cfg.model, d_info.model, ("ndf", "d_norm"), d_file)
     gan.D_core.load_state_dict(D.state_dict())
-    return f"generator and discriminator of {Path(info.path).parent}"
+    return f"generator {info.path} and discriminator {d_file}"
 
 
 def _check_same_model(ours: ModelConfig, theirs: ModelConfig, names: tuple[str, ...], path: Path | str) -> None:

@@ -289,13 +289,28 @@ def test_init_from_loads_the_checkpoints_generator_and_discriminator(tmp_path, t
     folder, D = _shipped_like(tmp_path, tiny_ckpt)
     cfg = make_tiny_cfg(init_from=str(folder))
     gan = build_gan(cfg, setup_hardware(cfg))
-    assert "generator and discriminator" in initialise_from(gan, cfg)
+    said = initialise_from(gan, cfg)
+    assert said == f"generator {folder / 'generator.safetensors'} and discriminator {folder / 'discriminator.safetensors'}"
     G, _ = load_generator(folder)
     for net, expected in ((gan.G_core, G), (gan.G_ema, G), (gan.D_core, D)):
         for name, tensor in expected.state_dict().items():
             torch.testing.assert_close(net.state_dict()[name], tensor, rtol=0, atol=0)
     (folder / "discriminator.safetensors").unlink()
     assert "D starts from random weights" in initialise_from(build_gan(cfg, setup_hardware(cfg)), cfg)
+
+
+def test_init_from_a_kept_generator_takes_the_d_of_its_step(tmp_path):
+    from dcgan.trainer import initialise_from
+
+    run = tmp_path / "kept"
+    fit(make_tiny_cfg(max_steps=2, checkpoint_every=2, keep_generators=True), run, progress=False)
+    kept = rundir.kept_generator_path(run, 2)
+    cfg = make_tiny_cfg(init_from=str(kept))
+    gan = build_gan(cfg, setup_hardware(cfg))
+    assert initialise_from(gan, cfg) == f"generator {kept} and discriminator {discriminator_beside(kept)}"
+    D, _ = load_discriminator(discriminator_beside(kept))
+    for name, tensor in D.state_dict().items():
+        torch.testing.assert_close(gan.D_core.state_dict()[name], tensor, rtol=0, atol=0)
 
 
 def test_init_from_refuses_another_architecture_naming_the_option(tmp_path, tiny_ckpt):
