@@ -77,6 +77,24 @@ def api_client(catalog, tmp_path_factory, name: str, *, max_size: int = 16):
         demo.close()
 
 
+@contextlib.contextmanager
+def served_app(catalog, out, *, training=None):
+    """build_app(catalog) launched on a free port with the app's own security options (as app.py serves it); yields
+    its URL, then closes the training manager (if any) and the app."""
+    from explorer.ui.app import build_app, launch_options, security_options
+
+    demo = build_app(catalog, out=out, training=training)
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
+                            **security_options(out), **launch_options())
+    try:
+        yield url
+    finally:
+        if training is not None:
+            training.close()
+        demo.close()
+
+
 def read_png(path) -> np.ndarray:
     with Image.open(path) as img:
         return np.asarray(img)

@@ -11,7 +11,7 @@ import pytest
 from dcgan import rundir
 from explorer.ui.tabs.train_compare import RUN_COLOURS
 
-from .conftest import UI_TIMEOUT_MS, free_port, new_page
+from .conftest import UI_TIMEOUT_MS, new_page, served_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 RUNS = [f"0000{i}-mnist-32" for i in range(5)]
@@ -38,21 +38,14 @@ def compare_app(checkpoints_dir, tmp_path_factory, gradio_env):
     from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
     from explorer.training import TrainingManager
-    from explorer.ui.app import build_app, launch_options, security_options
 
     runs = tmp_path_factory.mktemp("compare-runs")
     for i, name in enumerate(RUNS):
         _write_run(runs / name, 1.0 + i, range(10, 210, 10), fid=i == 0)
     manager = TrainingManager(runs, tmp_path_factory.mktemp("no-data"))
     out = OutputDir(tmp_path_factory.mktemp("compare-out"))
-    demo = build_app(Catalog(CheckpointRegistry([checkpoints_dir])), out=out, training=manager)
-    demo.queue(default_concurrency_limit=2, max_size=64)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
-                            **security_options(out), **launch_options())
-    try:
+    with served_app(Catalog(CheckpointRegistry([checkpoints_dir])), out, training=manager) as url:
         yield url, runs
-    finally:
-        demo.close()
 
 
 @pytest.fixture

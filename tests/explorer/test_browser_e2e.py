@@ -11,7 +11,7 @@ import pytest
 from dcgan.checkpoints import GENERATOR_FILE
 from tests.conftest import SHARED_DATA, SLOW_TIMEOUT, shared_data_or_skip
 
-from .conftest import UI_TIMEOUT_MS, StubClassifier, free_port, new_page
+from .conftest import UI_TIMEOUT_MS, StubClassifier, new_page, served_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TRAIN_TIMEOUT_MS = int(SLOW_TIMEOUT * 1000)  # a training step, a preview grid or a checkpoint on a slow CPU
@@ -23,7 +23,6 @@ def app(checkpoints_dir, tmp_path_factory, gradio_env):
     from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
     from explorer.training import TrainingLimits, TrainingManager
-    from explorer.ui.app import build_app, launch_options, security_options
 
     runs = tmp_path_factory.mktemp("e2e-runs")
     models = tmp_path_factory.mktemp("e2e-checkpoints") / "checkpoints"
@@ -32,15 +31,8 @@ def app(checkpoints_dir, tmp_path_factory, gradio_env):
     catalog.classifier = lambda state: StubClassifier()  # "Smiling"/"Male" attributes, so the first preset works
     manager = TrainingManager(runs, SHARED_DATA, TrainingLimits(max_minutes=10))  # test 6 stops its run itself
     out = OutputDir(tmp_path_factory.mktemp("e2e-out"))
-    demo = build_app(catalog, out=out, training=manager)
-    demo.queue(default_concurrency_limit=2, max_size=64)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
-                            **security_options(out), **launch_options())
-    try:
+    with served_app(catalog, out, training=manager) as url:
         yield url, manager
-    finally:
-        manager.close()
-        demo.close()
 
 
 @pytest.fixture(scope="module")

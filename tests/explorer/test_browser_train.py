@@ -11,7 +11,7 @@ import pytest
 from dcgan import rundir
 from tests.conftest import SHARED_DATA, SLOW_TIMEOUT, shared_data_or_skip, wait_for
 
-from .conftest import UI_TIMEOUT_MS, free_port, new_page
+from .conftest import UI_TIMEOUT_MS, new_page, served_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TRAIN_TIMEOUT_MS = int(SLOW_TIMEOUT * 1000)  # a training step, a preview grid or a checkpoint on a slow CPU
@@ -24,21 +24,13 @@ def train_app(checkpoints_dir, tmp_path_factory, gradio_env):
     from explorer.outputs import OutputDir
     from explorer.registry import CheckpointRegistry
     from explorer.training import TrainingLimits, TrainingManager
-    from explorer.ui.app import build_app, launch_options, security_options
 
     shared_data_or_skip("MNIST")
     runs = tmp_path_factory.mktemp("browser-runs")
     manager = TrainingManager(runs, SHARED_DATA, TrainingLimits(max_minutes=10))  # the test stops its run itself
     out = OutputDir(tmp_path_factory.mktemp("browser-train-out"))
-    demo = build_app(Catalog(CheckpointRegistry([checkpoints_dir, runs])), out=out, training=manager)
-    demo.queue(default_concurrency_limit=2, max_size=64)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
-                            **security_options(out), **launch_options())
-    try:
+    with served_app(Catalog(CheckpointRegistry([checkpoints_dir, runs])), out, training=manager) as url:
         yield url, manager
-    finally:
-        manager.close()
-        demo.close()
 
 
 @pytest.fixture
