@@ -12,6 +12,7 @@ Examples:
   dcgan nearest checkpoints/mnist --seed 7 --data-root ../shared/data --out row.png
   dcgan project me.jpg --checkpoint checkpoints/celeba-64 --out me.npy --preview me.png
   dcgan sample checkpoints/celeba-64 --latents me.npy --out me-again.png
+  dcgan encoder checkpoints/celeba-64 --steps 6000
   dcgan directions checkpoints/celeba-64 --list
   dcgan export runs/mnist --out mnist.safetensors --fp16
   dcgan export checkpoints/mnist --onnx mnist.onnx
@@ -388,6 +389,7 @@ def cmd_project(args) -> int:
     import torch
 
     from .checkpoints import load_generator
+    from .encoder import encoder_for
     from .images import make_grid, save_png
     from .io import atomic_write_bytes
     from .project import INPUT_ADVICE, PRESETS, project, read_image, save_latents
@@ -395,7 +397,8 @@ def cmd_project(args) -> int:
     images = [read_image(path) for path in args.images]  # a bad image is refused before the model is loaded
     G, meta = load_generator(args.checkpoint)
     dataset = meta.info.get("dataset")
-    result = project(G, images, z_dim=meta.model.z_dim, dataset=dataset, settings=PRESETS[args.mode])
+    encoder = None if args.no_encoder else encoder_for(meta.path, G)
+    result = project(G, images, z_dim=meta.model.z_dim, dataset=dataset, settings=PRESETS[args.mode], encoder=encoder)
     atomic_write_bytes(save_latents(result.z), Path(args.out))
     if args.preview:
         save_png(make_grid(torch.cat([result.target, result.reconstruction]), nrow=len(images)), Path(args.preview))
@@ -405,11 +408,41 @@ def cmd_project(args) -> int:
         distance = f"{q['feature_distance']:9.3f}" if "feature_distance" in q else f"{'-':>9}"
         print(f"{Path(path).name[-24:]:<24}  {q['psnr']:6.2f}  {distance}  {agreement}")
     advice = INPUT_ADVICE.get(dataset or "")
-    print(f"{args.out}: latents [{len(images)}, {meta.model.z_dim}] for {meta.path}")
+    start = "the encoder's guess" if encoder is not None else "the best seeded latent"
+    print(f"{args.out}: latents [{len(images)}, {meta.model.z_dim}] for {meta.path} (started from {start})")
     if args.preview:
         print(f"{args.preview}: originals above reconstructions")
     if advice:
         print(f"works best with {advice}")
+    return 0
+
+
+def cmd_encoder(args) -> int:
+    import time
+
+    from .checkpoints import load_generator
+    from .directions import generator_fingerprint
+    from .encoder import EncoderTraining, encoder_path, save_encoder, train_encoder
+    from .hub import is_hub_url
+
+    if is_hub_url(args.checkpoint) and not args.out:
+        raise DCGANError(f"{args.checkpoint}: give --out FILE (an encoder is not written into the Hugging Face cache)")
+    training = EncoderTraining(steps=args.steps, batch=args.batch, lr=args.lr, pixel_weight=args.pixel_weight, seed=args.seed,
+                               max_minutes=args.max_minutes)
+    training.validate()  # bad options are refused before the model is loaded
+    G, meta = load_generator(args.checkpoint)
+    out = Path(args.out) if args.out else encoder_path(meta.path)
+    started, shown = time.monotonic(), [0.0]
+
+    def progress(done: int, total: int, loss: float) -> None:
+        if done == total or time.monotonic() - shown[0] > 10:
+            shown[0] = time.monotonic()
+            print(f"step {done}/{total}  loss {loss:.4f}  {time.monotonic() - started:.0f} s", flush=True)
+
+    E, record = train_encoder(G, z_dim=meta.model.z_dim, training=training, width=args.width, progress=progress)
+    save_encoder(E, out, fingerprint=generator_fingerprint(G), training=record)
+    print(f"{out}: encoder for {meta.path} ({record['steps']} steps in {record['minutes']} min, latent MSE {record['latent_mse']}, "
+          f"pixel MSE {record['pixel_mse']}); `dcgan project` and the app start from it")
     return 0
 
 
@@ -490,7 +523,26 @@ def _add_project_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="latents.npy", help="latents as float32 .npy [N, z_dim], for dcgan sample --latents")
     p.add_argument("--preview", metavar="PNG", default=None, help="also write originals (top) above reconstructions (bottom)")
     p.add_argument("--mode", choices=("fast", "full"), default="full", help="fast: few steps (the app's live mode); full: best quality")
+    p.add_argument("--no-encoder", action="store_true", help="ignore the encoder beside the checkpoint (start from seeded latents only)")
     p.set_defaults(func=cmd_project)
+
+
+def _add_encoder_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Train an encoder x -> z on the generator's own samples (pairs z, G(z): no data set needed) and write it beside "
+                     "the checkpoint as encoder.safetensors (fp16, ~2 MB for 64 px), tied to the generator by its weights. "
+                     "`dcgan project` and the app's Your image tab start from its guess. celeba-64's: 6000 steps, ~30 min on 2 CPU cores.")
+    p.add_argument("checkpoint", help="generator .safetensors file, run directory or hf://user/repo[@revision] (then give --out)")
+    p.add_argument("--steps", type=int, metavar="N", default=6000, help="Adam steps (cosine-decayed learning rate)")
+    p.add_argument("--batch", type=int, metavar="N", default=64, help="fresh latents per step")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate at the start")
+    p.add_argument("--pixel-weight", type=float, default=1.0,
+                   help="weight of |G(E(G(z))) - G(z)|^2 beside the latent loss |E(G(z)) - z|^2 / z_dim (0: latent loss only, 3x faster)")
+    p.add_argument("--width", type=int, default=32, help="channels of the first conv, doubled at each halving")
+    p.add_argument("--seed", type=int, default=0, help="seed of the training latents")
+    p.add_argument("--max-minutes", type=float, metavar="M", default=None, help="stop after M minutes (the encoder so far is written)")
+    p.add_argument("--out", default=None,
+                   help="output file [default: DIR/encoder.safetensors or X.encoder.safetensors beside the checkpoint]")
+    p.set_defaults(func=cmd_encoder)
 
 
 # One row per verb: name, the one line `dcgan --help` shows, and the function adding its options (and its command).
@@ -503,6 +555,7 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "interpolate": ("a walk through keyframe seeds, GIF or MP4 (as /interpolate)", cli_images.add_interpolate_arguments),
     "nearest": ("training images nearest to a seed's sample (as /nearest)", cli_images.add_nearest_arguments),
     "project": ("find the latents of your own images (as /project)", _add_project_arguments),
+    "encoder": ("train the encoder that starts a projection", _add_encoder_arguments),
     "directions": ("compute latent directions, or --list them (as /directions)", _add_directions_arguments),
     "export": ("state.pt -> generator.safetensors (or --onnx FILE)", _add_export_arguments),
     "push": ("upload a checkpoint to the Hugging Face Hub", _add_push_arguments),

@@ -20,8 +20,8 @@ CARD_FILE = "README.md"
 SAMPLES_FILE = "samples.png"
 # everything a checkpoint folder may hold that we read; snapshot_download fetches nothing else (no pickles, no state.pt)
 # (ratings: the arithmetic presets' exemplar ratings; probe.json: D's section-5 table, shown by the Inside tab)
-HUB_FILES = (GENERATOR_FILE, DISCRIMINATOR_FILE, "directions.safetensors", "ratings.safetensors", "metrics.json", "probe.json",
-             "config.json", SAMPLES_FILE, CARD_FILE)
+HUB_FILES = (GENERATOR_FILE, DISCRIMINATOR_FILE, "directions.safetensors", "ratings.safetensors", "encoder.safetensors",
+             "metrics.json", "probe.json", "config.json", SAMPLES_FILE, CARD_FILE)
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 CACHE_SNAPSHOT = re.compile(r"^models--(?P<owner>[^/]+?)--(?P<name>[^/]+)$")  # huggingface_hub's cache folder of a model repo
 INSTALL_HINT = "install the Hub client: pip install 'dcgan-explorer[hub]'"

@@ -277,7 +277,9 @@ class ProjectionSettings:
     lr: float = 0.05                  # Adam step size at the start (z entries are ~N(0, 1))
     lr_end: float = 0.05              # step size at the last step, reached by a cosine decay from lr
     candidates: int = 1024            # seeded latents 0..K-1 the start is chosen from
-    starts: int = 1                   # the best few candidates are all optimised (one batch); the lowest final loss wins
+    starts: int = 1                   # starts optimised together (one batch); the lowest final loss wins
+    start_encoder: bool = True        # the first start is the encoder's guess E(x), when the generator has an encoder
+    #                                   (encoder.safetensors beside it); the others are the best bank candidates
     start_embedding: bool = True      # pick the start by pixel + classifier-embedding distance (else pixel only)
     feature_fraction: float = 1.0     # share of the steps (the first ones) that use the classifier terms; the rest
     #                                   fit pixels only, so the perceptual terms steer the start and cost no PSNR at the end
@@ -329,8 +331,10 @@ class Projector:
     """Projects images for one generator; holds the candidate bank (K seeded latents and their features), so the
     explorer builds one per model and reuses it."""
 
-    def __init__(self, G: nn.Module, *, z_dim: int, classifier: Any = None, dataset: str | None = None, candidates: int = 1024):
+    def __init__(self, G: nn.Module, *, z_dim: int, classifier: Any = None, dataset: str | None = None, candidates: int = 1024,
+                 encoder: nn.Module | None = None):
         self.G = G.eval()
+        self.encoder = encoder.eval() if encoder is not None else None
         self.z_dim = z_dim
         self.classifier = classifier
         self.feature_net = feature_network(classifier) if classifier is not None else None
@@ -349,9 +353,17 @@ class Projector:
     def prepare(self, images: Any) -> torch.Tensor:
         return prepare_images(images, image_size=self.image_size, channels=self.channels, dataset=self.dataset)
 
-    def start(self, target: torch.Tensor, candidates: int, *, embedding: bool = True, starts: int = 1) -> torch.Tensor:
-        """The ``starts`` best of the first ``candidates`` bank latents for each target by pixel (+ embedding)
-        distance, best first: [N * starts, z_dim] (each image's starts together)."""
+    def start(self, target: torch.Tensor, candidates: int, *, embedding: bool = True, starts: int = 1,
+              encoder: bool = True) -> torch.Tensor:
+        """Each target's starts together, [N * starts, z_dim]: the encoder's guess first (if ``encoder`` and there is
+        one), then the best of the first ``candidates`` bank latents by pixel (+ embedding) distance."""
+        if encoder and self.encoder is not None:
+            with torch.no_grad():
+                guess = self.encoder(target).float()[:, None]
+            if starts == 1:
+                return guess.flatten(0, 1)
+            bank = self.start(target, candidates, embedding=embedding, starts=starts - 1, encoder=False)
+            return torch.cat([guess, bank.view(len(target), starts - 1, -1)], 1).flatten(0, 1)
         k = min(candidates, len(self.bank_z))
         pixel = torch.cdist(target.flatten(1), self.bank_x[:k].flatten(1)).square() / target[0].numel()
         score = pixel
@@ -371,7 +383,8 @@ class Projector:
             target = self.prepare(images)
         target = target.float().cpu()
         if z_start is None:
-            z0 = self.start(target, settings.candidates, embedding=settings.start_embedding, starts=settings.starts)
+            z0 = self.start(target, settings.candidates, embedding=settings.start_embedding, starts=settings.starts,
+                            encoder=settings.start_encoder)
         else:
             z0 = z_start.float().cpu().clone()
         per_image = len(z0) // len(target)
@@ -446,11 +459,12 @@ def optimise_latents(G: nn.Module, target: torch.Tensor, z: torch.Tensor, settin
 
 
 def project(G: nn.Module, images: Any, *, z_dim: int, dataset: str | None = None, classifier: Any = None,
-            settings: ProjectionSettings | str = "full", progress: Any = None) -> Projection:
+            settings: ProjectionSettings | str = "full", encoder: nn.Module | None = None, progress: Any = None) -> Projection:
     """Project images (uint8 [N, H, W, C] of any size, PIL images, or a list) into G's latent space.
 
     ``dataset`` picks the preparation (celeba face crop, mnist/fashion-mnist grey on black); ``classifier`` defaults
     to the shipped one for ``dataset`` (none: pixel loss only). ``settings``: "fast", "full" or ProjectionSettings.
+    ``encoder``: G's dcgan.encoder.Encoder (``encoder_for(checkpoint, G)`` finds the shipped one), the first start.
     """
     if isinstance(settings, str):
         if settings not in PRESETS:
@@ -460,7 +474,7 @@ def project(G: nn.Module, images: Any, *, z_dim: int, dataset: str | None = None
         from .directions import shipped_classifier
 
         classifier = shipped_classifier(dataset)
-    projector = Projector(G, z_dim=z_dim, classifier=classifier, dataset=dataset, candidates=settings.candidates)
+    projector = Projector(G, z_dim=z_dim, classifier=classifier, dataset=dataset, candidates=settings.candidates, encoder=encoder)
     return projector.project(images, settings=settings, progress=progress)
 
 

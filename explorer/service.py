@@ -485,13 +485,15 @@ def nearest(catalog: Catalog, model: str, seed: Any, truncation: Any = 1.0, k: A
 # your image: projection into the latent space (dcgan.project), latent files
 
 def projector(catalog: Catalog, model: str) -> Any:
-    """The model's dcgan.project.Projector, built once (its start bank: PRESETS["full"].candidates seeded samples)."""
+    """The model's dcgan.project.Projector, built once (its start bank: PRESETS["full"].candidates seeded samples, and
+    the encoder beside the checkpoint when there is one for this generator)."""
+    from dcgan.encoder import encoder_for
     from dcgan.project import PRESETS, Projector
 
     state = catalog.state(model)
     m = state.model
     return state.projector.get(lambda: Projector(m.G, z_dim=m.z_dim, classifier=catalog.classifier(state), dataset=m.dataset or None,
-                                                 candidates=PRESETS["full"].candidates))
+                                                 candidates=PRESETS["full"].candidates, encoder=encoder_for(m.entry.path, m.G)))
 
 
 def prepared_image(catalog: Catalog, model: str, image: Any) -> np.ndarray:
