@@ -14,6 +14,7 @@ from huggingface_hub import ModelCard  # noqa: E402
 from dcgan import directions, hub, hub_push, ratings, rundir  # noqa: E402
 from dcgan.checkpoints import GENERATOR_FILE, load_generator  # noqa: E402
 from dcgan.cli import main  # noqa: E402
+from dcgan.encoder import ENCODER_FILE  # noqa: E402
 from dcgan.errors import CheckpointError, DCGANError  # noqa: E402
 from dcgan.images import make_grid  # noqa: E402
 from dcgan.latent import latents_from_seeds  # noqa: E402
@@ -44,7 +45,7 @@ def add_snapshot(cache: Path, repo_id: str, commit: str, files: dict[str, Path],
 
 def test_hub_file_names_are_the_libraries_own():
     assert {GENERATOR_FILE, directions.DIRECTIONS_FILE, rundir.CONFIG_FILE} <= set(hub.HUB_FILES) and hub.GENERATOR_FILE == GENERATOR_FILE
-    assert ratings.RATINGS_FILE in hub.HUB_FILES
+    assert ratings.RATINGS_FILE in hub.HUB_FILES and ENCODER_FILE in hub.HUB_FILES
 
 
 def folder_files(folder: Path) -> dict[str, Path]:
