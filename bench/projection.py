@@ -23,9 +23,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dcgan.actions import edit_latent  # noqa: E402
 from dcgan.checkpoints import load_generator  # noqa: E402
 from dcgan.classifiers import load_classifier  # noqa: E402
-from dcgan.directions import apply_directions, condition, load_directions  # noqa: E402
+from dcgan.directions import load_directions  # noqa: E402
 from dcgan.images import make_grid, save_png  # noqa: E402
 from dcgan.latent import latents_from_seeds  # noqa: E402
 from dcgan.machine import cpu_name  # noqa: E402
@@ -65,11 +66,10 @@ def face_scores(classifier, G, directions, target, z, reconstruction, quality) -
     with torch.no_grad():
         p_orig = classifier.predict_proba(target) > 0.5
         p_rec = classifier.predict_proba(reconstruction) > 0.5
-        edited = G(apply_directions(z, directions, EDIT))
+        edited = G(edit_latent(z, directions, EDIT))
         p_edit = classifier.predict_proba(edited) > 0.5
-        by_name = {d.name: d for d in directions}
-        kept = condition(by_name["Smiling"], [by_name["Male"]])  # the Sliders tab's "keep fixed: Male"
-        p_kept = classifier.predict_proba(G(apply_directions(z, [kept], EDIT))) > 0.5
+        held = edit_latent(z, directions, EDIT, ["Male"], G=G, classifier=classifier)  # the Sliders tab's "keep fixed: Male"
+        p_kept = classifier.predict_proba(G(held)) > 0.5
     male, smiling = names.index("Male"), names.index("Smiling")
     return {
         "psnr": statistics.fmean(q["psnr"] for q in quality),

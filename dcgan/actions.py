@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from torch import nn
 
 from .config import DataConfig
 from .datasets import DATASETS, ImageData, build
-from .directions import Direction, apply_directions, condition
+from .directions import Direction, apply_directions, condition, hold_judgements
 from .errors import ConfigError, DatasetError, LatentError
 from .images import tile_grid, to_uint8
 from .latent import arithmetic as latent_arithmetic
@@ -56,9 +56,14 @@ def squeeze(img: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 # edits along directions
 
-def edit_latent(z: torch.Tensor, directions: list[Direction], amounts: dict[str, float], keep_fixed: list[str] = ()) -> torch.Tensor:
+def edit_latent(z: torch.Tensor, directions: list[Direction], amounts: dict[str, float], keep_fixed: list[str] = (), *,
+                G: nn.Module | None = None, classifier: Any = None) -> torch.Tensor:
     """z [N, z_dim] moved by amount * vector for each named direction; each moved direction is first made orthogonal
-    to the ``keep_fixed`` ones (InterFaceGAN's conditional manipulation). Amounts stay within ±MAX_AMOUNT."""
+    to the ``keep_fixed`` ones (InterFaceGAN's conditional manipulation). Amounts stay within ±MAX_AMOUNT.
+
+    Given G and the data set's classifier, fixed attributes (or classes) are also held where the classifier judged
+    them before the edit (``hold_judgements``): orthogonality alone keeps them only to first order.
+    """
     by_name = {d.name: d for d in directions}
     unknown = sorted((set(amounts) | set(keep_fixed)) - set(by_name))
     if unknown:
@@ -66,7 +71,10 @@ def edit_latent(z: torch.Tensor, directions: list[Direction], amounts: dict[str,
     fixed = [by_name[n] for n in keep_fixed]
     moved = {n: a for n, a in amounts.items() if a != 0.0}
     used = [condition(by_name[n], fixed) if fixed else by_name[n] for n in moved]
-    return apply_directions(z, used, moved)
+    edited = apply_directions(z, used, moved)
+    if G is None or not fixed or not moved:
+        return edited
+    return hold_judgements(G, classifier, z, edited, fixed)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -243,7 +243,8 @@ def add_edit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amount", action="append", metavar="NAME=A", default=[],
                    help="move A along direction NAME, e.g. sefa-0=2 or Smiling=3 (repeat for several)")
     p.add_argument("--keep-fixed", action="append", metavar="NAME", default=[],
-                   help="hold this direction still: each moved one is made orthogonal to it (repeatable)")
+                   help="hold this direction still: each moved one is made orthogonal to it, and an attribute (or class) is then "
+                        "held where the data set's classifier judged it before the edit (repeatable)")
     _truncation_argument(p)
     p.add_argument("--out", default="edit.png", help="output PNG")
     p.set_defaults(func=cmd_edit)
@@ -267,12 +268,13 @@ def _amounts(pairs: list[str]) -> dict[str, float]:
 
 def cmd_edit(args) -> int:
     from .actions import edit_latent, render, squeeze
-    from .directions import load_or_compute_directions
+    from .directions import load_or_compute_directions, shipped_classifier
 
     amounts, psi = _amounts(args.amount), _check_truncation(args.truncation)
     path, G, meta = _load(args.checkpoint)
     directions = load_or_compute_directions(path, G, meta)
-    z = edit_latent(_latents([args.seed], meta.model.z_dim, psi), directions, amounts, args.keep_fixed)
+    classifier = shipped_classifier(meta.info.get("dataset")) if args.keep_fixed else None
+    z = edit_latent(_latents([args.seed], meta.model.z_dim, psi), directions, amounts, args.keep_fixed, G=G, classifier=classifier)
     _write_png(squeeze(render(G, z)[0]), Path(args.out))
     moved = ", ".join(f"{name} {amount:+g}" for name, amount in amounts.items()) or "nothing moved"
     print(f"{args.out}: seed {args.seed} of {meta.path} ({moved}{'; fixed: ' + ', '.join(args.keep_fixed) if args.keep_fixed else ''})")

@@ -251,7 +251,8 @@ def edited_latent(catalog: Catalog, model: str, seed: Any, amounts: Any = None, 
     """z [1, z_dim] of ``seed`` (truncated) moved by amount * direction for each named direction.
 
     ``keep_fixed`` names directions (usually attributes) to hold still: each moved direction is first made
-    orthogonal to them (InterFaceGAN's conditional manipulation, ``dcgan.directions.condition``).
+    orthogonal to them (InterFaceGAN's conditional manipulation, ``dcgan.directions.condition``), then attributes
+    are held where the classifier judged them (``dcgan.directions.hold_judgements``).
     """
     seed, psi = check_ref(seed), _truncation(truncation)
     amounts, fixed_names = _amounts(amounts), _names(keep_fixed, "keep_fixed")
@@ -260,7 +261,10 @@ def edited_latent(catalog: Catalog, model: str, seed: Any, amounts: Any = None, 
     unknown = sorted((set(amounts) | set(fixed_names)) - set(by_name))
     if unknown:
         raise LatentError(f"unknown direction(s) {brief(unknown)} for model {brief(model)}; known: {sorted(by_name)}")
-    return edit_latent(seed_latents(catalog.state(model).model, [seed], psi, catalog.latents), found, amounts, fixed_names)
+    state = catalog.state(model)
+    classifier = catalog.classifier(state) if fixed_names else None
+    return edit_latent(seed_latents(state.model, [seed], psi, catalog.latents), found, amounts, fixed_names, G=state.model.G,
+                       classifier=classifier)
 
 
 def seed_image(catalog: Catalog, model: str, seed: Any, truncation: Any = 1.0) -> np.ndarray:
@@ -297,21 +301,19 @@ def edit_snippet(catalog: Catalog, model: str, seed: int | str, amounts: dict[st
         "import torch",
         *(["import numpy as np"] if isinstance(seed, str) else []),
         "from dcgan import load_generator, latent_from_seed",
-        "from dcgan.directions import apply_directions, condition, load_or_compute_directions",
+        "from dcgan.actions import edit_latent",
+        "from dcgan.directions import load_or_compute_directions, shipped_classifier",
         f"G, info = load_generator({str(shown)!r})",
-        f"dirs = {{d.name: d for d in load_or_compute_directions({str(shown)!r}, G, info)}}",
+        f"dirs = load_or_compute_directions({str(shown)!r}, G, info)",
     ]
-    if keep_fixed:
-        lines.append(f"fixed = [dirs[n] for n in {keep_fixed!r}]")
-        lines.append(f"used = [condition(dirs[n], fixed) for n in {list(amounts)!r}]")
-    else:
-        lines.append(f"used = [dirs[n] for n in {list(amounts)!r}]")
     if isinstance(seed, str):
         lines.append(f"z0 = torch.from_numpy(np.load(Client({url!r}).predict({model!r}, {seed!r}, api_name=\"/latent\")))")
     else:
         lines.append(f"z0 = latent_from_seed({seed}, info.model.z_dim)")
     lines += [
-        f"z = apply_directions(z0[None] * {truncation!r}, used, {amounts!r})",
+        (f"z = edit_latent(z0[None] * {truncation!r}, dirs, {amounts!r}, {keep_fixed!r}, G=G, "
+         "classifier=shipped_classifier(info.info.get('dataset')))" if keep_fixed else
+         f"z = edit_latent(z0[None] * {truncation!r}, dirs, {amounts!r})"),
         "with torch.no_grad():",
         "    x = G(z)  # [1, C, H, W] in [-1, 1]",
     ]

@@ -325,3 +325,44 @@ def test_arithmetic_presets_use_celeba_attributes():
             "man with glasses - man without glasses + woman without glasses"} <= set(dirs.ARITHMETIC_PRESETS)
     for groups in dirs.ARITHMETIC_PRESETS.values():
         assert len(groups) == 3 and all(want and set(want) <= celeba for want in groups)
+
+
+@pytest.fixture(scope="module")
+def faces():
+    from dcgan.classifiers import load_classifier
+
+    folder = Path(__file__).resolve().parents[2] / "checkpoints" / "celeba-64"
+    G, _ = load_generator(folder)
+    by_name = {d.name: d for d in dirs.load_directions(folder / dirs.DIRECTIONS_FILE)}
+    return G, load_classifier("celeba"), by_name
+
+
+def _male(classifier, G, z):
+    return dirs.rate_latents(G, classifier, z)[:, classifier.label_names.index("Male")]
+
+
+def test_holding_male_keeps_it_where_orthogonality_alone_does_not(faces):
+    from dcgan.actions import edit_latent
+
+    G, classifier, by_name = faces
+    z = torch.stack([latent_from_seed(s, 100) for s in range(2000, 2060)])
+    before = _male(classifier, G, z)
+    amounts = {"Smiling": 3.0}
+    conditioned = edit_latent(z, list(by_name.values()), amounts, ["Male"])
+    held = edit_latent(z, list(by_name.values()), amounts, ["Male"], G=G, classifier=classifier)
+    kept_conditioned = ((_male(classifier, G, conditioned) > 0.5) == (before > 0.5)).float().mean()
+    kept_held = ((_male(classifier, G, held) > 0.5) == (before > 0.5)).float().mean()
+    assert kept_held >= 0.9 and kept_held > kept_conditioned
+    moved = held - conditioned  # the hold moves along Male only
+    assert torch.allclose(moved, (moved @ by_name["Male"].vector)[:, None] * by_name["Male"].vector, atol=1e-5)
+    smiling = dirs.rate_latents(G, classifier, held)[:, classifier.label_names.index("Smiling")]
+    assert (smiling > 0.5).float().mean() >= 0.9  # the smile itself is not undone
+
+
+def test_hold_leaves_unjudged_directions_and_unmoved_latents_alone(faces):
+    G, classifier, by_name = faces
+    z = torch.stack([latent_from_seed(s, 100) for s in range(5)])
+    moved = z + 2 * by_name["sefa-0"].vector
+    assert torch.equal(dirs.hold_judgements(G, classifier, z, moved, [by_name["sefa-1"]]), moved)
+    assert torch.equal(dirs.hold_judgements(G, None, z, moved, [by_name["Male"]]), moved)
+    assert torch.allclose(dirs.hold_judgements(G, classifier, z, z, [by_name["Male"], by_name["Eyeglasses"]]), z)

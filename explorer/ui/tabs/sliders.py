@@ -57,7 +57,8 @@ def sliders_tab(ctx: Context) -> None:
                 with gr.Accordion("Named attributes / classes (InterFaceGAN boundaries)", open=True):
                     shown_labels = gr.Dropdown([], value=[], multiselect=True, max_choices=SLOTS["labelled"],
                                                label="Show sliders for", info="strength = held-out accuracy of the boundary")
-                    keep_fixed = gr.Checkbox(False, label="Keep the other shown attributes fixed (project out their directions)")
+                    keep_fixed = gr.Checkbox(False, label="Keep the other shown attributes fixed",
+                                             info="their directions are projected out, then each is held where the classifier judged it")
                     with gr.Row():
                         sliders["labelled"] = [gr.Slider(-SLIDER_RANGE, SLIDER_RANGE, 0, step=0.05, visible=False, min_width=200,
                                                          elem_classes=["dir-slider"])
