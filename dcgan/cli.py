@@ -421,17 +421,29 @@ def cmd_encoder(args) -> int:
     import time
 
     from .checkpoints import load_generator
-    from .directions import generator_fingerprint
-    from .encoder import EncoderTraining, encoder_path, save_encoder, train_encoder
+    from .config import DataConfig
+    from .datasets import build
+    from .directions import generator_fingerprint, shipped_classifier
+    from .encoder import EncoderTraining, encoder_path, load_encoder, save_encoder, train_encoder
     from .hub import is_hub_url
 
     if is_hub_url(args.checkpoint) and not args.out:
         raise DCGANError(f"{args.checkpoint}: give --out FILE (an encoder is not written into the Hugging Face cache)")
-    training = EncoderTraining(steps=args.steps, batch=args.batch, lr=args.lr, pixel_weight=args.pixel_weight, seed=args.seed,
-                               max_minutes=args.max_minutes)
+    training = EncoderTraining(steps=args.steps, batch=args.batch, lr=args.lr, pixel_weight=args.pixel_weight,
+                               real_weight=args.real_weight, seed=args.seed, max_minutes=args.max_minutes)
     training.validate()  # bad options are refused before the model is loaded
+    init = load_encoder(args.init) if args.init else None
     G, meta = load_generator(args.checkpoint)
     out = Path(args.out) if args.out else encoder_path(meta.path)
+    real = classifier = None
+    if args.data_root:
+        dataset = args.dataset or meta.info.get("dataset")
+        if not dataset:
+            raise DCGANError(f"{meta.path}: its metadata names no data set; give --dataset")
+        data = DataConfig(dataset=dataset, root=args.data_root, max_images=args.max_images)
+        real = build(data, meta.model.image_size, meta.model.channels).images
+        classifier = shipped_classifier(dataset)
+        print(f"{len(real)} real {dataset} images from {args.data_root}", flush=True)
     started, shown = time.monotonic(), [0.0]
 
     def progress(done: int, total: int, loss: float) -> None:
@@ -439,10 +451,12 @@ def cmd_encoder(args) -> int:
             shown[0] = time.monotonic()
             print(f"step {done}/{total}  loss {loss:.4f}  {time.monotonic() - started:.0f} s", flush=True)
 
-    E, record = train_encoder(G, z_dim=meta.model.z_dim, training=training, width=args.width, progress=progress)
+    E, record = train_encoder(G, z_dim=meta.model.z_dim, training=training, width=args.width, real=real, classifier=classifier,
+                              init=init, progress=progress)
     save_encoder(E, out, fingerprint=generator_fingerprint(G), training=record)
+    real_note = f", real-image pixel MSE {record['real_pixel_mse']}" if real is not None else ""
     print(f"{out}: encoder for {meta.path} ({record['steps']} steps in {record['minutes']} min, latent MSE {record['latent_mse']}, "
-          f"pixel MSE {record['pixel_mse']}); `dcgan project` and the app start from it")
+          f"pixel MSE {record['pixel_mse']}{real_note}); `dcgan project` and the app start from it")
     return 0
 
 
@@ -537,6 +551,15 @@ def _add_encoder_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate at the start")
     p.add_argument("--pixel-weight", type=float, default=1.0,
                    help="weight of |G(E(G(z))) - G(z)|^2 beside the latent loss |E(G(z)) - z|^2 / z_dim (0: latent loss only, 3x faster)")
+    p.add_argument("--data-root", metavar="DIR", default=None,
+                   help="also fit real images of the checkpoint's data set from DIR through G (pixel MSE + classifier embedding): "
+                        "photos are not G's samples, and this is what makes the encoder's guess close to them")
+    p.add_argument("--dataset", default=None, help="with --data-root: the data set [default: the checkpoint's]")
+    p.add_argument("--max-images", type=int, metavar="N", default=None,
+                   help="with --data-root: the first N images only "
+                        "(celeba-64's: 8000, keeping faces 9001-9100 unseen for bench/projection.py)")
+    p.add_argument("--real-weight", type=float, default=1.0, help="weight of the real-image loss beside the generated-pair loss")
+    p.add_argument("--init", metavar="FILE", default=None, help="continue from this encoder file (its width) instead of random weights")
     p.add_argument("--width", type=int, default=32, help="channels of the first conv, doubled at each halving")
     p.add_argument("--seed", type=int, default=0, help="seed of the training latents")
     p.add_argument("--max-minutes", type=float, metavar="M", default=None, help="stop after M minutes (the encoder so far is written)")

@@ -88,3 +88,4 @@ def test_shipped_discriminator_belongs_to_the_generator_and_has_its_probe(folder
     probe = json.loads((folder / "probe.json").read_text())
     for row in probe["labels"].values():
         assert {"trained", "random", "pixels"} <= set(row) and all(0 < row[k]["mean"] <= 1 for k in row)
+
