@@ -150,6 +150,17 @@ def save_discriminator(D: nn.Module, path: Path, *, model: ModelConfig, info: di
     save_safetensors(module_tensors(D, dtype), path, metadata=metadata)
 
 
+def file_beside(checkpoint_path: Path | str, name: str, suffix: str) -> Path:
+    """Where a checkpoint's companion file lives: <dir>/``name`` for a folder (or its generator.safetensors),
+    x``suffix`` beside any other x.safetensors (directions, ratings, encoder)."""
+    path = Path(checkpoint_path)
+    if path.is_dir():
+        return path / name
+    if path.name == GENERATOR_FILE:
+        return path.parent / name
+    return path.with_name(path.name.removesuffix(".safetensors") + suffix)
+
+
 def discriminator_beside(generator_path: Path | str) -> Path:
     """Where a generator's D lives: DIR/discriminator.safetensors beside DIR/generator.safetensors, else
     X.discriminator.safetensors beside X.safetensors (dcgan export, kept generators)."""

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from .checkpoints import GENERATOR_FILE, GeneratorInfo
+from .checkpoints import GeneratorInfo, file_beside
 from .errors import CheckpointError, ConfigError, LatentError
 from .io import load_safetensors, metadata_json, save_safetensors
 from .latent import latent_from_seed
@@ -416,12 +416,7 @@ def pick_from_ratings(proba: torch.Tensor, classifier: Any, wants: tuple[dict[st
 def directions_path(checkpoint_path: Path | str) -> Path:
     """The directions file of a checkpoint: <dir>/directions.safetensors for a run dir (or its generator file),
     x.directions.safetensors for any other x.safetensors."""
-    path = Path(checkpoint_path)
-    if path.is_dir():
-        return path / DIRECTIONS_FILE
-    if path.name == GENERATOR_FILE:
-        return path.parent / DIRECTIONS_FILE
-    return path.with_name(path.name.removesuffix(".safetensors") + DIRECTIONS_SUFFIX)
+    return file_beside(checkpoint_path, DIRECTIONS_FILE, DIRECTIONS_SUFFIX)
 
 
 def save_directions(directions: list[Direction], path: Path | str, *, fingerprint: str = "") -> None:

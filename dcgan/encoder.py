@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .checkpoints import GENERATOR_FILE
+from .checkpoints import file_beside
 from .errors import CheckpointError, ConfigError
 from .io import load_safetensors, metadata_json, module_tensors, save_safetensors
 
@@ -164,12 +164,7 @@ def train_encoder(G: nn.Module, *, z_dim: int, training: EncoderTraining = Encod
 
 def encoder_path(checkpoint_path: Path | str) -> Path:
     """<dir>/encoder.safetensors for a folder (or its generator.safetensors), x.encoder.safetensors for any other x.safetensors."""
-    path = Path(checkpoint_path)
-    if path.is_dir():
-        return path / ENCODER_FILE
-    if path.name == GENERATOR_FILE:
-        return path.parent / ENCODER_FILE
-    return path.with_name(path.name.removesuffix(".safetensors") + ENCODER_SUFFIX)
+    return file_beside(checkpoint_path, ENCODER_FILE, ENCODER_SUFFIX)
 
 
 def save_encoder(E: Encoder, path: Path | str, *, fingerprint: str, training: dict[str, Any],

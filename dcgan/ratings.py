@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .checkpoints import GENERATOR_FILE
+from .checkpoints import file_beside
 from .directions import BATCH, generator_fingerprint, rate_latents
 from .errors import CheckpointError
 from .io import load_safetensors, metadata_json, save_safetensors
@@ -34,12 +34,7 @@ Progress = Callable[[int, int], None]  # (seeds rated so far, seeds to rate)
 
 def ratings_path(checkpoint_path: Path | str) -> Path:
     """<dir>/ratings.safetensors for a run dir (or its generator file), x.ratings.safetensors for any other x.safetensors."""
-    path = Path(checkpoint_path)
-    if path.is_dir():
-        return path / RATINGS_FILE
-    if path.name == GENERATOR_FILE:
-        return path.parent / RATINGS_FILE
-    return path.with_name(path.name.removesuffix(".safetensors") + RATINGS_SUFFIX)
+    return file_beside(checkpoint_path, RATINGS_FILE, RATINGS_SUFFIX)
 
 
 def ratings_fingerprint(G: nn.Module, classifier: Any) -> str:
