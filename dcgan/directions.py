@@ -20,7 +20,7 @@ from torch import nn
 
 from .checkpoints import GeneratorInfo, file_beside
 from .errors import CheckpointError, ConfigError, LatentError
-from .io import load_safetensors, metadata_json, save_safetensors
+from .io import check_made_for, load_safetensors, metadata_json, save_safetensors
 from .latent import latent_from_seed
 from .models import DCGANGenerator, KerasGenerator
 
@@ -443,12 +443,8 @@ def load_directions(path: Path | str, *, fingerprint: str | None = None) -> list
     computed for a different generator."""
     path = Path(path)
     metadata, tensors = load_safetensors(path, max_bytes=MAX_DIRECTIONS_BYTES, what="directions file")
-    if metadata.get("content") != "dcgan-directions":
-        raise CheckpointError(f"{path}: not a directions file (no 'content: dcgan-directions' metadata)")
-    if metadata.get("format_version") != str(DIRECTIONS_FORMAT_VERSION):
-        raise CheckpointError(f"{path}: format_version {metadata.get('format_version')}, expected {DIRECTIONS_FORMAT_VERSION}")
-    if fingerprint is not None and metadata.get("generator_fingerprint") != fingerprint:
-        raise CheckpointError(f"{path}: computed for another generator (its weights changed); recompute with `dcgan directions`")
+    check_made_for(metadata, path, content="dcgan-directions", version=DIRECTIONS_FORMAT_VERSION, fingerprint=fingerprint,
+                   what="a directions file", remedy="recompute with `dcgan directions`")
     if "vectors" not in tensors:
         raise CheckpointError(f"{path}: damaged directions file (no 'vectors' tensor)")
     vectors, entries = tensors["vectors"], metadata_json(metadata, "directions", path)

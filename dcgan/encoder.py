@@ -20,7 +20,7 @@ from torch import nn
 
 from .checkpoints import file_beside
 from .errors import CheckpointError, ConfigError
-from .io import load_safetensors, metadata_json, module_tensors, save_safetensors
+from .io import check_made_for, load_safetensors, metadata_json, module_tensors, save_safetensors
 
 ENCODER_FILE = "encoder.safetensors"
 ENCODER_SUFFIX = ".encoder.safetensors"  # x.safetensors -> x.encoder.safetensors (no "model" metadata: never listed as a model)
@@ -180,12 +180,8 @@ def load_encoder(path: Path | str, *, fingerprint: str | None = None) -> Encoder
     ``fingerprint``) trained for another generator."""
     path = Path(path)
     metadata, tensors = load_safetensors(path, max_bytes=MAX_ENCODER_BYTES, what="encoder file")
-    if metadata.get("content") != "dcgan-encoder":
-        raise CheckpointError(f"{path}: not an encoder file (no 'content: dcgan-encoder' metadata)")
-    if metadata.get("format_version") != str(ENCODER_FORMAT_VERSION):
-        raise CheckpointError(f"{path}: format_version {metadata.get('format_version')}, expected {ENCODER_FORMAT_VERSION}")
-    if fingerprint is not None and metadata.get("generator_fingerprint") != fingerprint:
-        raise CheckpointError(f"{path}: trained for another generator (its weights differ); retrain it with `dcgan encoder`")
+    check_made_for(metadata, path, content="dcgan-encoder", version=ENCODER_FORMAT_VERSION, fingerprint=fingerprint,
+                   what="an encoder file", remedy="retrain it with `dcgan encoder`")
     try:
         E = Encoder(EncoderConfig(**metadata_json(metadata, "config", path)))
     except (TypeError, ConfigError) as exc:
@@ -213,8 +209,3 @@ def encoder_for(checkpoint_path: Path | str, G: nn.Module) -> Encoder | None:
         log.warning("%s; projecting without it", exc)
         return None
 
-
-def encoder_training_record(path: Path | str) -> dict[str, Any]:
-    """The training record saved with an encoder (for model cards)."""
-    metadata, _ = load_safetensors(Path(path), max_bytes=MAX_ENCODER_BYTES, what="encoder file")
-    return metadata_json(metadata, "training", Path(path), default="{}")

@@ -198,3 +198,15 @@ def metadata_json(metadata: dict[str, str], key: str, path: Path, *, default: st
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{path}: metadata {key!r} is damaged ({type(exc).__name__})") from exc
+
+
+def check_made_for(metadata: dict[str, str], path: Path, *, content: str, version: int, fingerprint: str | None,
+                   what: str, remedy: str) -> None:
+    """The identity checks of a file made for one generator (directions, encoder): its ``content`` tag, its format
+    version and, given ``fingerprint``, the generator it was made for; CheckpointError naming ``what`` otherwise."""
+    if metadata.get("content") != content:
+        raise CheckpointError(f"{path}: not {what} (no 'content: {content}' metadata)")
+    if metadata.get("format_version") != str(version):
+        raise CheckpointError(f"{path}: format_version {metadata.get('format_version')}, expected {version}")
+    if fingerprint is not None and metadata.get("generator_fingerprint") != fingerprint:
+        raise CheckpointError(f"{path}: made for another generator (its weights differ); {remedy}")
