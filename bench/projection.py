@@ -69,7 +69,8 @@ def face_scores(classifier, G, directions, target, z, reconstruction, quality) -
         edited = G(edit_latent(z, directions, EDIT))
         p_edit = classifier.predict_proba(edited) > 0.5
         held = edit_latent(z, directions, EDIT, ["Male"], G=G, classifier=classifier)  # the Sliders tab's "keep fixed: Male"
-        p_kept = classifier.predict_proba(G(held)) > 0.5
+        kept = G(held)
+        p_kept = classifier.predict_proba(kept) > 0.5
     male, smiling = names.index("Male"), names.index("Smiling")
     return {
         "psnr": statistics.fmean(q["psnr"] for q in quality),
@@ -80,7 +81,7 @@ def face_scores(classifier, G, directions, target, z, reconstruction, quality) -
         "edit_male_kept": float((p_edit[:, male] == p_orig[:, male]).float().mean()),
         "edit_fixed_smiling": float(p_kept[:, smiling].float().mean()),
         "edit_fixed_male_kept": float((p_kept[:, male] == p_orig[:, male]).float().mean()),
-    }, edited
+    }, torch.cat([edited, kept])
 
 
 def bench_faces(args) -> dict:
@@ -93,15 +94,13 @@ def bench_faces(args) -> dict:
     target = prepare_all(projector, [read_image(p) for p in paths])
     out: dict = {"images": f"celeba10k {paths[0].name}-{paths[-1].name}"}
     figure = {}
-    for name, settings in (("baseline", BASELINE), ("fast", PRESETS["fast"]), ("full", PRESETS["full"])):
+    for name, settings in (("baseline", BASELINE), *PRESETS.items()):
         start = random_starts(len(target), info.model.z_dim) if name == "baseline" else None
         t0 = time.perf_counter()
         z, rec, quality = project_in_batches(projector, target, settings, batch=args.batch, z_start=start)
-        if name == "baseline":
-            figure[name] = (rec, None)
-        scores, edited = face_scores(classifier, G, directions, target, z, rec, quality)
+        scores, edits = face_scores(classifier, G, directions, target, z, rec, quality)
         out[name] = {**scores, "seconds_per_image_batched": (time.perf_counter() - t0) / len(target)}
-        figure[name] = (rec, edited)
+        figure[name] = (rec, edits)
         if name == "full" and args.figure:
             save_latents_figure(args, target, figure)
         print(f"faces {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in out[name].items()), flush=True)
@@ -112,7 +111,8 @@ def bench_faces(args) -> dict:
     out["seeds_0_99_edit"] = {k: v for k, v in scores.items() if k.startswith("edit_")}
     print(f"seeds 0-99 edited: {out['seeds_0_99_edit']}", flush=True)
     out["timing"] = {}
-    for name, count in (("fast", args.timing_images), ("full", args.timing_images_full)):  # one image per call, as the app does
+    for name in PRESETS:  # one image per call, as the app does
+        count = args.timing_images_sharp if name == "sharp" else args.timing_images
         times = []
         for i in range(count):
             t0 = time.perf_counter()
@@ -125,9 +125,10 @@ def bench_faces(args) -> dict:
 
 def save_latents_figure(args, target: torch.Tensor, figure: dict) -> None:
     k = args.figure_faces
-    rec, edited = figure["full"]
-    save_png(make_grid(torch.cat([target[:k], figure["baseline"][0][:k], rec[:k], edited[:k]]), nrow=k), Path(args.figure))
-    print(f"{args.figure}: rows = originals, naive baseline, projections, projections +3 Smiling", flush=True)
+    rec, edits = figure["full"]
+    edited, held = edits.chunk(2)
+    save_png(make_grid(torch.cat([target[:k], figure["baseline"][0][:k], rec[:k], edited[:k], held[:k]]), nrow=k), Path(args.figure))
+    print(f"{args.figure}: rows = originals, naive baseline, projections, +3 Smiling, +3 Smiling keeping Male", flush=True)
 
 
 def bench_digits(args) -> dict:
@@ -140,7 +141,7 @@ def bench_digits(args) -> dict:
     projector = Projector(G, z_dim=info.model.z_dim, classifier=classifier, dataset="mnist", candidates=PRESETS["full"].candidates)
     target = prepare_all(projector, list(digits))
     out: dict = {"images": f"MNIST test 0-{args.digits - 1}"}
-    for name, settings in (("fast", PRESETS["fast"]), ("full", PRESETS["full"])):
+    for name, settings in PRESETS.items():
         t0 = time.perf_counter()
         _, rec, quality = project_in_batches(projector, target, settings, batch=args.batch)
         with torch.no_grad():
@@ -160,8 +161,8 @@ def main() -> None:
     parser.add_argument("--digits", type=int, default=100, help="MNIST test digits 0..N-1")
     parser.add_argument("--batch", type=int, default=25, help="images per projection call in the quality runs")
     parser.add_argument("--timing-images", type=int, default=5, help="faces projected one at a time for the p50")
-    parser.add_argument("--timing-images-full", type=int, default=2, help="the same for the full mode")
-    parser.add_argument("--figure", default=None, help="PNG: originals / baseline / projections / +3 Smiling")
+    parser.add_argument("--timing-images-sharp", type=int, default=2, help="the same for the sharp mode")
+    parser.add_argument("--figure", default=None, help="PNG: originals / baseline / projections / +3 Smiling / the same keeping Male")
     parser.add_argument("--figure-faces", type=int, default=8)
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args()

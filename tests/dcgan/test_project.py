@@ -166,6 +166,16 @@ def test_two_phase_multi_start_projection_is_batch_independent(mnist):
     assert torch.allclose(together, alone, atol=1e-4)
 
 
+def test_the_embedding_term_can_stay_on_after_the_feature_phase(mnist):
+    z = latents_from_seeds([41, 42, 43, 44], mnist.z_dim)
+    with torch.no_grad():
+        target = 0.5 * (mnist.G(z) + mnist.G(z.roll(1, 0)))  # two digits at once: pixels and embedding pull apart
+    common = dict(steps=30, candidates=128, feature_fraction=0.1, embedding_weight=1.0, lr=0.1, lr_end=0.01)
+    pixels_last = mnist.project(target=target, settings=ProjectionSettings(**common)).quality
+    kept = mnist.project(target=target, settings=ProjectionSettings(**common, embedding_throughout=True)).quality
+    assert sum(q["feature_distance"] for q in kept) < sum(q["feature_distance"] for q in pixels_last)
+
+
 def test_more_starts_never_end_worse_on_the_pixel_loss(mnist):
     z = latents_from_seeds([31, 32, 33, 34], mnist.z_dim)
     with torch.no_grad():
