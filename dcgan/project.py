@@ -470,7 +470,8 @@ def project(G: nn.Module, images: Any, *, z_dim: int, dataset: str | None = None
     """Project images (uint8 [N, H, W, C] of any size, PIL images, or a list) into G's latent space.
 
     ``dataset`` picks the preparation (celeba face crop, mnist/fashion-mnist grey on black); ``classifier`` defaults
-    to the shipped one for ``dataset`` (none: pixel loss only). ``settings``: a PRESETS name ("fast", "full", "sharp") or ProjectionSettings.
+    to the shipped one for ``dataset`` (none: pixel loss only). ``settings``: a PRESETS name ("fast", "full",
+    "sharp") or ProjectionSettings.
     ``encoder``: G's dcgan.encoder.Encoder (``encoder_for(checkpoint, G)`` finds the shipped one), the first start.
     """
     if isinstance(settings, str):
