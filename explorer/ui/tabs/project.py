@@ -10,7 +10,7 @@ from gradio.data_classes import FileData
 from gradio.utils import get_upload_folder
 
 from dcgan.errors import LatentError
-from dcgan.project import INPUT_ADVICE, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, ImageError
+from dcgan.project import INPUT_ADVICE, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, PRESETS, ImageError
 
 from ... import service
 from ...derived import Catalog
@@ -57,7 +57,7 @@ def project_tab(ctx: Context) -> None:
                 image = gr.Image(label="Your image", type="filepath", sources=["upload", "clipboard", "webcam"], elem_id="project-image")
                 with gr.Accordion("…or draw (digit models)", open=False):
                     sketch = gr.Sketchpad(type="numpy", label="Sketch", elem_id="project-sketch")
-                mode = gr.Radio(["fast", "full", "sharp"], value="fast", label="Mode",
+                mode = gr.Radio(list(PRESETS), value="fast", label="Mode",
                                 info="fast: for trying (about 2 s on 2 CPU cores); full: attributes kept best (2x fast's time); "
                                      "sharp: the closest pixels (5x), attributes less well kept")
                 go = gr.Button("Project", variant="primary", elem_id="project-go")
