@@ -81,7 +81,7 @@ def face_scores(classifier, G, directions, target, z, reconstruction, quality) -
         "edit_male_kept": float((p_edit[:, male] == p_orig[:, male]).float().mean()),
         "edit_fixed_smiling": float(p_kept[:, smiling].float().mean()),
         "edit_fixed_male_kept": float((p_kept[:, male] == p_orig[:, male]).float().mean()),
-    }, torch.cat([edited, kept])
+    }, (edited, kept)
 
 
 def bench_faces(args) -> dict:
@@ -125,8 +125,7 @@ def bench_faces(args) -> dict:
 
 def save_latents_figure(args, target: torch.Tensor, figure: dict) -> None:
     k = args.figure_faces
-    rec, edits = figure["full"]
-    edited, held = edits.chunk(2)
+    rec, (edited, held) = figure["full"]
     save_png(make_grid(torch.cat([target[:k], figure["baseline"][0][:k], rec[:k], edited[:k], held[:k]]), nrow=k), Path(args.figure))
     print(f"{args.figure}: rows = originals, naive baseline, projections, +3 Smiling, +3 Smiling keeping Male", flush=True)
 

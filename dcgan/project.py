@@ -282,7 +282,8 @@ class ProjectionSettings:
     #                                   (encoder.safetensors beside it); the others are the best bank candidates
     start_embedding: bool = True      # pick the start by pixel + classifier-embedding distance (else pixel only)
     feature_fraction: float = 1.0     # share of the steps (the first ones) that use the classifier terms; the rest
-    #                                   fit pixels only, so the perceptual terms steer the start and cost no PSNR at the end
+    #                                   fit pixels only (but see embedding_throughout), so the perceptual terms steer the
+    #                                   start and cost no PSNR at the end
     embedding_throughout: bool = False  # the embedding term stays on after feature_fraction (the attributes held to
     #                                   the end; only the perceptual term stops)
     pixel_weight: float = 1.0         # mean squared error in [-1, 1]: what PSNR measures, so it leads
@@ -424,13 +425,14 @@ def optimise_latents(G: nn.Module, target: torch.Tensor, z: torch.Tensor, settin
         with torch.no_grad():
             target_stages, target_embedding, _ = _activations(classifier, target)
         embedding_scale = target_embedding.square().sum(1).clamp_min(1e-8)
+    embedding_to_the_end = bool(feature_steps) and settings.embedding_throughout and settings.embedding_weight > 0
     optimiser = torch.optim.Adam([z], lr=settings.lr)
     best_z, best_loss = z.detach().clone(), torch.full((len(z),), math.inf, device=z.device)
 
     def losses(with_features: bool) -> torch.Tensor:
         x = G(z)
         loss = settings.pixel_weight * (x - target).square().flatten(1).mean(1)
-        if with_features or (feature_steps and settings.embedding_throughout):
+        if with_features or embedding_to_the_end:
             stages, embedding, _ = _activations(classifier, x)
             if with_features:
                 loss = loss + settings.perceptual_weight * _perceptual(stages, target_stages)
