@@ -49,9 +49,25 @@ def training_minutes(log: list[dict], up_to_step: int) -> float:
     return seconds / 60
 
 
+def cool_downs(log: list[dict], base_lr: float, up_to_step: int) -> list[tuple[int, int]]:
+    """The stretches of steps (first, last logged) up to ``up_to_step`` where the log's lr is below ``base_lr``: each
+    cool-down, however many resumes changed --lr-decay-from since (the saved config holds only the last one)."""
+    stretches: list[tuple[int, int]] = []
+    current = None
+    for r in log:
+        if "lr" not in r or r["step"] > up_to_step:
+            continue
+        if r["lr"] < base_lr:
+            current = (r["step"] if current is None else current[0], r["step"])
+        elif current is not None:
+            stretches.append(current)
+            current = None
+    return stretches + ([current] if current is not None else [])
+
+
 def recipe(cfg, step: int, log: list[dict]) -> str:
-    """The training options up to ``step`` in words, naming those that depart from the paper's recipe (an earlier
-    cool-down, which the saved config no longer holds, is read from the log's lr)."""
+    """The training options up to ``step`` in words, naming those that depart from the paper's recipe; the lr
+    cool-downs (and warm restarts between them) are read from the log."""
     t = cfg.train
     words = [f"batch {t.batch_size}", f"Adam lr {t.lr} betas ({t.beta1}, {t.beta2})", f"EMA {t.ema_decay}"]
     if t.lr_d is not None:
@@ -64,13 +80,11 @@ def recipe(cfg, step: int, log: list[dict]) -> str:
         words.append(f"DiffAugment {t.augment} on real and fake images")
     if flips(cfg):
         words.append("random left-right flips of the real images")
-    if t.lr_decay_from is not None and step > t.lr_decay_from:
-        end = f"step {t.max_steps:,}" if t.max_steps else "the run's last step"
-        words.append(f"lr cooling down linearly from step {t.lr_decay_from:,} toward 0 at {end}")
-    current_from = t.lr_decay_from if t.lr_decay_from is not None else step
-    earlier = [r["step"] for r in log if r.get("lr", t.lr) < t.lr and r["step"] < min(step, current_from)]
-    if earlier:
-        words.append(f"after an earlier cool-down (steps {earlier[0]:,}-{earlier[-1]:,}; see the command lines)")
+    stretches = cool_downs(log, t.lr, step)
+    if stretches:
+        spans = " and ".join(f"{a:,}-{b:,}" for a, b in stretches)
+        restart = ", back at the full lr between them (warm restarts)" if len(stretches) > 1 else ""
+        words.append(f"lr cooling down linearly toward 0 over steps {spans} (as logged){restart}")
     return ", ".join(words)
 
 
