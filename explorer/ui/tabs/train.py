@@ -129,6 +129,9 @@ def train_tab(ctx: Context) -> None:
         timer = gr.Timer(POLL_SECONDS, active=False)
         samples = gr.State([])
         seen = gr.State({})
+        # the preview the user went back to (None: follow the newest). Kept on the server, so a poll answered before the
+        # user's pick reached it, which moves the slider to the newest grid, is undone by the next poll.
+        pinned = gr.State(None)
 
         def start_run(ds, fold, ar, size, w, b, mins, eps, every, request: gr.Request):
             settings = TrainSettings(dataset=ds, folder=fold or "", arch=ar, image_size=size, width=w, batch_size=b, minutes=mins,
@@ -149,7 +152,7 @@ def train_tab(ctx: Context) -> None:
             training_now = manager.running()
             return gr.update(choices=manager.list_runs(), value=training_now[-1] if training_now else None)
 
-        def poll(name, before, mine, index):
+        def poll(name, before, mine, index, pick):
             if not name:
                 return [gr.skip()] * (len(poll_outputs) - 1) + [gr.Timer(active=False)]
             status = manager.status(name)
@@ -164,35 +167,43 @@ def train_tab(ctx: Context) -> None:
             # no frame before the first loss: the plot fixes its legend (the series) from the first frame it draws
             plots = (loss_frames(status) if status["losses"] else (None, None)) if changed["losses"] else (gr.skip(), gr.skip())
             paths = [p for _, p in status["samples"]]
-            following = fresh or index is None or int(index) >= before.get("samples", 0) - 1  # the slider was at the newest grid
-            if not (changed["samples"] or changed["grid"]):
+            pick = None if fresh or pick is None or pick >= len(paths) else pick
+            reach = max(1, len(paths) - 1)
+            if pick is not None and (index is None or int(index) != pick):  # a poll overtook the pick: show it again
+                timeline = (paths, gr.update(maximum=reach, value=pick), show_frame(paths, pick, name))
+            elif not (changed["samples"] or changed["grid"]):
                 timeline = (gr.skip(),) * 3
-            elif following:
-                timeline = (paths, gr.update(maximum=max(1, len(paths) - 1), value=max(0, len(paths) - 1)), grid)
+            elif pick is None:
+                timeline = (paths, gr.update(maximum=reach, value=max(0, len(paths) - 1)), grid)
             else:  # the user is looking back through the time-lapse: keep that picture, only let the slider reach further
-                timeline = (paths, gr.update(maximum=max(1, len(paths) - 1)), gr.skip())
-            return (status_markdown(status), grid, *plots, *timeline, now, picker, gr.Timer(active=not now["done"]))
+                timeline = (paths, gr.update(maximum=reach), gr.skip())
+            return (status_markdown(status), grid, *plots, *timeline, now, pick, picker, gr.Timer(active=not now["done"]))
 
         def show_frame(paths, index, name):
             ok = paths and 0 <= int(index) < len(paths)
             return grid_copy(ctx.out, paths[int(index)], name or "run") if ok else None
 
+        def pick_frame(paths, index, name):
+            """The picture at the slider, and the pick kept: a look back, or None when the newest grid is picked."""
+            at_newest = not paths or int(index) >= len(paths) - 1
+            return show_frame(paths, index, name), None if at_newest else int(index)
+
         def make_gif(name):
             return str(timelapse_gif(manager.run_dir(name), ctx.out.path(f"{name}-timelapse", ".gif")))
 
         inputs = [dataset, folder, arch, image_size, width, batch, minutes, epochs, sample_every]
-        poll_outputs = [status_md, latest, losses, d_out, samples, frame, timelapse, seen, ctx.model, timer]
+        poll_outputs = [status_md, latest, losses, d_out, samples, frame, timelapse, seen, pinned, ctx.model, timer]
         light = dict(api_visibility="private", show_progress="hidden",  # never queued behind image work
                      concurrency_id=TRAINING_QUEUE, concurrency_limit=TRAINING_CONCURRENCY)
         dataset.change(lambda ds: gr.update(visible=ds == "folder"), dataset, folder, api_visibility="private", queue=False)
         start.click(guard(start_run), inputs, [run, timer], api_visibility="private")
-        poll_inputs = [run, seen, ctx.header.session_models, frame]
+        poll_inputs = [run, seen, ctx.header.session_models, frame, pinned]
         stop.click(guard(stop_run), run, None, **light).then(guard(poll), poll_inputs, poll_outputs, **light)
         resume.click(guard(resume_run), [run, minutes], [run, timer], api_visibility="private")
         attach.click(guard(lambda path: started(manager.attach(path))), attach_path, [run, timer], api_visibility="private")
         ctx.demo.load(list_runs, None, run, **light)
         gr.on([run.change, timer.tick], guard(poll), poll_inputs, poll_outputs, trigger_mode="always_last", **light)
-        frame.input(guard(show_frame), [samples, frame, run], timelapse, api_visibility="private", show_progress="hidden",
+        frame.input(guard(pick_frame), [samples, frame, run], [timelapse, pinned], api_visibility="private", show_progress="hidden",
                     trigger_mode="always_last", queue=False)
         gif_btn.click(guard(make_gif), run, gif_file, api_visibility="private")
 
