@@ -121,6 +121,17 @@ def test_plot_frames_are_numbers_even_before_the_first_loss(records):
     assert d_out.values.tolist() == ([[10, 0.5, "D(x)"], [10, 0.25, "D(G(z))"], [20, 0.625, "D(x)"]] if records else [])
 
 
+def test_time_lapse_slider_follows_the_newest_grid_until_a_pick_which_outlives_a_late_poll():
+    from explorer.ui.tabs.train import time_lapse_position
+
+    assert time_lapse_position(5, 3, None) == (None, 4, False)  # following: the slider moves on to the newest grid
+    assert time_lapse_position(0, None, None) == (None, 0, False)
+    assert time_lapse_position(5, 0, 0) == (0, None, False)  # a look back stays while grids arrive; the slider only reaches further
+    assert time_lapse_position(5, 4.0, 0) == (0, 0, True)  # a poll answered before the pick moved the slider: put the pick back
+    assert time_lapse_position(5, None, 2) == (2, 2, True)
+    assert time_lapse_position(2, 1, 3) == (None, 1, False)  # a pick beyond this run's grids (another run's) is dropped
+
+
 def test_status_lines_use_words_not_emoji():
     """Emoji render as boxes where no emoji font is installed (Unicode category So: symbols and pictographs)."""
     import unicodedata

@@ -81,6 +81,19 @@ def _seen(status: dict[str, Any]) -> dict[str, Any]:
             "done": status["state"] not in ACTIVE_STATES}
 
 
+def time_lapse_position(count: int, index: Any, pick: Optional[int]) -> tuple[Optional[int], Optional[int], bool]:
+    """Where a poll puts the time-lapse slider, given ``count`` preview grids, the slider's value as the browser sent
+    it and the preview the user picked (None: follow the newest). Returns (the pick still standing, the value to set,
+    None to leave it, and whether to put the picked preview back: a poll answered before the pick reached the
+    server moved the slider to the newest grid)."""
+    pick = pick if pick is not None and pick < count else None
+    if pick is None:
+        return None, max(0, count - 1), False
+    if index is None or int(index) != pick:
+        return pick, pick, True
+    return pick, None, False
+
+
 def train_tab(ctx: Context) -> None:
     manager: TrainingManager = ctx.training
     allow_folders = manager.limits.allow_folders
@@ -167,14 +180,14 @@ def train_tab(ctx: Context) -> None:
             # no frame before the first loss: the plot fixes its legend (the series) from the first frame it draws
             plots = (loss_frames(status) if status["losses"] else (None, None)) if changed["losses"] else (gr.skip(), gr.skip())
             paths = [p for _, p in status["samples"]]
-            pick = None if fresh or pick is None or pick >= len(paths) else pick
+            pick, value, restore = time_lapse_position(len(paths), index, None if fresh else pick)
             reach = max(1, len(paths) - 1)
-            if pick is not None and (index is None or int(index) != pick):  # a poll overtook the pick: show it again
+            if restore:
                 timeline = (paths, gr.update(maximum=reach, value=pick), show_frame(paths, pick, name))
             elif not (changed["samples"] or changed["grid"]):
                 timeline = (gr.skip(),) * 3
-            elif pick is None:
-                timeline = (paths, gr.update(maximum=reach, value=max(0, len(paths) - 1)), grid)
+            elif value is not None:
+                timeline = (paths, gr.update(maximum=reach, value=value), grid)
             else:  # the user is looking back through the time-lapse: keep that picture, only let the slider reach further
                 timeline = (paths, gr.update(maximum=reach), gr.skip())
             return (status_markdown(status), grid, *plots, *timeline, now, pick, picker, gr.Timer(active=not now["done"]))
