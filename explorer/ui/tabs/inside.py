@@ -62,9 +62,9 @@ def inside_tab(ctx: Context) -> None:
                                 interactive=False, elem_classes=["pixelated"], elem_id="inside-maps")
         strongest = gr.State([])
         with gr.Accordion("Forget an attribute (section 6.3.1)", open=False):
-            gr.Markdown(f"Drops maps of the G layer chosen above (on the shipped celeba-64 pick the 4x4 layer 0 for Eyeglasses (`dcgan forget`: "
-                        f"gone from 81% of held-out seeds at +23% FID); the paper's second-highest layer, the default, costs "
-                        f"far more quality). Fits on seeds 0-{inside.FORGET_FIT - 1}, reports on "
+            gr.Markdown(f"Drops maps of the G layer chosen above (on the shipped celeba-64 pick the 4x4 layer 0 for "
+                        f"Eyeglasses (`dcgan forget`: gone from 81% of held-out seeds at +23% FID); the paper's "
+                        f"second-highest layer, the default, costs far more quality). Fits on seeds 0-{inside.FORGET_FIT - 1}, reports on "
                         f"{inside.FORGET_EVAL} held-out seeds from 1,000,000 (about a minute on a CPU; `dcgan forget` measures "
                         "it at full size with FID). The dropped maps then apply above.")
             with gr.Row():
