@@ -101,12 +101,16 @@ def compare_runs(manager: TrainingManager, concurrency_limit: int) -> None:
             return [gr.skip()] * (len(outputs) - 1) + [gr.Timer(active=training)]
         frame = compare_curves(runs)
         found = quality_metrics(frame)
-        metric = metric if metric in found else ("fid" if "fid" in found else (found[0] if found else None))
+        # the user's pick is left alone (a redraw answered after a newer pick would put the old one back); only a
+        # metric the picked runs lack is replaced
+        kept = metric in found
+        metric = metric if kept else ("fid" if "fid" in found else (found[0] if found else None))
+        metric_box = gr.update(choices=found) if kept else gr.update(choices=found, value=metric)
         drawn_plots = [plot(frame, key, x_label, list(runs)) for key in plots]
         drawn_plots.append(plot(frame, metric, x_label, list(runs), label=metric or "Quality metric", visible=bool(metric)))
         curves, look = zip(*drawn_plots)
         return [gr.update(value=list(runs)) if message else gr.skip(), message and f"> **Note:** {message}", *curves[:-1],
-                gr.update(choices=found, value=metric), curves[-1], now, list(look), gr.Timer(active=training)]
+                metric_box, curves[-1], now, list(look), gr.Timer(active=training)]
 
     def restyle(look_of_each):
         """Gradio's plot rebuilds its chart (and takes its legend from the data) when a prop such as an axis title or
