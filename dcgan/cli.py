@@ -45,7 +45,7 @@ log = logging.getLogger("dcgan")
 
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from .config import ARCHITECTURES, D_NORMS, DataConfig, ModelConfig
+    from .config import ARCHITECTURES, D_NORMS, R1_EVERY, DataConfig, ModelConfig
     from .datasets import DATASETS, KERAS_IMAGE_SIZE, default_data_root
 
     m, d, t = ModelConfig(), DataConfig(), TrainConfig()
@@ -82,6 +82,10 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema-decay", type=float, default=t.ema_decay, help="EMA decay of G's weights (0: off)")
     p.add_argument("--label-smoothing", type=float, default=t.label_smoothing,
                    help="one-sided: D's target for real images is 1 - this (0: the paper)")
+    p.add_argument("--r1-gamma", metavar="GAMMA", type=float, default=None,
+                   help=f"R1 gradient penalty (Mescheder et al. 2018) on real images, gamma/2 |grad D(x)|^2, computed every "
+                        f"{R1_EVERY} steps (lazy, as StyleGAN2); keeps D from memorising a small data set (may be set on "
+                        "--resume) [default: 0, off, the paper]")
     p.add_argument("--augment", metavar="POLICY", default=None,
                    help="DiffAugment (Zhao et al. 2020) on every image D sees, real and fake: color, translation, cutout, "
                         "combined with commas; helps most on small data sets (may be set on --resume) [default: off, the paper]")
@@ -142,7 +146,7 @@ def _train_config(args):
 
 
 RESUME_OVERRIDES = ("epochs", "max_steps", "max_minutes", "lr_decay_from",
-                    "keep_generators", "augment", "flip")  # how long, how it ends, what it keeps and sees
+                    "keep_generators", "augment", "flip", "r1_gamma")  # how long, how it ends, what it keeps and sees
 BESIDE_CONFIG = ("config", "out", "dry_run", "verbose", "tensorboard")  # the flags --config leaves meaningful
 
 

@@ -13,6 +13,7 @@ ARCHITECTURES = ("dcgan", "keras")  # dcgan: the paper's all-conv nets; keras: t
 D_NORMS = ("batch", "spectral")    # batch: the paper's BatchNorm in D; spectral: spectral norm on D's layers, no BatchNorm
 AUGMENTATIONS = ("color", "translation", "cutout")  # DiffAugment's transforms (dcgan.augment), applied in this order
 MAX_INTERVAL = 10**9  # the largest batch size or step interval (log, sample, checkpoint, eval) accepted
+R1_EVERY = 16  # the R1 penalty is computed every this many steps, weighted by it (StyleGAN2's lazy regularisation)
 BUDGET_LIMITS = {"epochs": 1e6, "max_steps": 10**12, "max_minutes": 60 * 24 * 365}  # larger means "never stop": refused
 
 
@@ -119,6 +120,7 @@ class TrainConfig(_Options):
     lr_decay_from: int | None = None  # from this step lr falls linearly to 0 at the last step (needs max_steps or epochs)
     ema_decay: float = 0.999       # EMA of G's weights (ramped up over the first steps); 0 disables
     label_smoothing: float = 0.0   # D's target for real images is 1 - this (one-sided; 0: the paper)
+    r1_gamma: float = 0.0          # weight of the R1 gradient penalty on real images, gamma/2 |grad D(x)|^2 (0: the paper)
     augment: str = ""              # DiffAugment policy: AUGMENTATIONS joined by commas, on reals and fakes alike ("": the paper)
     flip: str = "auto"             # random left-right flips of real images; auto: where the data set allows (faces, folders)
     seed: int = 0                  # seeds weights, data order and noise
@@ -143,6 +145,8 @@ class TrainConfig(_Options):
                                   + (" (0: off)" if name == "eval_every" else ""))
         if not 0 <= self.label_smoothing < 0.5:
             raise ConfigError(f"label_smoothing: {brief(self.label_smoothing)} must be in [0, 0.5)")
+        if not 0 <= self.r1_gamma < math.inf:  # written so that NaN fails too
+            raise ConfigError(f"r1_gamma: {brief(self.r1_gamma)} must be a finite number, at least 0 (0: off)")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay: {brief(self.ema_decay)} must be in [0, 1)")
         parse_augment(self.augment)

@@ -36,12 +36,12 @@ from .checkpoints import (
     save_generator,
     save_state,
 )
-from .config import ModelConfig, RunConfig, parse_augment
+from .config import R1_EVERY, ModelConfig, RunConfig, parse_augment
 from .errors import ConfigError, DCGANError
 from .images import make_grid, save_png
 from .io import atomic_write_bytes
 from .latent import latents_from_seeds
-from .losses import d_loss_fake, d_loss_real, g_loss
+from .losses import d_loss_fake, d_loss_real, g_loss, r1_penalty
 from .models import build_discriminator, build_generator, recalibrate_batchnorm
 from .progress import TrainProgress
 
@@ -160,11 +160,14 @@ def build_gan(cfg: RunConfig, hw: Hardware) -> GAN:
 
 
 def train_step(gan: GAN, x_real: torch.Tensor, z: torch.Tensor, hw: Hardware, *, real_target: float = 1.0,
-               augment: Callable[[torch.Tensor], torch.Tensor] | None = None, train_generator: bool = True) -> torch.Tensor:
+               augment: Callable[[torch.Tensor], torch.Tensor] | None = None, train_generator: bool = True,
+               r1_weight: float = 0.0) -> torch.Tensor:
     """One D update then one G update on the same fakes; returns STAT_NAMES as a float tensor (not synced).
 
     ``augment`` (DiffAugment) transforms every image D sees, real and fake, in both steps; G's gradient flows through it.
     With ``train_generator`` False only D learns (G's fakes need no graph); lossG is then G's loss on D's fake logits.
+    ``r1_weight`` > 0 adds that times the R1 penalty (the gradient is taken at the real images before augmentation)
+    to D's real loss; lossD stays the plain loss.
     """
     seen = augment or (lambda x: x)
     with hw.autocast(), torch.set_grad_enabled(train_generator):
@@ -172,10 +175,15 @@ def train_step(gan: GAN, x_real: torch.Tensor, z: torch.Tensor, hw: Hardware, *,
     # D step; the real half does not all-reduce so DDP syncs D's gradients once
     no_sync = gan.D.no_sync() if hasattr(gan.D, "no_sync") else contextlib.nullcontext()
     with no_sync:
+        if r1_weight:  # a double backward: through the plain module (compiled graphs have none; DDP needs none here)
+            x_real = x_real.detach().requires_grad_(True)
+            D_real = getattr(gan.D_core, "_orig_mod", gan.D_core)
+        else:
+            D_real = gan.D
         with hw.autocast():
-            logits_real = gan.D(seen(x_real))
+            logits_real = D_real(seen(x_real))
             loss_real = d_loss_real(logits_real, real_target)
-        loss_real.backward()
+        (loss_real + r1_weight * r1_penalty(logits_real, x_real) if r1_weight else loss_real).backward()
     with hw.autocast():
         logits_fake = gan.D(seen(fake.detach()))
         loss_fake = d_loss_fake(logits_fake)
@@ -549,8 +557,9 @@ def _train(cfg: RunConfig, run_dir: Path, resume: bool, on_log, progress: bool, 
                 group["lr"] = lr
             for group in gan.opt_D.param_groups:
                 group["lr"] = lr * d_lr(cfg) / cfg.train.lr
+        r1_weight = cfg.train.r1_gamma / 2 * R1_EVERY if step % R1_EVERY == 0 else 0.0
         stats_sum += train_step(gan, x_real, z, hw, real_target=1.0 - cfg.train.label_smoothing, augment=augment,
-                                train_generator=train_generator)
+                                train_generator=train_generator, r1_weight=r1_weight)
         if train_generator:
             update_ema(gan.G_ema, gan.G_core, ema_decay_at(step, cfg.train.ema_decay) if cfg.train.ema_decay else 0.0)
         step += 1

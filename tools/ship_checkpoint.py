@@ -29,7 +29,7 @@ from dcgan.checkpoints import (
     save_discriminator,
     save_generator,
 )
-from dcgan.config import RunConfig
+from dcgan.config import R1_EVERY, RunConfig
 from dcgan.directions import compute_directions, directions_path, generator_fingerprint, save_directions, shipped_classifier
 from dcgan.images import make_grid, save_png
 from dcgan.latent import latents_from_seeds
@@ -76,6 +76,8 @@ def recipe(cfg, step: int, log: list[dict]) -> str:
         words.append("spectral norm in D instead of BatchNorm")
     if t.label_smoothing:
         words.append(f"one-sided label smoothing {t.label_smoothing}")
+    if t.r1_gamma:
+        words.append(f"R1 penalty gamma {t.r1_gamma:g} on the real images (every {R1_EVERY} steps)")
     if t.augment:
         words.append(f"DiffAugment {t.augment} on real and fake images")
     if flips(cfg):

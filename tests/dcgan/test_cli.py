@@ -110,6 +110,8 @@ def test_argv_builders_parse_with_the_real_parser(tmp_path):
     assert args.config == str(tmp_path / "config.json") and args.out == str(tmp_path)
     args = build_parser().parse_args(resume_argv(tmp_path, {"max_minutes": 3.0, "keep_generators": True}))
     assert args.resume == str(tmp_path) and args.max_minutes == 3.0 and args.keep_generators is True
+    args = build_parser().parse_args(resume_argv(tmp_path, {"r1_gamma": 0.001, "augment": "translation"}))
+    assert args.r1_gamma == 0.001 and args.augment == "translation"
     with pytest.raises(ConfigError, match="cannot be changed on resume"):
         resume_argv(tmp_path, {"lr": 0.1})
     with pytest.raises(ConfigError, match="max_minutes"):

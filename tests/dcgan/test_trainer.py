@@ -8,9 +8,10 @@ import torch
 
 from dcgan import rundir
 from dcgan.checkpoints import discriminator_beside, load_discriminator, load_generator, load_state
-from dcgan.config import TrainConfig
+from dcgan.config import R1_EVERY, TrainConfig
 from dcgan.errors import ConfigError
 from dcgan.latent import latents_from_seeds
+from dcgan.losses import r1_penalty
 from dcgan.trainer import (
     TrainingDiverged,
     build_gan,
@@ -123,6 +124,54 @@ def test_augment_reaches_every_image_d_sees_and_g_learns_through_it():
     assert seen == [("plain", (4, 3, 16, 16)), ("plain", (4, 3, 16, 16)), ("grad", (4, 3, 16, 16))]
 
 
+def test_r1_penalty_is_the_squared_input_gradient_and_trains_d():
+    """For D(x) = w . x the input gradient is w at every x: the penalty is |w|^2, and its gradient 2w reaches D."""
+    w = torch.tensor([3.0, -4.0, 12.0], requires_grad=True)
+    x = torch.randn(5, 3, requires_grad=True)
+    penalty = r1_penalty(x @ w, x)
+    assert penalty.item() == pytest.approx(169.0)
+    penalty.backward()
+    torch.testing.assert_close(w.grad, 2 * w.detach())
+
+
+def _input_gradient_norm(D, x):
+    x = x.detach().requires_grad_(True)
+    return r1_penalty(D(x), x).item()
+
+
+def test_r1_flattens_d_around_the_real_images_and_leaves_lossd_alone():
+    cfg = make_tiny_cfg(lr=2e-3)
+    hw = setup_hardware(cfg)
+    x_real, z = torch.rand(16, 3, 16, 16) * 2 - 1, torch.randn(16, 8)
+    plain, penalised = build_gan(cfg, hw), build_gan(cfg, hw)  # the same seed: the same starting weights
+    before = _input_gradient_norm(plain.D, x_real)
+    for _ in range(5):
+        plain_stats = train_step(plain, x_real, z, hw)
+        penalised_stats = train_step(penalised, x_real, z, hw, r1_weight=100.0)
+    assert _input_gradient_norm(penalised.D, x_real) < 0.25 * min(before, _input_gradient_norm(plain.D, x_real))
+    assert 0 < penalised_stats[0] < 10 and plain_stats[0] < 10  # lossD is the plain loss, the penalty is not in it
+
+
+def test_r1_resumes_exactly(tmp_path):
+    """The lazy penalty runs on steps 0 and R1_EVERY: a split between them reproduces the whole run."""
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    options = {"r1_gamma": 1.0, "checkpoint_every": 9, "log_every": 9}
+    fit(make_tiny_cfg(max_steps=R1_EVERY + 2, **options), whole, progress=False)
+    fit(make_tiny_cfg(max_steps=9, **options), split, progress=False)
+    fit(resume_config(split, {"max_steps": R1_EVERY + 2}), split, resume=True, progress=False)
+    assert _losses(whole) == _losses(split)
+    plain = tmp_path / "plain"
+    fit(make_tiny_cfg(max_steps=R1_EVERY + 2, checkpoint_every=9, log_every=9), plain, progress=False)
+    assert _losses(plain) != _losses(whole)
+
+
+def test_r1_gamma_must_be_finite_and_not_negative():
+    for value in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="r1_gamma"):
+            TrainConfig.from_dict({"r1_gamma": value})
+    assert TrainConfig.from_dict({"r1_gamma": 10}).r1_gamma == 10.0
+
+
 def test_flip_auto_follows_the_data_set():
     assert flips(make_tiny_cfg())  # fake data: mirroring keeps meaning
     cfg = make_tiny_cfg()
@@ -206,8 +255,9 @@ def test_ema_decay_ramps_up():
 def test_compiled_training_matches_eager_and_exports_plain_weights(tmp_path):
     """--compile (with DiffAugment on, outside the compiled nets): same losses as eager up to kernel rounding, and
     the exported generator has no compile wrappers."""
-    fit(make_tiny_cfg(max_steps=2, augment="color,translation,cutout"), tmp_path / "eager", progress=False)
-    fit(make_tiny_cfg(max_steps=2, augment="color,translation,cutout", compile=True), tmp_path / "compiled", progress=False)
+    options = {"max_steps": 2, "augment": "color,translation,cutout", "r1_gamma": 1.0}  # R1 on step 0: a double backward
+    fit(make_tiny_cfg(**options), tmp_path / "eager", progress=False)
+    fit(make_tiny_cfg(**options, compile=True), tmp_path / "compiled", progress=False)
     eager, compiled = _losses(tmp_path / "eager"), _losses(tmp_path / "compiled")
     assert [r[0] for r in compiled] == [1, 2]
     torch.testing.assert_close(torch.tensor(compiled)[:, 1:], torch.tensor(eager)[:, 1:], rtol=0.05, atol=0.02)
@@ -223,7 +273,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
            "--dataset", "fake", "--max-images", "128", "--image-size", "16", "--channels", "3", "--z-dim", "8",
            "--ngf", "8", "--ndf", "8", "--batch-size", "8", "--max-steps", "4", "--log-every", "2",
            "--sample-every", "4", "--checkpoint-every", "4", "--device", "cpu", "--augment", "color,translation,cutout",
-           "--out", str(out)]
+           "--r1-gamma", "1", "--out", str(out)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _, stderr = proc.communicate(timeout=SLOW_TIMEOUT)
