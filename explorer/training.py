@@ -24,7 +24,7 @@ from PIL import Image
 
 from dcgan import cli, rundir
 from dcgan.checkpoints import GENERATOR_FILE, STATE_FILE
-from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from dcgan.config import D_NORMS, DataConfig, ModelConfig, RunConfig, TrainConfig, parse_augment
 from dcgan.datasets import DATASETS
 from dcgan.errors import ConfigError, DCGANError, brief
 from dcgan.images import write_gif
@@ -35,6 +35,7 @@ LOG_FILE = "train.log"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
 MAX_TIMELAPSE_FRAMES = 120
 ACTIVE_STATES = ("starting", "running", "stopping")  # a run in these states may still write new steps and grids
+MAX_R1_GAMMA = 1000.0  # far above any useful weight (the shipped face D's squared input gradient is ~38,000)
 MAX_ASKED_MINUTES = 1e6  # a budget above the app's cap is capped; past this (or NaN, inf, negative) it is refused
 
 
@@ -56,6 +57,11 @@ class TrainSettings:
     folder: str = ""           # only for dataset "folder", and only when the app allows folder paths
     sample_every: int = 50
     eval_every: int = 0
+    # for small data sets (each a departure from the paper, off by default; README "Training")
+    augment: str = ""          # DiffAugment policy, e.g. "translation,cutout" ("": off)
+    flip: str = "auto"         # random left-right flips of the real images: auto (faces and folders), on, off
+    d_norm: str = "batch"      # D's normalisation: batch (the paper) or spectral
+    r1_gamma: float = 0.0      # R1 penalty on real images (0: off)
 
 
 @dataclass
@@ -108,6 +114,10 @@ class TrainingManager:
             max_steps = None if _blank(s.max_steps) else check_int("max_steps", s.max_steps, 1, lim.max_steps)
             sample_every = check_int("sample_every", s.sample_every, 1, lim.max_every)
             eval_every = check_int("eval_every", s.eval_every, 0, lim.max_every)
+            augment = ",".join(parse_augment(s.augment))
+            flip = check_choice("flip", s.flip, ("auto", "on", "off"))
+            d_norm = check_choice("d_norm", s.d_norm, D_NORMS)
+            r1_gamma = check_float("r1_gamma", s.r1_gamma, 0.0, MAX_R1_GAMMA)
         except ConfigError as exc:
             raise TrainingError(str(exc)) from None
         if minutes is None and epochs is None and max_steps is None:
@@ -121,9 +131,11 @@ class TrainingManager:
         else:
             root = spec.root_under(self.data_root)
         train = dict(batch_size=batch_size, max_minutes=minutes or lim.max_minutes, epochs=epochs, max_steps=max_steps,
-                     sample_every=sample_every, log_every=10, checkpoint_every=max(50, sample_every * 4), eval_every=eval_every)
+                     sample_every=sample_every, log_every=10, checkpoint_every=max(50, sample_every * 4), eval_every=eval_every,
+                     augment=augment, flip=flip, r1_gamma=r1_gamma)
         try:
-            model = ModelConfig.from_dict(dict(arch=arch, image_size=image_size, channels=spec.channels, ngf=width, ndf=width))
+            model = ModelConfig.from_dict(dict(arch=arch, image_size=image_size, channels=spec.channels, ngf=width, ndf=width,
+                                             d_norm=d_norm))
             data = DataConfig.from_dict(dict(dataset=dataset, root=str(root)))
             return RunConfig(model=model, data=data, train=TrainConfig.from_dict(train))
         except ConfigError as exc:

@@ -1,4 +1,5 @@
-"""The Train tab in a real browser (Playwright driving Debian's chromium): a tiny MNIST run started, its first grid,
+"""The Train tab in a real browser (Playwright driving Debian's chromium): a tiny MNIST run started (with two of the
+small-data options, which reach its config), its first grid,
 plots drawn as lines on numeric axes, a page reload that finds the run again, Stop shown at once, and the stopped
 run in the model picker without "Rescan folders"."""
 from __future__ import annotations
@@ -48,6 +49,9 @@ def _start_tiny_run(page) -> None:
         box = page.locator(f"#{elem_id} input[type=number]")
         box.fill(value)
         box.press("Tab")
+    page.get_by_text("Small data sets").click()  # the closed panel of departures from the paper
+    page.locator("#train-augment").get_by_label("translation").check()
+    page.locator("#train-d-norm").get_by_label("spectral").check()
     page.locator("#train-start").click()  # a 10 minute budget: the run is still going when the test stops it
 
 
@@ -73,6 +77,8 @@ def test_train_watch_reload_stop_and_explore(train_app, page):
     status = page.locator("#train-status")
     expect(status, "the started run named and running").to_contain_text("mnist-16: running", timeout=UI_TIMEOUT_MS)
     (name,) = manager.running()
+    config = rundir.read_config(manager.run_dir(name) / rundir.CONFIG_FILE)
+    assert (config.train.augment, config.model.d_norm, config.train.r1_gamma) == ("translation", "spectral", 0.0)
     expect(page.locator("#train-latest img"), "the step-0 grid").to_be_visible(timeout=TRAIN_TIMEOUT_MS)
     assert rundir.list_samples(manager.run_dir(name))[0][0] == 0
 

@@ -12,7 +12,7 @@ from tests.conftest import SHARED_DATA, shared_data_or_skip, wait_for
 
 from .conftest import free_port
 
-START_DEFAULTS = ["mnist", 16, "dcgan", 8, 16, 1.0, None, None, 5, 0]  # dataset, size, arch, width, batch, minutes, ...
+START_DEFAULTS = ["mnist", 16, "dcgan", 8, 16, 1.0, None, None, 5, 0, "", "auto", "batch", 0.0]  # train_start's parameters, in order
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,8 @@ def refusal(stream: str) -> str:
     (5, float("nan"), "minutes"), (5, -1, "minutes"), (5, "abc", "minutes"), (5, float("inf"), "minutes"),
     (3, 4096, "width"), (1, float("nan"), "image_size"), (8, float("nan"), "sample_every"),
     (6, 1e308, "epochs"), (7, 2**64, "max_steps"), (4, 10**6, "batch_size"), (0, "x" * 1_000_000, "not available"),
+    (10, "blur," * 100_000, "augment"), (11, "sideways", "flip"), (12, "layer", "d_norm"), (13, float("nan"), "r1_gamma"),
+    (13, 1e300, "r1_gamma"),
 ])
 def test_training_settings_are_bounded_on_the_server(public_app, position, value, match):
     url, owner, _, manager, _ = public_app

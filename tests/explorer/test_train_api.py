@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from dcgan import rundir
 from tests.conftest import SHARED_DATA, shared_data_or_skip, wait_for
 
 from .conftest import free_port
@@ -69,7 +70,11 @@ def test_start_watch_stop_resume_explore(train_app):
 
     shared_data_or_skip("MNIST")
     client, manager = train_app
-    run = client.predict("mnist", 16, "dcgan", 8, 32, 10.0, None, None, 5, 10, api_name="/train_start")  # stopped below
+    run = client.predict("mnist", 16, "dcgan", 8, 32, 10.0, None, None, 5, 10, "cutout,translation", "off", "spectral", 1e-4,
+                         api_name="/train_start")  # stopped below
+    config = rundir.read_config(manager.run_dir(run) / rundir.CONFIG_FILE)
+    assert (config.train.augment, config.train.flip, config.model.d_norm, config.train.r1_gamma) == \
+        ("translation,cutout", "off", "spectral", 1e-4)
     with pytest.raises(AppError, match="at a time"):
         client.predict("mnist", 16, "dcgan", 8, 32, 10.0, api_name="/train_start")
     status, grid = _wait(client, run, lambda s, g: g is not None and s["last_metrics"] is not None and s["step"] >= 10,

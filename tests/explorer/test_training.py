@@ -39,6 +39,20 @@ def test_settings_are_checked(tmp_path):
         m.attach(tmp_path)
 
 
+def test_small_data_options_reach_the_run_and_bad_ones_are_refused(tmp_path):
+    shared_data_or_skip("MNIST")
+    m = _manager(tmp_path)
+    cfg = m.check(TrainSettings(augment="cutout, translation", flip="on", d_norm="spectral", r1_gamma=1e-4))
+    assert (cfg.train.augment, cfg.train.flip, cfg.model.d_norm, cfg.train.r1_gamma) == ("translation,cutout", "on", "spectral", 1e-4)
+    plain = m.check(TrainSettings())
+    assert (plain.train.augment, plain.train.flip, plain.model.d_norm, plain.train.r1_gamma) == ("", "auto", "batch", 0.0)
+    for bad, name in ((dict(augment="blur"), "augment"), (dict(augment=["translation"]), "augment"), (dict(flip="maybe"), "flip"),
+                      (dict(d_norm="layer"), "d_norm"), (dict(r1_gamma=-1.0), "r1_gamma"), (dict(r1_gamma=float("nan")), "r1_gamma"),
+                      (dict(r1_gamma=1e9), "r1_gamma"), (dict(r1_gamma="0.1"), "r1_gamma")):
+        with pytest.raises(TrainingError, match=name):
+            m.check(TrainSettings(**bad))
+
+
 def test_start_writes_a_config_the_cli_runs_unchanged(tmp_path, monkeypatch, capsys):
     """The app launches `dcgan train --config FILE`: feeding its argv to the real CLI resolves to the file's options."""
     import subprocess
@@ -56,9 +70,11 @@ def test_start_writes_a_config_the_cli_runs_unchanged(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(subprocess, "Popen", lambda argv, **kwargs: launched.append(argv) or Finished())
     m = _manager(tmp_path)
-    name = m.start(TrainSettings(dataset="mnist", image_size=16, width=8, minutes=2))
+    name = m.start(TrainSettings(dataset="mnist", image_size=16, width=8, minutes=2, augment="translation", d_norm="spectral",
+                                 r1_gamma=0.001))
     saved = json.loads((tmp_path / "runs" / name / "config.json").read_text())
     assert saved["model"]["channels"] == 1 and saved["train"]["max_minutes"] == 2 and saved["data"]["root"] == str(SHARED_DATA)
+    assert saved["model"]["d_norm"] == "spectral" and saved["train"]["augment"] == "translation" and saved["train"]["r1_gamma"] == 0.001
     assert launched[0][1:3] == ["-m", "dcgan"]
     assert cli.main([*launched[0][3:], "--dry-run"]) == 0
     resolved = json.loads(capsys.readouterr().out)
