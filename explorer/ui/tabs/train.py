@@ -117,7 +117,7 @@ def train_tab(ctx: Context) -> None:
                 # a text box: Gradio's number box shows 0 for "no value", and blank is what "optional" should look like
                 epochs = gr.Textbox("", label="or epochs (optional)", placeholder="blank: no epoch limit", elem_id="train-epochs")
                 sample_every = gr.Number(25, precision=0, minimum=1, label="Preview every N steps", elem_id="train-every")
-                with gr.Accordion("Small data sets (departures from the paper, off by default)", open=False, elem_id="train-small-data"):
+                with gr.Accordion("Small data sets (off by default)", open=False, elem_id="train-small-data"):
                     augment = gr.CheckboxGroup(list(AUGMENTATIONS), value=[], label="DiffAugment",
                                                info="the same random transforms on every image D sees, real and fake: "
                                                     "keeps D from memorising a few thousand images", elem_id="train-augment")
