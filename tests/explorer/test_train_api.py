@@ -70,8 +70,8 @@ def test_start_watch_stop_resume_explore(train_app):
 
     shared_data_or_skip("MNIST")
     client, manager = train_app
-    run = client.predict("mnist", 16, "dcgan", 8, 32, 10.0, None, None, 5, 10, "cutout,translation", "off", "spectral", 1e-4,
-                         api_name="/train_start")  # stopped below
+    run = client.predict("mnist", 16, "dcgan", 8, 32, 10.0, None, None, 5, 10, augment="cutout,translation", flip="off",
+                         d_norm="spectral", r1_gamma=1e-4, api_name="/train_start")  # stopped below
     config = rundir.read_config(manager.run_dir(run) / rundir.CONFIG_FILE)
     assert (config.train.augment, config.train.flip, config.model.d_norm, config.train.r1_gamma) == \
         ("translation,cutout", "off", "spectral", 1e-4)
