@@ -1,4 +1,5 @@
-"""tools/ship_checkpoint.py: the card's recipe names every lr cool-down the run went through, read from its log,
+"""tools/ship_checkpoint.py: the card's recipe names the departures from the paper and every lr cool-down the run went
+through, read from its log,
 including those an earlier --lr-decay-from set before a warm restart changed it."""
 import sys
 from pathlib import Path
@@ -32,3 +33,11 @@ def test_cool_downs_are_the_stretches_below_the_base_lr_up_to_the_shipped_step()
     assert "over steps 1,050-3,000 and 4,050-6,000 (as logged), back at the full lr between them (warm restarts)" in words
     assert "warm restart" not in recipe(cfg, 2000, log) and "over steps 1,050-2,000" in recipe(cfg, 2000, log)
     assert "cooling" not in recipe(cfg, 1000, log)
+
+
+def test_the_recipe_names_the_departures_from_the_paper():
+    plain = recipe(make_tiny_cfg(), 4, [])
+    assert "R1" not in plain and "DiffAugment" not in plain
+    words = recipe(make_tiny_cfg(r1_gamma=1e-4, augment="translation,cutout"), 4, [])
+    assert "R1 penalty gamma 0.0001 on the real images (every 16 steps)" in words
+    assert "DiffAugment translation,cutout on real and fake images" in words
