@@ -1,6 +1,5 @@
 """tools/ship_checkpoint.py: the card's recipe names the departures from the paper and every lr cool-down the run went
-through, read from its log,
-including those an earlier --lr-decay-from set before a warm restart changed it."""
+through, read from its log, including those an earlier --lr-decay-from set before a warm restart changed it."""
 import sys
 from pathlib import Path
 
