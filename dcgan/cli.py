@@ -45,7 +45,7 @@ log = logging.getLogger("dcgan")
 
 
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from .config import ARCHITECTURES, D_NORMS, R1_EVERY, DataConfig, ModelConfig
+    from .config import ARCHITECTURES, D_NORMS, R1_EVERY, SWITCHES, DataConfig, ModelConfig
     from .datasets import DATASETS, KERAS_IMAGE_SIZE, default_data_root
 
     m, d, t = ModelConfig(), DataConfig(), TrainConfig()
@@ -89,7 +89,7 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", metavar="POLICY", default=None,
                    help="DiffAugment (Zhao et al. 2020) on every image D sees, real and fake: color, translation, cutout, "
                         "combined with commas; helps most on small data sets (may be set on --resume) [default: off, the paper]")
-    p.add_argument("--flip", choices=("auto", "on", "off"), default=None,
+    p.add_argument("--flip", choices=SWITCHES, default=None,
                    help="random left-right flips of real images; auto: on for celeba, cifar10 and folders, off for mnist and "
                         "fashion-mnist, where a mirrored digit or garment is not one (may be set on --resume) [default: auto]")
     p.add_argument("--init-from", metavar="CHECKPOINT", default=None,
@@ -102,8 +102,8 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=t.seed, help="seeds weights, data order and noise")
     # hardware
     p.add_argument("--device", default=t.device, help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--bf16", choices=("auto", "on", "off"), default=t.bf16, help="bf16 autocast (auto: on CUDA and AVX512-BF16 CPUs)")
-    p.add_argument("--channels-last", choices=("auto", "on", "off"), default=t.channels_last,
+    p.add_argument("--bf16", choices=SWITCHES, default=t.bf16, help="bf16 autocast (auto: on CUDA and AVX512-BF16 CPUs)")
+    p.add_argument("--channels-last", choices=SWITCHES, default=t.channels_last,
                    help="channels_last memory format (auto: on CPUs, and on CUDA with bf16)")
     p.add_argument("--compile", action="store_true", help="torch.compile G and D")
     # outputs

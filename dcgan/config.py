@@ -12,6 +12,7 @@ from .errors import ConfigError, brief
 ARCHITECTURES = ("dcgan", "keras")  # dcgan: the paper's all-conv nets; keras: the 28x28 Keras-GAN seed nets
 D_NORMS = ("batch", "spectral")    # batch: the paper's BatchNorm in D; spectral: spectral norm on D's layers, no BatchNorm
 AUGMENTATIONS = ("color", "translation", "cutout")  # DiffAugment's transforms (dcgan.augment), applied in this order
+SWITCHES = ("auto", "on", "off")  # the settings of bf16, channels_last and flip: auto decides by hardware or data set
 MAX_INTERVAL = 10**9  # the largest batch size or step interval (log, sample, checkpoint, eval) accepted
 R1_EVERY = 16  # the R1 penalty is computed every this many steps, weighted by it (StyleGAN2's lazy regularisation)
 BUDGET_LIMITS = {"epochs": 1e6, "max_steps": 10**12, "max_minutes": 60 * 24 * 365}  # larger means "never stop": refused
@@ -151,7 +152,7 @@ class TrainConfig(_Options):
             raise ConfigError(f"ema_decay: {brief(self.ema_decay)} must be in [0, 1)")
         parse_augment(self.augment)
         for name in ("bf16", "channels_last", "flip"):
-            if getattr(self, name) not in ("auto", "on", "off"):
+            if getattr(self, name) not in SWITCHES:
                 raise ConfigError(f"{name}: {brief(getattr(self, name))} must be auto, on or off")
         for name in ("lr", "lr_d"):  # written so that NaN fails too
             value = getattr(self, name)

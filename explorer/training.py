@@ -24,7 +24,7 @@ from PIL import Image
 
 from dcgan import cli, rundir
 from dcgan.checkpoints import GENERATOR_FILE, STATE_FILE
-from dcgan.config import D_NORMS, DataConfig, ModelConfig, RunConfig, TrainConfig, parse_augment
+from dcgan.config import D_NORMS, SWITCHES, DataConfig, ModelConfig, RunConfig, TrainConfig, parse_augment
 from dcgan.datasets import DATASETS
 from dcgan.errors import ConfigError, DCGANError, brief
 from dcgan.images import write_gif
@@ -115,7 +115,7 @@ class TrainingManager:
             sample_every = check_int("sample_every", s.sample_every, 1, lim.max_every)
             eval_every = check_int("eval_every", s.eval_every, 0, lim.max_every)
             augment = ",".join(parse_augment(s.augment))
-            flip = check_choice("flip", s.flip, ("auto", "on", "off"))
+            flip = check_choice("flip", s.flip, SWITCHES)
             d_norm = check_choice("d_norm", s.d_norm, D_NORMS)
             r1_gamma = check_float("r1_gamma", s.r1_gamma, 0.0, MAX_R1_GAMMA)
         except ConfigError as exc:

@@ -11,7 +11,7 @@ import gradio as gr
 import pandas as pd
 from gradio.data_classes import FileData
 
-from dcgan.config import AUGMENTATIONS, D_NORMS
+from dcgan.config import AUGMENTATIONS, D_NORMS, SWITCHES
 
 from ... import service
 from ...derived import Catalog
@@ -121,7 +121,7 @@ def train_tab(ctx: Context) -> None:
                     augment = gr.CheckboxGroup(list(AUGMENTATIONS), value=[], label="DiffAugment",
                                                info="the same random transforms on every image D sees, real and fake: "
                                                     "keeps D from memorising a few thousand images", elem_id="train-augment")
-                    flip = gr.Radio(["auto", "on", "off"], value="auto", label="Flip real images left-right",
+                    flip = gr.Radio(list(SWITCHES), value="auto", label="Flip real images left-right",
                                     info="auto: on for faces and folders, off for digits and clothes", elem_id="train-flip")
                     d_norm = gr.Radio(list(D_NORMS), value="batch", label="D's normalisation",
                                       info="spectral: the biggest single gain on MNIST and Fashion-MNIST", elem_id="train-d-norm")
