@@ -134,7 +134,7 @@ def test_r1_penalty_is_the_squared_input_gradient_and_trains_d():
     torch.testing.assert_close(w.grad, 2 * w.detach())
 
 
-def _input_gradient_norm(D, x):
+def _squared_input_gradient(D, x):
     x = x.detach().requires_grad_(True)
     return r1_penalty(D(x), x).item()
 
@@ -144,11 +144,11 @@ def test_r1_flattens_d_around_the_real_images_and_leaves_lossd_alone():
     hw = setup_hardware(cfg)
     x_real, z = torch.rand(16, 3, 16, 16) * 2 - 1, torch.randn(16, 8)
     plain, penalised = build_gan(cfg, hw), build_gan(cfg, hw)  # the same seed: the same starting weights
-    before = _input_gradient_norm(plain.D, x_real)
+    before = _squared_input_gradient(plain.D, x_real)
     for _ in range(5):
         plain_stats = train_step(plain, x_real, z, hw)
         penalised_stats = train_step(penalised, x_real, z, hw, r1_weight=100.0)
-    assert _input_gradient_norm(penalised.D, x_real) < 0.25 * min(before, _input_gradient_norm(plain.D, x_real))
+    assert _squared_input_gradient(penalised.D, x_real) < 0.25 * min(before, _squared_input_gradient(plain.D, x_real))
     assert 0 < penalised_stats[0] < 10 and plain_stats[0] < 10  # lossD is the plain loss, the penalty is not in it
 
 
