@@ -5,10 +5,12 @@ Faces 9001-9100 of ../shared/data/celeba10k (the shipped celeba-64 trained on fa
 baseline: Adam on z with a pixel MSE only, from a random z. Prints a Markdown table for the README.
 
   OMP_NUM_THREADS=2 python bench/projection.py --json bench/projection.json --figure docs/projection.png
+  OMP_NUM_THREADS=2 python bench/projection.py --timing-only --faces 5 --digits 0     # one face per call, 3 min
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -31,6 +33,7 @@ from dcgan.images import make_grid, save_png  # noqa: E402
 from dcgan.latent import latents_from_seeds  # noqa: E402
 from dcgan.machine import cpu_name  # noqa: E402
 from dcgan.project import MAX_IMAGES, PRESETS, ProjectionSettings, Projector, read_image  # noqa: E402
+from dcgan.small_batch import TunedConv  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 ATTRIBUTES = ("Smiling", "Male", "Eyeglasses")
@@ -93,9 +96,17 @@ def bench_faces(args) -> dict:
     projector = Projector(G, z_dim=info.model.z_dim, classifier=classifier, dataset="celeba", candidates=PRESETS["full"].candidates)
     target = prepare_all(projector, [read_image(p) for p in paths])
     out: dict = {"images": f"celeba10k {paths[0].name}-{paths[-1].name}"}
-    figure = {}
+    if not args.timing_only:
+        out.update(face_quality(args, projector, classifier, directions, target, info.model.z_dim))
+    out["timing"] = face_timing(args, projector, target)
+    return out
+
+
+def face_quality(args, projector: Projector, classifier, directions, target: torch.Tensor, z_dim: int) -> dict:
+    out, figure = {}, {}
+    G = projector.G
     for name, settings in (("baseline", BASELINE), *PRESETS.items()):
-        start = random_starts(len(target), info.model.z_dim) if name == "baseline" else None
+        start = random_starts(len(target), z_dim) if name == "baseline" else None
         t0 = time.perf_counter()
         z, rec, quality = project_in_batches(projector, target, settings, batch=args.batch, z_start=start)
         scores, edits = face_scores(classifier, G, directions, target, z, rec, quality)
@@ -105,22 +116,50 @@ def bench_faces(args) -> dict:
             save_latents_figure(args, target, figure)
         print(f"faces {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in out[name].items()), flush=True)
     with torch.no_grad():  # the same edit on G's own samples: how much of any identity loss is the direction's
-        z = latents_from_seeds(list(range(100)), info.model.z_dim)
+        z = latents_from_seeds(list(range(100)), z_dim)
         own = G(z)
     scores, _ = face_scores(classifier, G, directions, own, z, own, [{"psnr": 0.0, "feature_distance": 0.0}])
     out["seeds_0_99_edit"] = {k: v for k, v in scores.items() if k.startswith("edit_")}
     print(f"seeds 0-99 edited: {out['seeds_0_99_edit']}", flush=True)
-    out["timing"] = {}
-    for name in PRESETS:  # one image per call, as the app does
-        count = args.timing_images_sharp if name == "sharp" else args.timing_images
-        times = []
-        for i in range(count):
-            t0 = time.perf_counter()
-            projector.project(target=target[i:i + 1], settings=PRESETS[name])
-            times.append(time.perf_counter() - t0)
-        out["timing"][name] = {"p50_s": statistics.median(times), "max_s": max(times), "n": len(times)}
-        print(f"one face, {name}: p50 {statistics.median(times):.2f} s over {len(times)}", flush=True)
     return out
+
+
+@contextlib.contextmanager
+def onednn_throughout(projector: Projector):
+    """The projector's networks on PyTorch's default kernels for the duration: the baseline of the kernel choice."""
+    layers = [m for net in (projector.G, projector.feature_net) for m in net.modules() if isinstance(m, TunedConv)]
+    chosen = [set(m.native) for m in layers]
+    for m in layers:
+        m.native.clear()
+    try:
+        yield
+    finally:
+        for m, native in zip(layers, chosen):
+            m.native.update(native)
+
+
+def face_timing(args, projector: Projector, target: torch.Tensor) -> dict:
+    """One face per call, as the app projects; fast also with oneDNN throughout, alternating faces, for the ratio
+    (this machine's speed drifts by half within an hour, so only figures from the same run compare)."""
+    timing = {}
+    projector.tune(1)
+    runs = [(name, PRESETS[name], contextlib.nullcontext) for name in PRESETS]
+    runs.insert(1, ("fast_onednn_throughout", PRESETS["fast"], lambda: onednn_throughout(projector)))
+    times: dict[str, list[float]] = {name: [] for name, _, _ in runs}
+    for i in range(args.timing_images):
+        for name, settings, kernels in runs:
+            if name == "sharp" and i >= args.timing_images_sharp:
+                continue
+            with kernels():
+                t0 = time.perf_counter()
+                projector.project(target=target[i:i + 1], settings=settings)
+                times[name].append(time.perf_counter() - t0)
+    for name, values in times.items():
+        timing[name] = {"p50_s": statistics.median(values), "max_s": max(values), "n": len(values)}
+        print(f"one face, {name}: p50 {statistics.median(values):.2f} s over {len(values)}", flush=True)
+    print(f"the kernel choice: fast {timing['fast_onednn_throughout']['p50_s'] / timing['fast']['p50_s']:.2f}x "
+          "faster than with oneDNN throughout", flush=True)
+    return timing
 
 
 def save_latents_figure(args, target: torch.Tensor, figure: dict) -> None:
@@ -161,6 +200,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=25, help="images per projection call in the quality runs")
     parser.add_argument("--timing-images", type=int, default=5, help="faces projected one at a time for the p50")
     parser.add_argument("--timing-images-sharp", type=int, default=2, help="the same for the sharp mode")
+    parser.add_argument("--timing-only", action="store_true", help="faces: only the one-face-per-call timings (--faces "
+                        "needs only --timing-images of them)")
     parser.add_argument("--figure", default=None, help="PNG: originals / baseline / projections / +3 Smiling / the same keeping Male")
     parser.add_argument("--figure-faces", type=int, default=8)
     parser.add_argument("--json", default=None, help="write the results here")

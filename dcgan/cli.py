@@ -541,7 +541,7 @@ def _add_project_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="latents.npy", help="latents as float32 .npy [N, z_dim], for dcgan sample --latents")
     p.add_argument("--preview", metavar="PNG", default=None, help="also write originals (top) above reconstructions (bottom)")
     p.add_argument("--mode", choices=("fast", "full", "sharp"), default="full",
-                   help="fast: 150 steps (the app's live mode); full: 300 steps; sharp: 1,000 steps, the most PSNR "
+                   help="fast: 130 steps (the app's live mode); full: 300 steps; sharp: 1,000 steps, the most PSNR "
                         "(all three hold the classifier's attributes to the end)")
     p.add_argument("--no-encoder", action="store_true", help="ignore the encoder beside the checkpoint (start from seeded latents only)")
     p.set_defaults(func=cmd_project)

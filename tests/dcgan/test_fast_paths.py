@@ -29,3 +29,17 @@ def test_benchmarks_name_the_cpu_they_ran_on():
 
     name = cpu_name()
     assert name.endswith(f"({os.cpu_count()} cores)") and len(name) > len(" (2 cores)")
+
+
+def test_the_cpu_description_tells_zen_3_from_zen_4():
+    from dcgan.machine import describe_cpuinfo
+
+    def cpuinfo(model: int, flags: str) -> str:
+        first = (f"processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {model}\n"
+                 f"model name\t: AMD EPYC\nflags\t\t: {flags}\n")
+        return first + "\nprocessor\t: 1\nmodel name\t: something else\n"
+
+    assert describe_cpuinfo(cpuinfo(1, "fpu sse avx avx2 fma")) == "AMD EPYC, family 25 model 1, AVX2"
+    assert describe_cpuinfo(cpuinfo(17, "avx2 avx512f avx512_bf16")) == "AMD EPYC, family 25 model 17, AVX512-BF16"
+    assert describe_cpuinfo("model name\t: Some ARM core\n") == "Some ARM core"
+    assert describe_cpuinfo("") == ""

@@ -58,8 +58,8 @@ def project_tab(ctx: Context) -> None:
                 with gr.Accordion("…or draw (digit models)", open=False):
                     sketch = gr.Sketchpad(type="numpy", label="Sketch", elem_id="project-sketch")
                 mode = gr.Radio(list(PRESETS), value="fast", label="Mode",
-                                info="fast: for trying (about 2 s on 2 CPU cores); full: closer (2x fast's time); "
-                                     "sharp: the closest pixels (6x); all three keep the attributes")
+                                info="fast: for trying (1.5-4 s a face on 2 CPU cores); full: closer (2x fast's time); "
+                                     "sharp: the closest pixels (7x); all three keep the attributes")
                 go = gr.Button("Project", variant="primary", elem_id="project-go")
             crop = gr.Image(label="What the model sees", format="png", interactive=False, elem_classes=["pixelated", "big"],
                             elem_id="project-crop")
