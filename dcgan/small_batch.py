@@ -78,6 +78,9 @@ class TunedConv(nn.Module):
         self.conv = conv
         self.native: set[int] = set()
 
+    def use_native(self, batch: int, on: bool) -> None:
+        (self.native.add if on else self.native.discard)(batch)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] not in self.native:
             return self.conv(x)
@@ -104,8 +107,7 @@ def tunable(net: nn.Module) -> nn.Module:
 
 
 def _seconds(layer: TunedConv, x: torch.Tensor, grad: torch.Tensor, native: bool) -> float:
-    batch = x.shape[0]
-    (layer.native.add if native else layer.native.discard)(batch)
+    layer.use_native(x.shape[0], native)
     best = float("inf")
     for run in range(TIMED_RUNS + 1):  # the first run warms the kernel's caches up
         start = time.perf_counter()
@@ -139,5 +141,5 @@ def tune(net: nn.Module, run: Callable[[], Any]) -> dict[str, bool]:
             grad = torch.randn_like(layer(x))
             default, native = _seconds(layer, x, grad, False), _seconds(layer, x, grad, True)
         chosen[name] = native < NATIVE_MARGIN * default
-        (layer.native.add if chosen[name] else layer.native.discard)(x.shape[0])
+        layer.use_native(x.shape[0], chosen[name])
     return chosen
