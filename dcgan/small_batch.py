@@ -88,12 +88,10 @@ class TunedConv(nn.Module):
         return kernel.apply(x, self.conv.weight, self.conv.bias, self.conv.stride, self.conv.padding)
 
 
-def _tunable(conv: nn.Module) -> bool:
+def _tunable(conv: nn.Conv2d | nn.ConvTranspose2d) -> bool:
     plain = (conv.groups == 1 and tuple(conv.dilation) == (1, 1) and conv.padding_mode == "zeros"
              and not isinstance(conv.padding, str))
-    if isinstance(conv, nn.ConvTranspose2d):
-        return plain and tuple(conv.output_padding) == (0, 0)
-    return plain and isinstance(conv, nn.Conv2d)
+    return plain and (not isinstance(conv, nn.ConvTranspose2d) or tuple(conv.output_padding) == (0, 0))
 
 
 def tunable(net: nn.Module) -> nn.Module:
