@@ -521,8 +521,9 @@ def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arithmetic", action="store_true",
                    help=f"also measure the paper's face arithmetic and the attribute sliders (celeba only: mnist and fashion-mnist have "
                         f"class classifiers and no presets). Per preset, each draw picks {COUNT} exemplars per group from its own "
-                        f"{SEARCH} seeds with the attribute classifier, renders mean(A) - mean(B) + mean(C) and counts a success when "
-                        f"it shows every wanted attribute: the success rate with a 95%% Wilson interval, and per attribute. Sliders: "
+                        f"{SEARCH} seeds as the app's presets do (README: how a preset picks its exemplars), renders "
+                        f"mean(A) - mean(B) + mean(C) and counts a success when it shows every wanted attribute: the success rate with a "
+                        f"95%% Wilson interval, and per attribute. Sliders: "
                         f"the share of seeds 0-{SLIDER_N - 1} without Smiling, Male, Eyeglasses, Blond_Hair or Black_Hair that gain "
                         f"it at --slider-amount. Time on celeba-64, 2 CPU cores shared with a training run: 12-30 s per draw (the presets "
                         f"share each draw's rated seeds), so 100 draws take 20-50 min; the sliders add ~30 s")

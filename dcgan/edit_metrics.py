@@ -15,12 +15,15 @@ from torch import nn
 from .directions import (
     ARITHMETIC_PRESETS,
     MAX_AMOUNT,
+    THRESHOLD,
     Direction,
     _label_index,
     apply_directions,
     infer_z_dim,
-    pick_preset_seeds,
+    pick_from_ratings,
+    preset_wants,
     rate_latents,
+    wanted_result,
 )
 from .errors import ConfigError, LatentError
 from .latent import MAX_SEED, arithmetic, latents_from_seeds
@@ -28,7 +31,6 @@ from .latent import MAX_SEED, arithmetic, latents_from_seeds
 Wants = tuple[dict[str, bool], dict[str, bool], dict[str, bool]]
 
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile
-THRESHOLD = 0.5           # an image has an attribute when the classifier's probability is at least this
 DRAWS = 100               # independent exemplar draws per preset: a rate to within about ±10 points
 SEARCH = 2000             # seeds the classifier rates per draw to pick the exemplars
 COUNT = 3                 # exemplars per group, as in the paper
@@ -52,41 +54,6 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
     half = z / (1 + z2 / trials) * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials))
     return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def wanted_result(wants: Wants | str) -> dict[str, bool]:
-    """The attributes the result of the paper's A - B + C should show, from a preset's (want_A, want_B, want_C).
-
-    The rule, per attribute k, in saturating {0, 1} logic: r = clamp(a - b + c, 0, 1) with a, b, c the wanted
-    values (True = 1, False = 0) and a key missing from a group meaning "not constrained": it stands for an unknown
-    value u, the same in every group that leaves k open (such groups are drawn alike as far as k goes, so they
-    cancel). k is wanted with value r when r is the same for u = 0 and u = 1, and is left out otherwise.
-
-    "smiling woman - neutral woman + neutral man": Smiling 1-0+0 = 1, Male 0-0+1 = 1 -> {Smiling: True, Male: True}.
-    "blond woman - black-haired woman + black-haired man": Blond_Hair 1-u+u = 1, Male 1, Black_Hair u-1+1 = u (open)
-    -> {Blond_Hair: True, Male: True}. A value pushed past 1 or below 0 saturates: 1-0+1 gives True.
-    """
-    groups = _preset_wants(wants)
-    out: dict[str, bool] = {}
-    for key in dict.fromkeys(k for group in groups for k in group):  # first-seen order
-        values = [_result(*(int(g[key]) if key in g else u for g in groups)) for u in (0, 1)]
-        if values[0] == values[1]:
-            out[key] = bool(values[0])
-    return out
-
-
-def _result(a: int, b: int, c: int) -> int:
-    return min(1, max(0, a - b + c))
-
-
-def _preset_wants(preset: Wants | str) -> Wants:
-    if isinstance(preset, str):
-        if preset not in ARITHMETIC_PRESETS:
-            raise LatentError(f"preset {preset!r} is not one of {sorted(ARITHMETIC_PRESETS)}")
-        return ARITHMETIC_PRESETS[preset]
-    if len(preset) != 3 or not all(isinstance(g, dict) and g for g in preset):
-        raise LatentError("a preset is three non-empty {attribute: bool} dicts (want_A, want_B, want_C)")
-    return tuple(preset)  # type: ignore[return-value]
 
 
 def presets_for(classifier: Any) -> list[str]:
@@ -121,7 +88,7 @@ def arithmetic_success(G: nn.Module, classifier: Any, preset: Wants | str, *, dr
                        count: int = COUNT, seed_start: int = 0, z_dim: int | None = None) -> dict[str, Any]:
     """How often the paper's A - B + C gives the wanted result, over ``draws`` independent exemplar draws.
 
-    Draw d picks ``count`` exemplars per group as the presets do (``pick_preset_seeds`` over seeds
+    Draw d picks ``count`` exemplars per group as the presets do (``pick_from_ratings`` over seeds
     seed_start + d*search .. seed_start + (d+1)*search - 1, so draws share no seeds), takes
     Y = mean(A) - mean(B) + mean(C) and rates G(Y) (eval mode). A draw succeeds when every attribute of
     ``wanted_result`` shows its wanted value (probability >= 0.5 for True, < 0.5 for False).
@@ -144,18 +111,19 @@ def arithmetic_successes(G: nn.Module, classifier: Any, presets: list[Wants | st
         raise ConfigError(f"count: {count} exemplars per group from search={search} seeds; need count <= search")
     if seed_start + draws * search - 1 > MAX_SEED:
         raise ConfigError(f"draws * search: seeds up to {seed_start + draws * search - 1} are beyond the largest seed {MAX_SEED}")
-    wants = [_preset_wants(p) for p in presets]
+    wants = [preset_wants(p) for p in presets]
     wanted = [wanted_result(w) for w in wants]
     for p, want in zip(presets, wanted):
         if not want:
             raise LatentError(f"preset {p!r}: its result constrains no attribute, so there is nothing to score")
     z_dim = z_dim or infer_z_dim(G)
-    groups = tuple(g for w in wants for g in w)
     y = [[] for _ in wants]  # per preset: Y of each draw
     for d in range(draws):
-        picked = pick_preset_seeds(G, classifier, groups, count=count, search=search, seed_start=seed_start + d * search, z_dim=z_dim)
-        for i in range(len(wants)):
-            a, b, c = (latents_from_seeds(s, z_dim) for s in picked[3 * i:3 * i + 3])
+        start = seed_start + d * search
+        proba = rate_latents(G, classifier, latents_from_seeds(list(range(start, start + search)), z_dim))
+        for i, w in enumerate(wants):
+            picked = pick_from_ratings(proba, classifier, w, count=count, seed_start=start, z_dim=z_dim)
+            a, b, c = (latents_from_seeds(s, z_dim) for s in picked)
             y[i].append(arithmetic(a, b, c))
     proba = rate_latents(G, classifier, torch.stack([v for per in y for v in per]))  # [len(presets) * draws, K]
     out = []

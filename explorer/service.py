@@ -353,7 +353,7 @@ def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3,
                           "model (CelebA attributes). Pick exemplars by clicking samples instead.")
     proba = catalog.seed_ratings(state, lambda: load_or_rate_seeds(m.entry.path, m.G, classifier, PRESET_SEARCH, z_dim=m.z_dim,
                                                                    progress=progress))
-    groups = catalog.preset_seeds(state, (preset, count), lambda: pick_from_ratings(proba, classifier, preset, count=count))
+    groups = catalog.preset_seeds(state, (preset, count), lambda: pick_from_ratings(proba, classifier, preset, count=count, z_dim=m.z_dim))
     return dict(zip("ABC", (list(g) for g in groups)))
 
 

@@ -113,8 +113,9 @@ def arithmetic_section(result: dict, out_dir: Path) -> str:
     draws = next(iter(result["arithmetic"].values()))["draws"]
     return f"""## Face arithmetic (`dcgan eval {out_dir} --arithmetic --draws {draws}`)
 
-Each draw picks 3 exemplars per group with the attribute classifier (from its own 2,000 seeds), computes
-mean(A) - mean(B) + mean(C) and counts a success when G(Y) shows every attribute the result should have.
+Each draw picks 3 exemplars per group from its own 2,000 seeds, as the app's presets do (the seeds the attribute
+classifier sees most clearly in the group whose latents lie deepest along what the group brings to the result),
+computes mean(A) - mean(B) + mean(C) and counts a success when G(Y) shows every attribute the result should have.
 
 | preset | success | 95% interval | per attribute |
 |---|---|---|---|

@@ -306,7 +306,8 @@ def test_pick_exemplar_seeds_satisfy_stand_in(generator):
 
         assert (proba(bright) > 0.5).all() and (proba(dark) < 0.5).all()
         everything = proba(list(range(search)))
-    assert sorted(bright) == sorted(everything.topk(3).indices.tolist())
+    clear = (everything >= dirs.CLEAR).nonzero().flatten().tolist()
+    assert len(clear) >= 3 and set(bright) <= set(clear)  # clear exemplars while there are enough of them
     groups = dirs.pick_preset_seeds(G, classifier, ({"Bright": True}, {"Bright": False}), count=2, search=search)
     assert groups[0] == bright[:2] and all(s not in groups[0] for s in groups[1])
     with pytest.raises(LatentError):

@@ -9,22 +9,23 @@ from torch import nn
 
 from dcgan import cli
 from dcgan import edit_metrics as em
-from dcgan.directions import ARITHMETIC_PRESETS, Direction
+from dcgan.directions import ARITHMETIC_PRESETS, Direction, _contributions, pick_preset_seeds
 from dcgan.errors import ConfigError, LatentError
+from dcgan.latent import latents_from_seeds
 
 ATTRIBUTES = ["Smiling", "Male", "Eyeglasses", "Blond_Hair", "Black_Hair"]  # channel i holds latent coordinate i
 Z_DIM = 7                                                                   # two coordinates no attribute reads
 
 
 class ChannelGenerator(nn.Module):
-    """G(z) [N, Z_DIM, 4, 4]: channel i is the constant z_i. Its BatchNorm is the identity in eval mode only."""
+    """G(z) [N, z_dim, 4, 4]: channel i is the constant z_i. Its BatchNorm is the identity in eval mode only."""
 
-    def __init__(self):
+    def __init__(self, z_dim: int = Z_DIM):
         super().__init__()
-        self.proj = nn.Linear(Z_DIM, Z_DIM, bias=False)
-        self.norm = nn.BatchNorm1d(Z_DIM)  # fresh running stats (mean 0, var 1): eval mode leaves z as it is
+        self.proj = nn.Linear(z_dim, z_dim, bias=False)
+        self.norm = nn.BatchNorm1d(z_dim)  # fresh running stats (mean 0, var 1): eval mode leaves z as it is
         with torch.no_grad():
-            self.proj.weight.copy_(torch.eye(Z_DIM))
+            self.proj.weight.copy_(torch.eye(z_dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(z))[:, :, None, None].expand(-1, -1, 4, 4)
@@ -114,6 +115,38 @@ def test_an_attribute_the_generator_cannot_make_never_transfers():
     s = em.arithmetic_success(G, classifier, "smiling woman - neutral woman + neutral man", **SMALL)
     assert s["attributes"] == {"Smiling": 1.0, "Male": 0.0}
     assert s["rate"] == 0.0 and s["successes"] == 0 and s["ci95"][0] == 0.0 and s["mean_proba"]["Male"] < 1e-6
+
+
+def test_each_group_pushes_what_it_brings_to_the_result():
+    assert [_contributions(ARITHMETIC_PRESETS[name]) for name in ARITHMETIC_PRESETS] == [
+        [{"Smiling": True}, {"Smiling": False, "Male": False}, {"Male": True}],
+        [{"Eyeglasses": True}, {"Male": True, "Eyeglasses": False}, {"Male": False}],
+        [{"Blond_Hair": True}, {"Male": False}, {"Male": True}],
+    ]
+    assert _contributions(({"k": True}, {"k": False})) == [{"k": True}, {"k": False}]  # not a preset: everything
+
+
+def test_exemplars_lie_deep_along_what_they_bring_so_a_hard_attribute_transfers():
+    # Male needs channel 1 above 1.5 and the classifier saturates: among clear neutral men every confidence ties at
+    # ~1, so only the latents tell a deep exemplar from one just past the boundary. 100 dims, as the real G has.
+    z_dim, search = 100, 1000
+    G, classifier = ChannelGenerator(z_dim), ChannelClassifier({"Male": 1.5}, sharpness=50.0)
+    preset = "smiling woman - neutral woman + neutral man"
+    s = em.arithmetic_success(G, classifier, preset, draws=8, search=search, z_dim=z_dim)
+    assert s["rate"] == 1.0 and s["mean_proba"]["Male"] > 0.99
+    z = latents_from_seeds(list(range(search)), z_dim)
+    a, b, c = (z[seeds] for seeds in pick_preset_seeds(G, classifier, preset, search=search, z_dim=z_dim))
+    clear = math.log(9) / 50  # p = 0.9 lies this far past an offset
+    smiling_women = z[(z[:, 0] > clear) & (z[:, 1] < 1.5 - clear)]
+    neutral_women = z[(z[:, 0] < -clear) & (z[:, 1] < 1.5 - clear)]
+    neutral_men = z[(z[:, 0] < -clear) & (z[:, 1] > 1.5 + clear)]
+    for group, members in zip((a, b, c), (smiling_women, neutral_women, neutral_men)):  # clear members only
+        assert all((members == row).all(1).any() for row in group)
+    y = a.mean(0) - b.mean(0) + c.mean(0)
+    typical = smiling_women.mean(0) - neutral_women.mean(0) + neutral_men.mean(0)
+    assert float((y - typical)[:2].sum()) > 2.0  # smile and man both deeper than typical clear exemplars give
+    assert (b[:, 0] + b[:, 1]).max() < -2.0      # B deep along both it brings (not smiling, not male)
+    assert y.norm() < z.norm(dim=1).quantile(0.95)  # yet Y is no longer than latents usually are: where G was trained
 
 
 def test_arithmetic_is_deterministic_leaves_rng_and_mode_alone():

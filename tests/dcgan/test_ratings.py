@@ -48,7 +48,7 @@ def test_rated_once_then_read_back(run):
     # exemplars picked from the cached ratings are the ones a fresh search finds
     wants = ({"Bright": True}, {"Bright": False})
     fresh = dirs.pick_preset_seeds(G, classifier, wants, count=3, search=COUNT, z_dim=z_dim)
-    assert dirs.pick_from_ratings(again, classifier, wants, count=3) == fresh
+    assert dirs.pick_from_ratings(again, classifier, wants, count=3, z_dim=z_dim) == fresh
 
 
 def test_stale_or_damaged_ratings_are_made_again(run, caplog):

@@ -45,6 +45,8 @@ def test_shipped_generator_loads_and_card_matches_metadata(folder):
     assert metrics["dataset"] == meta.info["dataset"] and set(metrics["metrics"]) == set(metrics["floor"])
     for key, value in metrics["metrics"].items():
         assert f"| {key} | {value:.4g} |" in body  # the card's table is the measured one
+    for preset, r in metrics.get("arithmetic", {}).items():  # and so is its arithmetic table
+        assert f"| {preset} | {100 * r['rate']:.0f}% ({r['successes']}/{r['draws']}) |" in body
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
