@@ -415,15 +415,16 @@ def _pick(proba: torch.Tensor, z: torch.Tensor, columns: list[int], want: list[b
     wanted = torch.tensor(want)
     shown = ((p >= THRESHOLD) == wanted).all(1)
     clear = torch.where(wanted, p >= CLEAR, p <= 1 - CLEAR).all(1)
+    confidence = _confidence(p, wanted)
     pushed = [j for j, on in enumerate(push) if on]
     if pushed:  # Stein: for z ~ N(0, I), cov(z, p) is parallel to the normal of a logistic boundary in z
         normals = z.double().T @ (p[:, pushed] - p[:, pushed].mean(0))
         signs = torch.where(wanted[pushed], 1.0, -1.0).double()
         score = (z.double() @ (normals / normals.norm(dim=0).clamp_min(1e-12))) @ signs - z.double().norm(dim=1)
     else:
-        score = _confidence(p, wanted)
+        score = confidence
     tier = (clear.long() + shown.long()).tolist()
-    rank = torch.where(shown, score, _confidence(p, wanted)).tolist()
+    rank = torch.where(shown, score, confidence).tolist()
     order = sorted(range(len(seeds)), key=lambda i: (-tier[i], -rank[i], i))
     return [seeds[i] for i in order[:count]]
 
