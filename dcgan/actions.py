@@ -25,7 +25,7 @@ from .latent import arithmetic_variants, interpolate_path
 
 BATCH = 64                     # latents per generator call
 STREAM_CHUNK = 16              # interpolation frames rendered between hand-offs to a video encoder
-PRESET_SEARCH = 1000           # seeds the classifier rates when picking an arithmetic preset's exemplars
+PRESET_SEARCH = 10_000         # seeds the classifier rates when picking an arithmetic preset's exemplars
 LOOP_MODES = ("loop", "pingpong", "once")  # loop: back to the first keyframe; pingpong: forward then back; once: open path
 NEAREST_CHUNK = 1024           # training images compared at once
 

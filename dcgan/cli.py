@@ -360,14 +360,18 @@ def _arithmetic_classifier(args, dataset: str):
 
 def _edit_metrics(args, G, meta, classifier) -> dict[str, Any]:
     """{"arithmetic": {preset: arithmetic_success dict}, "sliders": slider_success dict}, printed as two tables."""
+    from .actions import PRESET_SEARCH
     from .directions import load_or_compute_directions
     from .edit_metrics import COUNT, SEARCH, SLIDER_N, arithmetic_successes, preset_attributes, presets_for, slider_success
+    from .ratings import load_or_rate_seeds
 
     z_dim = meta.model.z_dim
     presets = presets_for(classifier)
-    scores = arithmetic_successes(G, classifier, presets, draws=args.draws, search=SEARCH, count=COUNT, z_dim=z_dim)
+    pool = load_or_rate_seeds(args.checkpoint, G, classifier, PRESET_SEARCH, z_dim=z_dim)
+    scores = arithmetic_successes(G, classifier, presets, draws=args.draws, search=SEARCH, count=COUNT, z_dim=z_dim, pool=pool)
     print(f"\narithmetic A - B + C, {args.draws} draws of {COUNT} exemplars per group, each from its own "
-          f"{SEARCH} seeds (seeds 0-{args.draws * SEARCH - 1}); a draw succeeds when G(Y) shows every wanted attribute")
+          f"{SEARCH} seeds (seeds 0-{args.draws * SEARCH - 1}), the result's boundaries fitted on the app's ratings of "
+          f"seeds 0-{PRESET_SEARCH - 1}; a draw succeeds when G(Y) shows every wanted attribute")
     for name, s in zip(presets, scores):
         low, high = s["ci95"]
         parts = ", ".join(f"{k}={'yes' if v else 'no'} {100 * s['attributes'][k]:.0f}%" for k, v in s["wanted"].items())

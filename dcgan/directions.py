@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -36,6 +37,10 @@ MAX_DIRECTIONS_BYTES = 64 * 2**20
 BATCH = 256                          # latents per generator/classifier forward pass
 THRESHOLD = 0.5                      # an image has an attribute when the classifier's probability is at least this
 CLEAR = 0.9                          # ... and clearly has it (or clearly lacks it, at most 1 - CLEAR) for an exemplar
+LENGTH_WEIGHT = 0.5                  # an exemplar's score: depth toward the result, less this times |z| (keeps Y typical)
+MIX_STEPS = 20                       # grid steps of the attribute mixes tried when picking (README: how a preset picks)
+MIN_SIDE = 5                         # seeds needed on each side to fit an attribute's boundary on a subset
+PAPER_COUNT = 3                      # exemplars per group in the paper's arithmetic (the mix is chosen for it)
 
 # name -> (want_A, want_B, want_C) for the paper's A - B + C; CelebA attribute names as in list_attr_celeba.txt
 ARITHMETIC_PRESETS: dict[str, tuple[dict[str, bool], dict[str, bool], dict[str, bool]]] = {
@@ -206,14 +211,16 @@ def _label_index(classifier: Any, names: list[str]) -> list[int]:
     return [lookup[name] for name in names]
 
 
-def _fit_boundaries(z: torch.Tensor, p: torch.Tensor, l2: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+def _fit_boundaries(z: torch.Tensor, p: torch.Tensor, l2: float = 1e-3, *, balanced: bool = True
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Independent L2-regularised logistic regressions z -> p[:, j] (soft targets): (weights [D, K], bias [K]).
 
-    Positives are weighted by negative/positive mass, as if the classes were balanced (InterFaceGAN trains on
-    equal numbers of each), so that the boundary through logit 0 suits rare labels too.
+    ``balanced``: positives are weighted by negative/positive mass, as if the classes were balanced (InterFaceGAN
+    trains on equal numbers of each), so that the direction suits rare labels too; unbalanced, logit 0 is where the
+    classifier's p crosses 0.5, which is what predicting a verdict needs.
     """
     z, p = z.double(), p.double().clamp(0, 1)
-    pos_weight = (1 - p).sum(0).clamp_min(1e-3) / p.sum(0).clamp_min(1e-3)
+    pos_weight = ((1 - p).sum(0).clamp_min(1e-3) / p.sum(0).clamp_min(1e-3)) if balanced else torch.ones(p.shape[1], dtype=torch.float64)
     weight = torch.zeros(z.shape[1], p.shape[1], dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(p.shape[1], dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=200, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
@@ -390,13 +397,46 @@ def wanted_result(wants: tuple[dict[str, bool], ...] | str) -> dict[str, bool]:
     return out
 
 
-def _contributions(wants: tuple[dict[str, bool], ...]) -> list[dict[str, bool]]:
-    """Per group, the wanted attributes it brings to the result of A - B + C: for A and C (added) those it shares
-    with the result, for B (subtracted) those it has opposite to the result. Any other number of groups: all."""
-    if len(wants) != 3:
-        return [dict(w) for w in wants]
-    result = wanted_result(wants)
-    return [{k: v for k, v in w.items() if k in result and (result[k] == v) != (i == 1)} for i, w in enumerate(wants)]
+def _result_sides(wants: tuple[dict[str, bool], ...]) -> tuple[list[dict[str, bool]], list[float]]:
+    """What each group's picks must make the arithmetic show, and the group's sign in it: for the paper's three
+    groups, A - B + C must land on ``wanted_result`` (signs +1, -1, +1); any other number of groups stands alone
+    (each its own result, sign +1)."""
+    if len(wants) == 3:
+        return [wanted_result(wants)] * 3, [1.0, -1.0, 1.0]
+    return [dict(w) for w in wants], [1.0] * len(wants)
+
+
+def result_boundaries(proba: torch.Tensor, z: torch.Tensor, classifier: Any, result: dict[str, bool]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linear boundaries in z of the result's attributes, where the result must land: (unit normals [D, K], offsets [K]),
+    oriented so that z @ normals + offsets is the signed distance to the wanted side of each.
+
+    Each attribute's boundary is a logistic regression on the rated seeds that already show the result's other
+    attributes (glasses among women, for "a woman with glasses"), because attributes in z are entangled: glasses
+    lie on the male side, so the boundary among all faces misplaces it for women. Too few such seeds on either side
+    (under MIN_SIDE) and it is fitted on all of them.
+    """
+    columns = _label_index(classifier, list(result))
+    p = proba[:, columns].double().clamp(0, 1)
+    on_side = torch.stack([(p[:, j] >= THRESHOLD) == v for j, v in enumerate(result.values())], 1)
+    normals, offsets = [], []
+    for j, wanted in enumerate(result.values()):
+        rows = on_side[:, [i for i in range(len(result)) if i != j]].all(1)
+        if min(int(on_side[rows, j].sum()), int((~on_side[rows, j]).sum())) < MIN_SIDE:
+            rows = torch.ones_like(rows)
+        target = p[rows, j] if wanted else 1 - p[rows, j]
+        weight, bias = _fit_boundaries(z[rows], target[:, None], balanced=False)
+        length = weight[:, 0].norm().clamp_min(1e-12)
+        normals.append(weight[:, 0] / length)
+        offsets.append(bias[0] / length)
+    return torch.stack(normals, 1), torch.stack(offsets)
+
+
+def _mixes(k: int) -> torch.Tensor:
+    """Weights over k attributes on a grid of the simplex (21 mixes for two): [M, k]."""
+    steps = max(2, MIX_STEPS // k)
+    grid = [c for c in itertools.product(range(steps + 1), repeat=k) if sum(c) == steps]
+    return torch.tensor(grid, dtype=torch.float64) / steps
 
 
 def _confidence(p: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
@@ -405,28 +445,21 @@ def _confidence(p: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
     return torch.where(want, p.log(), (1 - p).log()).sum(1)
 
 
-def _pick(proba: torch.Tensor, z: torch.Tensor, columns: list[int], want: list[bool], push: list[bool], seeds: list[int],
-          count: int) -> list[int]:
-    """Clear exemplars first (every wanted attribute at p >= CLEAR or <= 1 - CLEAR), then merely shown ones (p on the
-    wanted side of 0.5), each tier ordered by how deep its latents lie along the pushed attributes less their length
-    (deep, yet no longer than latents usually are, so that A - B + C stays where G was trained); seeds showing
-    neither follow by joint confidence, so a rare combination still gets ``count`` exemplars."""
-    p = proba[:, columns].double()
-    wanted = torch.tensor(want)
+def _tiers(proba: torch.Tensor, classifier: Any, want: dict[str, bool]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per seed: 2 when it clearly shows every wanted value (p >= CLEAR or <= 1 - CLEAR), 1 when merely (on the
+    wanted side of THRESHOLD), 0 otherwise; whether it shows them; and their joint confidence."""
+    p = proba[:, _label_index(classifier, list(want))].double()
+    wanted = torch.tensor(list(want.values()))
     shown = ((p >= THRESHOLD) == wanted).all(1)
     clear = torch.where(wanted, p >= CLEAR, p <= 1 - CLEAR).all(1)
-    confidence = _confidence(p, wanted)
-    pushed = [j for j, on in enumerate(push) if on]
-    if pushed:  # Stein: for z ~ N(0, I), cov(z, p) is parallel to the normal of a logistic boundary in z
-        normals = z.double().T @ (p[:, pushed] - p[:, pushed].mean(0))
-        signs = torch.where(wanted[pushed], 1.0, -1.0).double()
-        score = (z.double() @ (normals / normals.norm(dim=0).clamp_min(1e-12))) @ signs - z.double().norm(dim=1)
-    else:
-        score = confidence
-    tier = (clear.long() + shown.long()).tolist()
+    return clear.long() + shown.long(), shown, _confidence(p, wanted)
+
+
+def _ordered(tier: torch.Tensor, shown: torch.Tensor, score: torch.Tensor, confidence: torch.Tensor) -> list[int]:
+    """Indices by tier, then by score among seeds that show the group (by confidence among those that do not)."""
     rank = torch.where(shown, score, confidence).tolist()
-    order = sorted(range(len(seeds)), key=lambda i: (-tier[i], -rank[i], i))
-    return [seeds[i] for i in order[:count]]
+    tiers = tier.tolist()
+    return sorted(range(len(rank)), key=lambda i: (-tiers[i], -rank[i], i))
 
 
 def _check_pick(want: dict[str, bool], count: int, search: int) -> None:
@@ -462,25 +495,75 @@ def pick_preset_seeds(G: nn.Module, classifier: Any, wants: tuple[dict[str, bool
 
 
 def pick_from_ratings(proba: torch.Tensor, classifier: Any, wants: tuple[dict[str, bool], ...] | str, *, z_dim: int,
-                      count: int = 3, seed_start: int = 0) -> list[list[int]]:
+                      count: int = 3, seed_start: int = 0,
+                      boundaries: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> list[list[int]]:
     """``pick_preset_seeds`` from ratings already made: proba [N, K] of seeds seed_start .. seed_start+N-1
     (dcgan.ratings caches them beside the checkpoint).
 
-    Per group, the exemplars are the seeds the classifier sees most clearly in the group (p >= 0.9, or <= 0.1, on
-    every wanted attribute) whose latents lie deepest along the attributes the group brings to the result of
-    A - B + C (``_contributions``; one group alone: all it wants), less their length, each attribute's direction
-    in z estimated from the same ratings (InterFaceGAN's boundary normal, as the covariance of z and p). The paper
-    chose its exemplars by eye; ranking by classifier confidence alone made the first face preset work half as
-    often (README).
+    Per group, the exemplars are seeds the classifier sees clearly in the group (p >= 0.9, or <= 0.1, on every
+    wanted attribute) whose latents lie deepest toward the side of the result's boundaries (``result_boundaries``)
+    the group's sign in A - B + C pushes the result to, less LENGTH_WEIGHT times their length. How much each
+    attribute counts is a mix chosen so that the predicted result clears its nearest boundary by the most (what
+    glasses gain in depth a woman may lose in femininity). The mix is chosen for the paper's three exemplars per
+    group, so a larger ``count`` extends the same lists. ``boundaries`` (one per group, as ``preset_boundaries``
+    gives) come from a larger pool of ratings where there is one; without, they are fitted on ``proba``.
+    The paper chose its exemplars by eye; ranking by classifier confidence alone made the first face preset work
+    half as often (README).
     """
     wants = _wants(wants)
     for want in wants:
         _check_pick(want, count, len(proba))
     seeds = list(range(seed_start, seed_start + len(proba)))
-    z = latents_from_seeds(seeds, z_dim)
-    pushes = _contributions(wants)
-    return [_pick(proba, z, _label_index(classifier, list(want)), list(want.values()), [k in push for k in want], seeds, count)
-            for want, push in zip(wants, pushes)]
+    z = latents_from_seeds(seeds, z_dim).double()
+    _, signs = _result_sides(wants)
+    if boundaries is None:
+        boundaries = preset_boundaries(proba, classifier, wants, z_dim=z_dim, seed_start=seed_start)
+    tiers = [_tiers(proba, classifier, want) for want in wants]
+    length = z.norm(dim=1)
+    if len(wants) != 3:
+        orders = []
+        for (normals, offsets), (tier, shown, confidence) in zip(boundaries, tiers):
+            best = max(_mixes(normals.shape[1]), key=lambda mix: _margin(z, tier, shown, confidence, length, normals, offsets, mix))
+            orders.append(_ordered(tier, shown, (z @ normals) @ best - LENGTH_WEIGHT * length, confidence))
+        return [[seeds[i] for i in order[:count]] for order in orders]
+    normals, offsets = boundaries[0]
+    best_margin, best_orders = (-1, -math.inf), []
+    for mix in _mixes(normals.shape[1]):
+        depth = (z @ normals) @ mix
+        orders = [_ordered(tier, shown, sign * depth - LENGTH_WEIGHT * length, confidence)
+                  for sign, (tier, shown, confidence) in zip(signs, tiers)]
+        y = sum(sign * z[order[:PAPER_COUNT]].mean(0) for sign, order in zip(signs, orders))
+        margin = _predicted(y, normals, offsets)
+        if margin > best_margin:
+            best_margin, best_orders = margin, orders
+    return [[seeds[i] for i in order[:count]] for order in best_orders]
+
+
+def _margin(z, tier, shown, confidence, length, normals, offsets, mix) -> tuple[int, float]:
+    """One group alone: how far the mean of its PAPER_COUNT best exemplars under ``mix`` lies past its nearest boundary."""
+    order = _ordered(tier, shown, (z @ normals) @ mix - LENGTH_WEIGHT * length, confidence)
+    return _predicted(z[order[:PAPER_COUNT]].mean(0), normals, offsets)
+
+
+def _predicted(y: torch.Tensor, normals: torch.Tensor, offsets: torch.Tensor) -> tuple[int, float]:
+    """How good a result y is predicted to be: how many of the boundaries it lies past, then how far past its nearest
+    (so an attribute the generator cannot make does not take every other one down with it)."""
+    margins = y @ normals + offsets
+    return int((margins > 0).sum()), float(margins.min())
+
+
+def preset_boundaries(proba: torch.Tensor, classifier: Any, wants: tuple[dict[str, bool], ...] | str, *, z_dim: int,
+                      seed_start: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``result_boundaries`` of what each group of ``wants`` must make the arithmetic show, fitted on the ratings
+    proba [N, K] of seeds seed_start .. seed_start+N-1: one (normals, offsets) per group."""
+    results, _ = _result_sides(_wants(wants))
+    z = latents_from_seeds(list(range(seed_start, seed_start + len(proba))), z_dim).double()
+    fitted: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for result in results:
+        key = repr(result)
+        if key not in fitted:
+            fitted[key] = result_boundaries(proba, z, classifier, result)
+    return [fitted[repr(result)] for result in results]
 
 
 # ----------------------------------------------------------------------------------------------------------------

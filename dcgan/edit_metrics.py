@@ -21,6 +21,7 @@ from .directions import (
     apply_directions,
     infer_z_dim,
     pick_from_ratings,
+    preset_boundaries,
     preset_wants,
     rate_latents,
     wanted_result,
@@ -85,24 +86,28 @@ def _check_count(name: str, value: Any, low: int) -> int:
 # arithmetic success
 
 def arithmetic_success(G: nn.Module, classifier: Any, preset: Wants | str, *, draws: int = DRAWS, search: int = SEARCH,
-                       count: int = COUNT, seed_start: int = 0, z_dim: int | None = None) -> dict[str, Any]:
+                       count: int = COUNT, seed_start: int = 0, z_dim: int | None = None,
+                       pool: torch.Tensor | None = None) -> dict[str, Any]:
     """How often the paper's A - B + C gives the wanted result, over ``draws`` independent exemplar draws.
 
     Draw d picks ``count`` exemplars per group as the presets do (``pick_from_ratings`` over seeds
     seed_start + d*search .. seed_start + (d+1)*search - 1, so draws share no seeds), takes
     Y = mean(A) - mean(B) + mean(C) and rates G(Y) (eval mode). A draw succeeds when every attribute of
-    ``wanted_result`` shows its wanted value (probability >= 0.5 for True, < 0.5 for False).
+    ``wanted_result`` shows its wanted value (probability >= 0.5 for True, < 0.5 for False). ``pool``: ratings of
+    seeds 0..P-1 that the result's boundaries are fitted on, as the app fits them on its preset ratings
+    (dcgan.ratings); without, each draw fits them on its own searched seeds.
 
     Returns {"wanted": {attr: bool}, "draws", "successes", "rate", "ci95": [low, high] (Wilson),
     "attributes": {attr: share of draws showing the wanted value}, "mean_proba": {attr: mean probability of the
     attribute in G(Y)}, "search", "count", "seeds": [first, last] searched}.
     """
     return arithmetic_successes(G, classifier, [preset], draws=draws, search=search, count=count, seed_start=seed_start,
-                                z_dim=z_dim)[0]
+                                z_dim=z_dim, pool=pool)[0]
 
 
 def arithmetic_successes(G: nn.Module, classifier: Any, presets: list[Wants | str], *, draws: int = DRAWS, search: int = SEARCH,
-                         count: int = COUNT, seed_start: int = 0, z_dim: int | None = None) -> list[dict[str, Any]]:
+                         count: int = COUNT, seed_start: int = 0, z_dim: int | None = None,
+                         pool: torch.Tensor | None = None) -> list[dict[str, Any]]:
     """``arithmetic_success`` for several presets, rating each draw's searched seeds once for all of them."""
     _check_attribute_classifier(classifier)
     draws, search, count = _check_count("draws", draws, 1), _check_count("search", search, 1), _check_count("count", count, 1)
@@ -117,12 +122,13 @@ def arithmetic_successes(G: nn.Module, classifier: Any, presets: list[Wants | st
         if not want:
             raise LatentError(f"preset {p!r}: its result constrains no attribute, so there is nothing to score")
     z_dim = z_dim or infer_z_dim(G)
+    boundaries = [None if pool is None else preset_boundaries(pool, classifier, w, z_dim=z_dim) for w in wants]
     y = [[] for _ in wants]  # per preset: Y of each draw
     for d in range(draws):
         start = seed_start + d * search
         proba = rate_latents(G, classifier, latents_from_seeds(list(range(start, start + search)), z_dim))
         for i, w in enumerate(wants):
-            picked = pick_from_ratings(proba, classifier, w, count=count, seed_start=start, z_dim=z_dim)
+            picked = pick_from_ratings(proba, classifier, w, count=count, seed_start=start, z_dim=z_dim, boundaries=boundaries[i])
             a, b, c = (latents_from_seeds(s, z_dim) for s in picked)
             y[i].append(arithmetic(a, b, c))
     proba = rate_latents(G, classifier, torch.stack([v for per in y for v in per]))  # [len(presets) * draws, K]

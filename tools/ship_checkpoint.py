@@ -114,8 +114,9 @@ def arithmetic_section(result: dict, out_dir: Path) -> str:
     return f"""## Face arithmetic (`dcgan eval {out_dir} --arithmetic --draws {draws}`)
 
 Each draw picks 3 exemplars per group from its own 2,000 seeds, as the app's presets do (the seeds the attribute
-classifier sees most clearly in the group whose latents lie deepest along what the group brings to the result),
-computes mean(A) - mean(B) + mean(C) and counts a success when G(Y) shows every attribute the result should have.
+classifier sees most clearly in the group whose latents lie deepest toward where the result must land, by boundaries
+fitted on the classifier's ratings of seeds 0-9,999), computes mean(A) - mean(B) + mean(C) and counts a success when
+G(Y) shows every attribute the result should have.
 
 | preset | success | 95% interval | per attribute |
 |---|---|---|---|

@@ -9,7 +9,7 @@ from torch import nn
 
 from dcgan import cli
 from dcgan import edit_metrics as em
-from dcgan.directions import ARITHMETIC_PRESETS, Direction, _contributions, pick_preset_seeds
+from dcgan.directions import ARITHMETIC_PRESETS, Direction, pick_from_ratings, pick_preset_seeds, preset_boundaries, rate_latents
 from dcgan.errors import ConfigError, LatentError
 from dcgan.latent import latents_from_seeds
 
@@ -117,13 +117,29 @@ def test_an_attribute_the_generator_cannot_make_never_transfers():
     assert s["rate"] == 0.0 and s["successes"] == 0 and s["ci95"][0] == 0.0 and s["mean_proba"]["Male"] < 1e-6
 
 
-def test_each_group_pushes_what_it_brings_to_the_result():
-    assert [_contributions(ARITHMETIC_PRESETS[name]) for name in ARITHMETIC_PRESETS] == [
-        [{"Smiling": True}, {"Smiling": False, "Male": False}, {"Male": True}],
-        [{"Eyeglasses": True}, {"Male": True, "Eyeglasses": False}, {"Male": False}],
-        [{"Blond_Hair": True}, {"Male": False}, {"Male": True}],
-    ]
-    assert _contributions(({"k": True}, {"k": False})) == [{"k": True}, {"k": False}]  # not a preset: everything
+def test_result_boundaries_find_where_each_attribute_begins():
+    # Male begins at channel 1 = 1.5, Smiling at channel 0 = 0: the fitted boundaries are those hyperplanes
+    z_dim, search = 20, 4000
+    G, classifier = ChannelGenerator(z_dim), ChannelClassifier({"Male": 1.5}, sharpness=20.0)
+    proba = rate_latents(G, classifier, latents_from_seeds(list(range(search)), z_dim))
+    preset = "smiling woman - neutral woman + neutral man"
+    boundaries = preset_boundaries(proba, classifier, preset, z_dim=z_dim)
+    assert len(boundaries) == 3 and all(b is boundaries[0] for b in boundaries)  # one result, fitted once
+    normals, offsets = boundaries[0]  # columns: Smiling, Male (the result's order)
+    assert normals.shape == (z_dim, 2) and float(normals[0, 0]) > 0.97 and float(normals[1, 1]) > 0.97
+    assert offsets.tolist() == pytest.approx([0.0, -1.5], abs=0.15)
+    # the glasses preset wants "not Male": the boundary turns round, the positive side being the wanted one
+    normals, offsets = preset_boundaries(proba, classifier, "man with glasses - man without glasses + woman without glasses",
+                                         z_dim=z_dim)[0]
+    assert float(normals[1, 0]) < -0.97 and float(offsets[0]) == pytest.approx(1.5, abs=0.15)
+    # picking from the boundaries fitted on this larger pool gives clear exemplars for a draw of 500 other seeds
+    draw = rate_latents(G, classifier, latents_from_seeds(list(range(search, search + 500)), z_dim))
+    picked = pick_from_ratings(draw, classifier, preset, z_dim=z_dim, seed_start=search, boundaries=boundaries)
+    for group, want in zip(picked, ARITHMETIC_PRESETS[preset]):
+        p = rate_latents(G, classifier, latents_from_seeds(group, z_dim))
+        for k, v in want.items():
+            column = ATTRIBUTES.index(k)
+            assert ((p[:, column] >= 0.9) if v else (p[:, column] <= 0.1)).all(), (want, k)
 
 
 def test_exemplars_lie_deep_along_what_they_bring_so_a_hard_attribute_transfers():
