@@ -502,7 +502,8 @@ def pick_from_ratings(proba: torch.Tensor, classifier: Any, wants: tuple[dict[st
 
     Per group, the exemplars are seeds the classifier sees clearly in the group (p >= 0.9, or <= 0.1, on every
     wanted attribute) whose latents lie deepest toward the side of the result's boundaries (``result_boundaries``)
-    the group's sign in A - B + C pushes the result to, less LENGTH_WEIGHT times their length. How much each
+    the group's sign in A - B + C pushes the result to, less LENGTH_WEIGHT times their length; only along the
+    attributes the group does not want the other way (the smiling woman is not pushed toward "man"). How much each
     attribute counts is a mix chosen so that the predicted result clears its nearest boundary by the most (what
     glasses gain in depth a woman may lose in femininity). The mix is chosen for the paper's three exemplars per
     group, so a larger ``count`` extends the same lists. ``boundaries`` (one per group, as ``preset_boundaries``
@@ -527,11 +528,14 @@ def pick_from_ratings(proba: torch.Tensor, classifier: Any, wants: tuple[dict[st
             orders.append(_ordered(tier, shown, (z @ normals) @ best - LENGTH_WEIGHT * length, confidence))
         return [[seeds[i] for i in order[:count]] for order in orders]
     normals, offsets = boundaries[0]
+    result = wanted_result(wants)
+    kept = [torch.tensor([want.get(k, value) == (value == (sign > 0)) for k, value in result.items()], dtype=torch.float64)
+            for want, sign in zip(wants, signs)]  # a group never pushes against its own wanted value
     best_margin, best_orders = (-1, -math.inf), []
+    projections = z @ normals
     for mix in _mixes(normals.shape[1]):
-        depth = (z @ normals) @ mix
-        orders = [_ordered(tier, shown, sign * depth - LENGTH_WEIGHT * length, confidence)
-                  for sign, (tier, shown, confidence) in zip(signs, tiers)]
+        orders = [_ordered(tier, shown, sign * (projections @ (mix * keep)) - LENGTH_WEIGHT * length, confidence)
+                  for sign, keep, (tier, shown, confidence) in zip(signs, kept, tiers)]
         y = sum(sign * z[order[:PAPER_COUNT]].mean(0) for sign, order in zip(signs, orders))
         margin = _predicted(y, normals, offsets)
         if margin > best_margin:
