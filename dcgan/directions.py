@@ -399,10 +399,11 @@ def wanted_result(wants: tuple[dict[str, bool], ...] | str) -> dict[str, bool]:
 
 def _result_sides(wants: tuple[dict[str, bool], ...]) -> tuple[list[dict[str, bool]], list[float]]:
     """What each group's picks must make the arithmetic show, and the group's sign in it: for the paper's three
-    groups, A - B + C must land on ``wanted_result`` (signs +1, -1, +1); any other number of groups stands alone
-    (each its own result, sign +1)."""
-    if len(wants) == 3:
-        return [wanted_result(wants)] * 3, [1.0, -1.0, 1.0]
+    groups, A - B + C must land on ``wanted_result`` (signs +1, -1, +1); any other number of groups, or three whose
+    result constrains nothing, stand alone (each its own result, sign +1)."""
+    result = wanted_result(wants) if len(wants) == 3 and all(wants) else {}
+    if result:
+        return [result] * 3, [1.0, -1.0, 1.0]
     return [dict(w) for w in wants], [1.0] * len(wants)
 
 
@@ -521,7 +522,7 @@ def pick_from_ratings(proba: torch.Tensor, classifier: Any, wants: tuple[dict[st
         boundaries = preset_boundaries(proba, classifier, wants, z_dim=z_dim, seed_start=seed_start)
     tiers = [_tiers(proba, classifier, want) for want in wants]
     length = z.norm(dim=1)
-    if len(wants) != 3:
+    if min(signs) > 0:  # the groups stand alone
         orders = []
         for (normals, offsets), (tier, shown, confidence) in zip(boundaries, tiers):
             best = max(_mixes(normals.shape[1]), key=lambda mix: _margin(z, tier, shown, confidence, length, normals, offsets, mix))

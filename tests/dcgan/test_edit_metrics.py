@@ -142,6 +142,16 @@ def test_result_boundaries_find_where_each_attribute_begins():
             assert ((p[:, column] >= 0.9) if v else (p[:, column] <= 0.1)).all(), (want, k)
 
 
+def test_groups_whose_result_constrains_nothing_are_picked_alone():
+    # k: 1 - u + 0 and j: u - 1 + u both depend on what B and A leave open: each group gets its own clear exemplars
+    G, classifier = ChannelGenerator(), ChannelClassifier()
+    wants = ({"Smiling": True}, {"Male": True}, {"Smiling": False})
+    assert em.wanted_result(wants) == {}
+    z = latents_from_seeds(list(range(300)), Z_DIM)
+    a, b, c = (z[seeds] for seeds in pick_preset_seeds(G, classifier, wants, search=300, z_dim=Z_DIM))
+    assert (a[:, 0] > 0.5).all() and (b[:, 1] > 0.5).all() and (c[:, 0] < -0.5).all()
+
+
 def test_exemplars_lie_deep_along_what_they_bring_so_a_hard_attribute_transfers():
     # Male needs channel 1 above 1.5 and the classifier saturates: among clear neutral men every confidence ties at
     # ~1, so only the latents tell a deep exemplar from one just past the boundary. 100 dims, as the real G has.
