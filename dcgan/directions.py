@@ -517,37 +517,33 @@ def pick_from_ratings(proba: torch.Tensor, classifier: Any, wants: tuple[dict[st
         _check_pick(want, count, len(proba))
     seeds = list(range(seed_start, seed_start + len(proba)))
     z = latents_from_seeds(seeds, z_dim).double()
-    _, signs = _result_sides(wants)
+    results, signs = _result_sides(wants)
     if boundaries is None:
         boundaries = preset_boundaries(proba, classifier, wants, z_dim=z_dim, seed_start=seed_start)
-    tiers = [_tiers(proba, classifier, want) for want in wants]
     length = z.norm(dim=1)
-    if min(signs) > 0:  # the groups stand alone
-        orders = []
-        for (normals, offsets), (tier, shown, confidence) in zip(boundaries, tiers):
-            best = max(_mixes(normals.shape[1]), key=lambda mix: _margin(z, tier, shown, confidence, length, normals, offsets, mix))
-            orders.append(_ordered(tier, shown, (z @ normals) @ best - LENGTH_WEIGHT * length, confidence))
-        return [[seeds[i] for i in order[:count]] for order in orders]
-    normals, offsets = boundaries[0]
-    result = wanted_result(wants)
-    kept = [torch.tensor([want.get(k, value) == (value == (sign > 0)) for k, value in result.items()], dtype=torch.float64)
-            for want, sign in zip(wants, signs)]  # a group never pushes against its own wanted value
-    best_margin, best_orders = (-1, -math.inf), []
+    groups = [(*_tiers(proba, classifier, want), sign,  # a group never pushes against its own wanted value
+               torch.tensor([want.get(k, v) == (v == (sign > 0)) for k, v in result.items()], dtype=torch.float64))
+              for want, result, sign in zip(wants, results, signs)]
+    if min(signs) < 0:  # A - B + C: one result, the groups picked together
+        orders = _pick_together(z, length, groups, *boundaries[0])
+    else:  # the groups stand alone, each with its own result
+        orders = [_pick_together(z, length, [group], *bounds)[0] for group, bounds in zip(groups, boundaries)]
+    return [[seeds[i] for i in order[:count]] for order in orders]
+
+
+def _pick_together(z: torch.Tensor, length: torch.Tensor, groups: list[tuple], normals: torch.Tensor,
+                   offsets: torch.Tensor) -> list[list[int]]:
+    """Each group's seeds in order (groups: (tier, shown, confidence, sign, pushed attributes)) under the mix of the
+    result's attributes whose predicted result, the signed sum of each group's PAPER_COUNT first, comes out best."""
     projections = z @ normals
+    best, best_orders = (-1, -math.inf), []
     for mix in _mixes(normals.shape[1]):
-        orders = [_ordered(tier, shown, sign * (projections @ (mix * keep)) - LENGTH_WEIGHT * length, confidence)
-                  for sign, keep, (tier, shown, confidence) in zip(signs, kept, tiers)]
-        y = sum(sign * z[order[:PAPER_COUNT]].mean(0) for sign, order in zip(signs, orders))
-        margin = _predicted(y, normals, offsets)
-        if margin > best_margin:
-            best_margin, best_orders = margin, orders
-    return [[seeds[i] for i in order[:count]] for order in best_orders]
-
-
-def _margin(z, tier, shown, confidence, length, normals, offsets, mix) -> tuple[int, float]:
-    """One group alone: how far the mean of its PAPER_COUNT best exemplars under ``mix`` lies past its nearest boundary."""
-    order = _ordered(tier, shown, (z @ normals) @ mix - LENGTH_WEIGHT * length, confidence)
-    return _predicted(z[order[:PAPER_COUNT]].mean(0), normals, offsets)
+        orders = [_ordered(tier, shown, sign * (projections @ (mix * pushed)) - LENGTH_WEIGHT * length, confidence)
+                  for tier, shown, confidence, sign, pushed in groups]
+        predicted = _predicted(sum(g[3] * z[order[:PAPER_COUNT]].mean(0) for g, order in zip(groups, orders)), normals, offsets)
+        if predicted > best:
+            best, best_orders = predicted, orders
+    return best_orders
 
 
 def _predicted(y: torch.Tensor, normals: torch.Tensor, offsets: torch.Tensor) -> tuple[int, float]:
