@@ -24,6 +24,7 @@ ASSETS_DIR = Path(__file__).resolve().parent / "assets" / "classifiers"
 CLASSIFIER_DATASETS = tuple(name for name, spec in DATASETS.items() if spec.classifier)  # mnist, fashion-mnist, celeba
 KINDS = ("classes", "attributes")
 MAX_CLASSIFIER_BYTES = 64 * 2**20  # the shipped ones are a few MB
+JUDGE_SUFFIX = "-judge"            # celeba-judge.safetensors: the second opinion of load_judge
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -155,6 +156,18 @@ def build_classifier(cfg: ClassifierConfig) -> Classifier:
 
 def classifier_path(dataset: str) -> Path:
     return ASSETS_DIR / f"{dataset}.safetensors"
+
+
+def judge_path(dataset: str) -> Path:
+    return ASSETS_DIR / f"{dataset}{JUDGE_SUFFIX}.safetensors"
+
+
+def load_judge(dataset: str) -> Classifier | None:
+    """A second classifier for ``dataset``, trained as the shipped one is but from another seed, or None when none
+    is shipped (celeba has one). It scores what the shipped one picked: the arithmetic presets rate their
+    candidate results with the shipped classifier, so its own verdict on them is not a fair measure."""
+    path = judge_path(dataset)
+    return load_classifier(dataset, path=path) if dataset in CLASSIFIER_DATASETS and path.is_file() else None
 
 
 def has_classifier(dataset: str) -> bool:

@@ -361,6 +361,7 @@ def _arithmetic_classifier(args, dataset: str):
 def _edit_metrics(args, G, meta, classifier) -> dict[str, Any]:
     """{"arithmetic": {preset: arithmetic_success dict}, "sliders": slider_success dict}, printed as two tables."""
     from .actions import PRESET_SEARCH
+    from .classifiers import load_judge
     from .directions import load_or_compute_directions
     from .edit_metrics import COUNT, SEARCH, SLIDER_N, arithmetic_successes, preset_attributes, presets_for, slider_success
     from .ratings import load_or_rate_seeds
@@ -368,14 +369,19 @@ def _edit_metrics(args, G, meta, classifier) -> dict[str, Any]:
     z_dim = meta.model.z_dim
     presets = presets_for(classifier)
     pool = load_or_rate_seeds(args.checkpoint, G, classifier, PRESET_SEARCH, z_dim=z_dim)
-    scores = arithmetic_successes(G, classifier, presets, draws=args.draws, search=SEARCH, count=COUNT, z_dim=z_dim, pool=pool)
+    judge = load_judge(args.dataset or meta.info.get("dataset"))
+    scores = arithmetic_successes(G, classifier, presets, draws=args.draws, search=SEARCH, count=COUNT, z_dim=z_dim, pool=pool,
+                                  judge=judge)
+    judged_by = "the second classifier (celeba-judge), which the picks never saw" if judge is not None else "the picking classifier"
     print(f"\narithmetic A - B + C, {args.draws} draws of {COUNT} exemplars per group, each from its own "
           f"{SEARCH} seeds (seeds 0-{args.draws * SEARCH - 1}), the result's boundaries fitted on the app's ratings of "
-          f"seeds 0-{PRESET_SEARCH - 1}; a draw succeeds when G(Y) shows every wanted attribute")
+          f"seeds 0-{PRESET_SEARCH - 1}; a draw succeeds when G(Y) shows every wanted attribute, judged by {judged_by}")
     for name, s in zip(presets, scores):
         low, high = s["ci95"]
         parts = ", ".join(f"{k}={'yes' if v else 'no'} {100 * s['attributes'][k]:.0f}%" for k, v in s["wanted"].items())
-        print(f"  {name}: {100 * s['rate']:.0f}% ({s['successes']}/{s['draws']}, 95% CI {100 * low:.0f}-{100 * high:.0f}%); {parts}")
+        picker = f"; by the picking classifier {100 * s['picker']['rate']:.0f}%" if "picker" in s else ""
+        print(f"  {name}: {100 * s['rate']:.0f}% ({s['successes']}/{s['draws']}, 95% CI {100 * low:.0f}-{100 * high:.0f}%); "
+              f"{parts}{picker}")
     wanted = preset_attributes(presets)
     directions = [d for d in load_or_compute_directions(args.checkpoint, G, meta, classifier) if d.kind == "attribute" and d.name in wanted]
     result = {"arithmetic": dict(zip(presets, scores))}

@@ -38,9 +38,9 @@ BATCH = 256                          # latents per generator/classifier forward 
 THRESHOLD = 0.5                      # an image has an attribute when the classifier's probability is at least this
 CLEAR = 0.9                          # ... and clearly has it (or clearly lacks it, at most 1 - CLEAR) for an exemplar
 LENGTH_WEIGHT = 0.5                  # an exemplar's score: depth toward the result, less this times |z| (keeps Y typical)
+CHECKED_LENGTH_WEIGHTS = (0.5, 0.25, 0.0)  # ... and the weights tried when the candidate results are rated (G given)
 MIX_STEPS = 20                       # grid steps of the attribute mixes tried when picking (README: how a preset picks)
 MIN_SIDE = 5                         # seeds needed on each side to fit an attribute's boundary on a subset
-PAPER_COUNT = 3                      # exemplars per group in the paper's arithmetic (the mix is chosen for it)
 
 # name -> (want_A, want_B, want_C) for the paper's A - B + C; CelebA attribute names as in list_attr_celeba.txt
 ARITHMETIC_PRESETS: dict[str, tuple[dict[str, bool], dict[str, bool], dict[str, bool]]] = {
@@ -434,7 +434,7 @@ def result_boundaries(proba: torch.Tensor, z: torch.Tensor, classifier: Any, res
 
 
 def _mixes(k: int) -> torch.Tensor:
-    """Weights over k attributes on a grid of the simplex (21 mixes for two): [M, k]."""
+    """Weights over k attributes on a grid of the simplex (11 mixes for two, in steps of 0.1): [M, k]."""
     steps = max(2, MIX_STEPS // k)
     grid = [c for c in itertools.product(range(steps + 1), repeat=k) if sum(c) == steps]
     return torch.tensor(grid, dtype=torch.float64) / steps
@@ -456,11 +456,11 @@ def _tiers(proba: torch.Tensor, classifier: Any, want: dict[str, bool]) -> tuple
     return clear.long() + shown.long(), shown, _confidence(p, wanted)
 
 
-def _ordered(tier: torch.Tensor, shown: torch.Tensor, score: torch.Tensor, confidence: torch.Tensor) -> list[int]:
-    """Indices by tier, then by score among seeds that show the group (by confidence among those that do not)."""
-    rank = torch.where(shown, score, confidence).tolist()
-    tiers = tier.tolist()
-    return sorted(range(len(rank)), key=lambda i: (-tiers[i], -rank[i], i))
+def _ordered(tier: torch.Tensor, shown: torch.Tensor, score: torch.Tensor, confidence: torch.Tensor, count: int) -> list[int]:
+    """The first ``count`` indices by tier, then by score among seeds that show the group (by confidence among those
+    that do not)."""
+    by_rank = torch.sort(-torch.where(shown, score, confidence), stable=True).indices  # equal ranks: lower index first
+    return by_rank[torch.sort(-tier[by_rank], stable=True).indices[:count]].tolist()
 
 
 def _check_pick(want: dict[str, bool], count: int, search: int) -> None:
@@ -486,79 +486,109 @@ def _wants(wants: tuple[dict[str, bool], ...] | str) -> tuple[dict[str, bool], .
 
 def pick_preset_seeds(G: nn.Module, classifier: Any, wants: tuple[dict[str, bool], ...] | str, *, count: int = 3,
                       search: int = 2000, seed_start: int = 0, z_dim: int | None = None) -> list[list[int]]:
-    """``pick_exemplar_seeds`` for several groups (or an ARITHMETIC_PRESETS name), rating the searched seeds once."""
+    """``pick_exemplar_seeds`` for several groups (or an ARITHMETIC_PRESETS name), rating the searched seeds once
+    (and the candidate results, for the paper's three groups: ``pick_from_ratings`` with G)."""
     wants = _wants(wants)
     for want in wants:
         _check_pick(want, count, search)
     z_dim = z_dim or infer_z_dim(G)
     proba = rate_latents(G, classifier, latents_from_seeds(list(range(seed_start, seed_start + search)), z_dim))
-    return pick_from_ratings(proba, classifier, wants, count=count, seed_start=seed_start, z_dim=z_dim)
+    return pick_from_ratings(proba, classifier, wants, count=count, seed_start=seed_start, z_dim=z_dim, G=G)
 
 
 def pick_from_ratings(proba: torch.Tensor, classifier: Any, wants: tuple[dict[str, bool], ...] | str, *, z_dim: int,
                       count: int = 3, seed_start: int = 0,
-                      boundaries: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> list[list[int]]:
+                      boundaries: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+                      G: nn.Module | None = None) -> list[list[int]]:
     """``pick_preset_seeds`` from ratings already made: proba [N, K] of seeds seed_start .. seed_start+N-1
     (dcgan.ratings caches them beside the checkpoint).
 
     Per group, the exemplars are seeds the classifier sees clearly in the group (p >= 0.9, or <= 0.1, on every
     wanted attribute) whose latents lie deepest toward the side of the result's boundaries (``result_boundaries``)
-    the group's sign in A - B + C pushes the result to, less LENGTH_WEIGHT times their length; only along the
+    the group's sign in A - B + C pushes the result to, less a length weight times their length; only along the
     attributes the group does not want the other way (the smiling woman is not pushed toward "man"). How much each
-    attribute counts is a mix chosen so that the predicted result clears its nearest boundary by the most (what
-    glasses gain in depth a woman may lose in femininity). The mix is chosen for the paper's three exemplars per
-    group, so a larger ``count`` extends the same lists. ``boundaries`` (one per group, as ``preset_boundaries``
-    gives) come from a larger pool of ratings where there is one; without, they are fitted on ``proba``.
-    The paper chose its exemplars by eye; ranking by classifier confidence alone made the first face preset work
-    half as often (README).
+    attribute counts is a mix (what glasses gain in depth a woman may lose in femininity). ``boundaries`` (one per
+    group, as ``preset_boundaries`` gives) come from a larger pool of ratings where there is one; without, they are
+    fitted on ``proba``.
+
+    Without ``G`` the mix is the one whose predicted result (the signed sum of each group's first ``count``, under
+    LENGTH_WEIGHT) clears its nearest boundary by the most. With ``G`` every mix under each of
+    CHECKED_LENGTH_WEIGHTS is a candidate, the classifier rates each candidate's G(Y), and the one that shows the
+    most wanted attributes, then shows its least certain one most clearly, is kept: G is not linear, and the
+    paper's authors, who chose exemplars by eye, saw their results too (README: how a preset picks its exemplars).
     """
     wants = _wants(wants)
     for want in wants:
         _check_pick(want, count, len(proba))
     seeds = list(range(seed_start, seed_start + len(proba)))
-    z = latents_from_seeds(seeds, z_dim).double()
+    z = latents_from_seeds(seeds, z_dim)
     results, signs = _result_sides(wants)
     if boundaries is None:
-        boundaries = preset_boundaries(proba, classifier, wants, z_dim=z_dim, seed_start=seed_start)
-    length = z.norm(dim=1)
+        boundaries = _fitted_boundaries(proba, z, classifier, wants)
+    length = z.double().norm(dim=1)
     groups = [(*_tiers(proba, classifier, want), sign,  # a group never pushes against its own wanted value
                torch.tensor([want.get(k, v) == (v == (sign > 0)) for k, v in result.items()], dtype=torch.float64))
               for want, result, sign in zip(wants, results, signs)]
-    if min(signs) < 0:  # A - B + C: one result, the groups picked together
-        orders = _pick_together(z, length, groups, *boundaries[0])
-    else:  # the groups stand alone, each with its own result
-        orders = [_pick_together(z, length, [group], *bounds)[0] for group, bounds in zip(groups, boundaries)]
-    return [[seeds[i] for i in order[:count]] for order in orders]
+    if min(signs) > 0:  # the groups stand alone, each with its own result
+        orders = [_candidates(z, length, [group], *bounds, count, (LENGTH_WEIGHT,))[0][0] for group, bounds in zip(groups, boundaries)]
+    elif G is None:  # A - B + C: one result, the groups picked together
+        orders = _candidates(z, length, groups, *boundaries[0], count, (LENGTH_WEIGHT,))[0]
+    else:
+        candidates = _candidates(z, length, groups, *boundaries[0], count, CHECKED_LENGTH_WEIGHTS)
+        results_y = torch.stack([_result_of(z, orders, signs) for orders in candidates])
+        orders = candidates[_best_rated(rate_latents(G, classifier, results_y), classifier, results[0])]
+    return [[seeds[i] for i in order] for order in orders]
 
 
-def _pick_together(z: torch.Tensor, length: torch.Tensor, groups: list[tuple], normals: torch.Tensor,
-                   offsets: torch.Tensor) -> list[list[int]]:
-    """Each group's seeds in order (groups: (tier, shown, confidence, sign, pushed attributes)) under the mix of the
-    result's attributes whose predicted result, the signed sum of each group's PAPER_COUNT first, comes out best."""
-    projections = z @ normals
-    best, best_orders = (-1, -math.inf), []
-    for mix in _mixes(normals.shape[1]):
-        orders = [_ordered(tier, shown, sign * (projections @ (mix * pushed)) - LENGTH_WEIGHT * length, confidence)
-                  for tier, shown, confidence, sign, pushed in groups]
-        predicted = _predicted(sum(g[3] * z[order[:PAPER_COUNT]].mean(0) for g, order in zip(groups, orders)), normals, offsets)
-        if predicted > best:
-            best, best_orders = predicted, orders
-    return best_orders
+def _result_of(z: torch.Tensor, orders: list[list[int]], signs: list[float]) -> torch.Tensor:
+    """Y = mean(A) - mean(B) + mean(C) of the groups' picks (computed as dcgan.latent.arithmetic does)."""
+    means = [z[order].mean(0) for order in orders]
+    return means[0] - means[1] + means[2] if signs == [1.0, -1.0, 1.0] else sum(s * m for s, m in zip(signs, means))
 
 
-def _predicted(y: torch.Tensor, normals: torch.Tensor, offsets: torch.Tensor) -> tuple[int, float]:
-    """How good a result y is predicted to be: how many of the boundaries it lies past, then how far past its nearest
-    (so an attribute the generator cannot make does not take every other one down with it)."""
-    margins = y @ normals + offsets
-    return int((margins > 0).sum()), float(margins.min())
+def _best_rated(proba: torch.Tensor, classifier: Any, result: dict[str, bool]) -> int:
+    """Index of the candidate result whose rating shows the most wanted values, then its least certain one best
+    (the first among equals: candidates come best predicted first)."""
+    p = proba[:, _label_index(classifier, list(result))].double()
+    wanted = torch.tensor(list(result.values()))
+    on_side = torch.where(wanted, p, 1 - p)
+    shown, weakest = (on_side >= THRESHOLD).sum(1).tolist(), on_side.min(1).values.tolist()
+    return max(range(len(p)), key=lambda i: (shown[i], weakest[i], -i))
+
+
+def _candidates(z: torch.Tensor, length: torch.Tensor, groups: list[tuple], normals: torch.Tensor, offsets: torch.Tensor,
+                count: int, length_weights: tuple[float, ...]) -> list[list[list[int]]]:
+    """Each group's first ``count`` seeds (groups: (tier, shown, confidence, sign, pushed attributes)), one such
+    list per mix of the result's attributes and length weight, distinct, best predicted first: by how many of the
+    result's boundaries the predicted Y (the signed sum of each group's mean) lies past, then how far past its
+    nearest (so an attribute the generator cannot make does not take every other one down with it)."""
+    z64 = z.double()
+    projections = z64 @ normals
+    scored: dict[tuple, tuple[tuple[int, float], int, list[list[int]]]] = {}
+    for weight in length_weights:
+        for mix in _mixes(normals.shape[1]):
+            orders = [_ordered(tier, shown, sign * (projections @ (mix * pushed)) - weight * length, confidence, count)
+                      for tier, shown, confidence, sign, pushed in groups]
+            key = tuple(tuple(order) for order in orders)
+            if key not in scored:
+                margins = sum(g[3] * z64[order].mean(0) for g, order in zip(groups, orders)) @ normals + offsets
+                scored[key] = ((int((margins > 0).sum()), float(margins.min())), -len(scored), orders)
+    return [orders for _, _, orders in sorted(scored.values(), key=lambda v: (v[0], v[1]), reverse=True)]
 
 
 def preset_boundaries(proba: torch.Tensor, classifier: Any, wants: tuple[dict[str, bool], ...] | str, *, z_dim: int,
                       seed_start: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``result_boundaries`` of what each group of ``wants`` must make the arithmetic show, fitted on the ratings
     proba [N, K] of seeds seed_start .. seed_start+N-1: one (normals, offsets) per group."""
-    results, _ = _result_sides(_wants(wants))
-    z = latents_from_seeds(list(range(seed_start, seed_start + len(proba))), z_dim).double()
+    z = latents_from_seeds(list(range(seed_start, seed_start + len(proba))), z_dim)
+    return _fitted_boundaries(proba, z, classifier, _wants(wants))
+
+
+def _fitted_boundaries(proba: torch.Tensor, z: torch.Tensor, classifier: Any, wants: tuple[dict[str, bool], ...]
+                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``preset_boundaries`` for the seeds' latents z [N, D]."""
+    results, _ = _result_sides(wants)
+    z = z.double()
     fitted: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for result in results:
         key = repr(result)

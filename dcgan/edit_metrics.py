@@ -87,29 +87,36 @@ def _check_count(name: str, value: Any, low: int) -> int:
 
 def arithmetic_success(G: nn.Module, classifier: Any, preset: Wants | str, *, draws: int = DRAWS, search: int = SEARCH,
                        count: int = COUNT, seed_start: int = 0, z_dim: int | None = None,
-                       pool: torch.Tensor | None = None) -> dict[str, Any]:
+                       pool: torch.Tensor | None = None, judge: Any = None) -> dict[str, Any]:
     """How often the paper's A - B + C gives the wanted result, over ``draws`` independent exemplar draws.
 
-    Draw d picks ``count`` exemplars per group as the presets do (``pick_from_ratings`` over seeds
+    Draw d picks ``count`` exemplars per group as the presets do (``pick_from_ratings`` with G over seeds
     seed_start + d*search .. seed_start + (d+1)*search - 1, so draws share no seeds), takes
     Y = mean(A) - mean(B) + mean(C) and rates G(Y) (eval mode). A draw succeeds when every attribute of
     ``wanted_result`` shows its wanted value (probability >= 0.5 for True, < 0.5 for False). ``pool``: ratings of
     seeds 0..P-1 that the result's boundaries are fitted on, as the app fits them on its preset ratings
-    (dcgan.ratings); without, each draw fits them on its own searched seeds.
+    (dcgan.ratings); without, each draw fits them on its own searched seeds. ``judge``: the classifier that scores
+    G(Y) (default ``classifier``); the picks rate their candidate results with ``classifier``, so a judge the picks
+    never saw (``dcgan.classifiers.load_judge``) is the fair one.
 
     Returns {"wanted": {attr: bool}, "draws", "successes", "rate", "ci95": [low, high] (Wilson),
     "attributes": {attr: share of draws showing the wanted value}, "mean_proba": {attr: mean probability of the
-    attribute in G(Y)}, "search", "count", "seeds": [first, last] searched}.
+    attribute in G(Y)}, "search", "count", "seeds": [first, last] searched}, all by the judge, and with a judge
+    other than ``classifier`` also "picker": {"successes", "rate", "attributes"} by ``classifier``.
     """
     return arithmetic_successes(G, classifier, [preset], draws=draws, search=search, count=count, seed_start=seed_start,
-                                z_dim=z_dim, pool=pool)[0]
+                                z_dim=z_dim, pool=pool, judge=judge)[0]
 
 
 def arithmetic_successes(G: nn.Module, classifier: Any, presets: list[Wants | str], *, draws: int = DRAWS, search: int = SEARCH,
                          count: int = COUNT, seed_start: int = 0, z_dim: int | None = None,
-                         pool: torch.Tensor | None = None) -> list[dict[str, Any]]:
+                         pool: torch.Tensor | None = None, judge: Any = None) -> list[dict[str, Any]]:
     """``arithmetic_success`` for several presets, rating each draw's searched seeds once for all of them."""
     _check_attribute_classifier(classifier)
+    if judge is not None:
+        _check_attribute_classifier(judge)
+        if list(judge.label_names) != list(classifier.label_names):
+            raise ConfigError("judge: its attributes differ from the picking classifier's")
     draws, search, count = _check_count("draws", draws, 1), _check_count("search", search, 1), _check_count("count", count, 1)
     seed_start = _check_count("seed_start", seed_start, 0)
     if count > search:
@@ -128,20 +135,35 @@ def arithmetic_successes(G: nn.Module, classifier: Any, presets: list[Wants | st
         start = seed_start + d * search
         proba = rate_latents(G, classifier, latents_from_seeds(list(range(start, start + search)), z_dim))
         for i, w in enumerate(wants):
-            picked = pick_from_ratings(proba, classifier, w, count=count, seed_start=start, z_dim=z_dim, boundaries=boundaries[i])
+            picked = pick_from_ratings(proba, classifier, w, count=count, seed_start=start, z_dim=z_dim,
+                                       boundaries=boundaries[i], G=G)
             a, b, c = (latents_from_seeds(s, z_dim) for s in picked)
             y[i].append(arithmetic(a, b, c))
-    proba = rate_latents(G, classifier, torch.stack([v for per in y for v in per]))  # [len(presets) * draws, K]
+    y_all = torch.stack([v for per in y for v in per])
+    judged = _shown(rate_latents(G, judge or classifier, y_all), judge or classifier, wanted, draws)
+    picker = _shown(rate_latents(G, classifier, y_all), classifier, wanted, draws) if judge is not None else None
     out = []
-    for i, want in enumerate(wanted):
-        p = proba[i * draws:(i + 1) * draws][:, _label_index(classifier, list(want))]  # [draws, len(want)]
-        shown = (p >= THRESHOLD) == torch.tensor(list(want.values()))
+    for i, (want, (p, shown)) in enumerate(zip(wanted, judged)):
         successes = int(shown.all(1).sum())
         out.append({"wanted": dict(want), "draws": draws, "successes": successes, "rate": successes / draws,
                     "ci95": list(wilson_interval(successes, draws)),
                     "attributes": {k: float(shown[:, j].double().mean()) for j, k in enumerate(want)},
                     "mean_proba": {k: float(p[:, j].double().mean()) for j, k in enumerate(want)},
                     "search": search, "count": count, "seeds": [seed_start, seed_start + draws * search - 1]})
+        if picker is not None:
+            picker_shown = picker[i][1]
+            out[-1]["picker"] = {"successes": int(picker_shown.all(1).sum()), "rate": float(picker_shown.all(1).double().mean()),
+                                 "attributes": {k: float(picker_shown[:, j].double().mean()) for j, k in enumerate(want)}}
+    return out
+
+
+def _shown(proba: torch.Tensor, classifier: Any, wanted: list[dict[str, bool]], draws: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per preset (proba rows i*draws .. (i+1)*draws-1): (p [draws, len(want)] of the wanted attributes, whether each
+    shows its wanted value)."""
+    out = []
+    for i, want in enumerate(wanted):
+        p = proba[i * draws:(i + 1) * draws][:, _label_index(classifier, list(want))]
+        out.append((p, (p >= THRESHOLD) == torch.tensor(list(want.values()))))
     return out
 
 

@@ -353,7 +353,8 @@ def arithmetic_preset(catalog: Catalog, model: str, preset: Any, count: Any = 3,
                           "model (CelebA attributes). Pick exemplars by clicking samples instead.")
     proba = catalog.seed_ratings(state, lambda: load_or_rate_seeds(m.entry.path, m.G, classifier, PRESET_SEARCH, z_dim=m.z_dim,
                                                                    progress=progress))
-    groups = catalog.preset_seeds(state, (preset, count), lambda: pick_from_ratings(proba, classifier, preset, count=count, z_dim=m.z_dim))
+    groups = catalog.preset_seeds(state, (preset, count), lambda: pick_from_ratings(proba, classifier, preset, count=count, z_dim=m.z_dim,
+                                                                                  G=m.G))
     return dict(zip("ABC", (list(g) for g in groups)))
 
 
@@ -364,8 +365,9 @@ def preset_record(catalog: Catalog, model: str, preset: Any) -> str:
     try:
         measured = json.loads((catalog.registry.entry(model).path.parent / "metrics.json").read_text()).get("arithmetic", {})
         r = measured[preset]
+        judge = ", judged by a second classifier the picks never saw" if "picker" in r else ""
         return (f"This preset works in {100 * r['rate']:.0f}% of draws on this model ({r['successes']} of {r['draws']}; "
-                f"95% interval {100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f}%), by `dcgan eval --arithmetic`.")
+                f"95% interval {100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f}%), by `dcgan eval --arithmetic`{judge}.")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return ""
 

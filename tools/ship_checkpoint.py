@@ -103,23 +103,29 @@ def arithmetic_section(result: dict, out_dir: Path) -> str:
     """The card's "does the paper's arithmetic work" table, from `dcgan eval --arithmetic` results ('' without them)."""
     if "arithmetic" not in result:
         return ""
+    judged = any("picker" in r for r in result["arithmetic"].values())
     rows = []
     for preset, r in result["arithmetic"].items():
         attributes = ", ".join(f"{'' if want else 'not '}{k} {100 * r['attributes'][k]:.0f}%" for k, want in r["wanted"].items())
+        picker = f" | {100 * r['picker']['rate']:.0f}%" if judged else ""
         rows.append(f"| {preset} | {100 * r['rate']:.0f}% ({r['successes']}/{r['draws']}) | "
-                    f"{100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f}% | {attributes} |")
+                    f"{100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f}% | {attributes}{picker} |")
     sliders = result.get("sliders", {})
     slider_text = ", ".join(f"{name} {100 * d['rate']:.0f}%" for name, d in sliders.get("directions", {}).items() if d["rate"] is not None)
     draws = next(iter(result["arithmetic"].values()))["draws"]
+    judge_text = ("\nSuccess is judged by a second classifier (`celeba-judge`, trained as the shipped one from another seed):\n"
+                  "the picks check their candidate results with the shipped one, whose own verdict is the last column."
+                  if judged else "")
     return f"""## Face arithmetic (`dcgan eval {out_dir} --arithmetic --draws {draws}`)
 
 Each draw picks 3 exemplars per group from its own 2,000 seeds, as the app's presets do (the seeds the attribute
 classifier sees most clearly in the group whose latents lie deepest toward where the result must land, by boundaries
-fitted on the classifier's ratings of seeds 0-9,999), computes mean(A) - mean(B) + mean(C) and counts a success when
-G(Y) shows every attribute the result should have.
+fitted on the classifier's ratings of seeds 0-9,999, under the mix of attributes whose result G(Y) the classifier
+rates best), computes mean(A) - mean(B) + mean(C) and counts a success when G(Y) shows every attribute the result
+should have.{judge_text}
 
-| preset | success | 95% interval | per attribute |
-|---|---|---|---|
+| preset | success | 95% interval | per attribute{" | by the picking classifier" if judged else ""} |
+|---|---|---|---{"|---" if judged else ""}|
 {chr(10).join(rows)}
 
 Sliders: share of seeds without the attribute that gain it at amount {sliders.get('amount', 3):g}: {slider_text or 'not measured'}.

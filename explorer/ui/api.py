@@ -61,7 +61,7 @@ def register_api(catalog: Catalog, out: OutputDir, *, concurrency_limit: int, bu
 
     def arithmetic_preset(model: str, preset: str, count: int = 3) -> dict[str, list[int]]:
         """Exemplar seeds {{"A", "B", "C"}} (1-{MAX_PRESET_COUNT} each) for a named preset, picked by the attribute
-        classifier among seeds 0-{PRESET_SEARCH_LAST} (face models)."""
+        classifier among seeds 0-{PRESET_SEARCH_LAST} (face models), whose results G(Y) it has rated."""
         return service.arithmetic_preset(catalog, model, preset, count)
 
     def concept(model: str, seed: Union[int, str], seeds_a: str, seeds_b: str, amount: float = 1.0, truncation: float = 1.0) -> FileData:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dcgan import datasets
-from dcgan.classifiers import CLASSIFIER_DATASETS, classifier_path, load_classifier, read_classifier_metadata
+from dcgan.classifiers import CLASSIFIER_DATASETS, classifier_path, judge_path, load_classifier, load_judge, read_classifier_metadata
 from dcgan.errors import CheckpointError
 from dcgan.metrics import load_split
 from tests.conftest import shared_data_or_skip
@@ -72,13 +72,22 @@ def test_accuracy_on_a_slice_of_the_test_split(dataset, folder, minimum):
     assert float((probs.argmax(1) == data.labels[:1000]).float().mean()) >= minimum
 
 
-def test_celeba_attributes_on_held_out_faces():
+def test_the_celeba_judge_is_a_second_opinion_with_the_same_attributes():
+    judge, shipped = load_judge("celeba"), load_classifier("celeba")
+    assert judge.label_names == shipped.label_names and judge.digest != shipped.digest and not judge.training
+    command = read_classifier_metadata(judge_path("celeba"))["training"]["command"]
+    assert "--seed 1" in command and "celeba-judge.safetensors" in command
+    assert load_judge("mnist") is None and load_judge("cifar10") is None
+
+
+@pytest.mark.parametrize("load", [lambda: load_classifier("celeba"), lambda: load_judge("celeba")], ids=["shipped", "judge"])
+def test_celeba_attributes_on_held_out_faces(load):
     root = shared_data_or_skip("celeba10k") / "celeba10k"
     names, rows = datasets.read_celeba_attributes(root / "list_attr_celeba.txt")
     paths = [root / "img_align_celeba" / f"{i:06d}.jpg" for i in range(8001, 8301)]  # held out from training
     images = datasets._decode_images(paths, 64, 3, datasets.CELEBA_CROP)
     labels = torch.from_numpy(np.stack([rows[p.name] for p in paths])).bool()
-    net = load_classifier("celeba")
+    net = load()
     assert net.label_names == names
     accuracy = ((net.predict_proba(datasets.batch_to_float(images)) > 0.5) == labels).float().mean(0)
     by_name = dict(zip(names, accuracy.tolist()))

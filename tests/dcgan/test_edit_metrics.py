@@ -161,7 +161,8 @@ def test_exemplars_lie_deep_along_what_they_bring_so_a_hard_attribute_transfers(
     s = em.arithmetic_success(G, classifier, preset, draws=8, search=search, z_dim=z_dim)
     assert s["rate"] == 1.0 and s["mean_proba"]["Male"] > 0.99
     z = latents_from_seeds(list(range(search)), z_dim)
-    a, b, c = (z[seeds] for seeds in pick_preset_seeds(G, classifier, preset, search=search, z_dim=z_dim))
+    proba = rate_latents(G, classifier, z)  # the boundaries' own pick (no G to check results with)
+    a, b, c = (z[seeds] for seeds in pick_from_ratings(proba, classifier, preset, z_dim=z_dim))
     clear = math.log(9) / 50  # p = 0.9 lies this far past an offset
     smiling_women = z[(z[:, 0] > clear) & (z[:, 1] < 1.5 - clear)]
     neutral_women = z[(z[:, 0] < -clear) & (z[:, 1] < 1.5 - clear)]
@@ -173,6 +174,52 @@ def test_exemplars_lie_deep_along_what_they_bring_so_a_hard_attribute_transfers(
     assert float((y - typical)[:2].sum()) > 2.0  # smile and man both deeper than typical clear exemplars give
     assert (b[:, 0] + b[:, 1]).max() < -2.0      # B deep along both it brings (not smiling, not male)
     assert y.norm() < z.norm(dim=1).quantile(0.95)  # yet Y is no longer than latents usually are: where G was trained
+
+
+class BandClassifier(ChannelClassifier):
+    """Male only while channel 1 lies between ``low`` and ``high``: past it the "generator" makes no men any more,
+    which no linear boundary in z fitted on typical seeds (few reach ``high``) can tell."""
+
+    def __init__(self, low: float, high: float, sharpness: float = 8.0):
+        super().__init__({"Male": low}, sharpness)
+        self.high = high
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        p = super().predict_proba(x)
+        p[:, 1] = p[:, 1] * torch.sigmoid(self.sharpness * (self.high - x.mean((2, 3))[:, 1]))
+        return p
+
+
+def test_rating_the_candidate_results_finds_one_the_boundaries_overshoot():
+    G, classifier = ChannelGenerator(), BandClassifier(1.0, 2.5)
+    preset, search = "smiling woman - neutral woman + neutral man", 300
+    linear, checked = [], []
+    for d in range(8):
+        seeds = list(range(d * search, (d + 1) * search))
+        proba = rate_latents(G, classifier, latents_from_seeds(seeds, Z_DIM))
+        for picks, g in ((linear, None), (checked, G)):
+            groups = pick_from_ratings(proba, classifier, preset, z_dim=Z_DIM, seed_start=d * search, G=g)
+            for group, want in zip(groups, ARITHMETIC_PRESETS[preset]):  # either way, clear members of their group
+                p = rate_latents(G, classifier, latents_from_seeds(group, Z_DIM))[:, [ATTRIBUTES.index(k) for k in want]]
+                assert torch.where(torch.tensor(list(want.values())), p >= 0.9, p <= 0.1).all(), (d, want)
+            a, b, c = (latents_from_seeds(group, Z_DIM) for group in groups)
+            picks.append(float(rate_latents(G, classifier, (a.mean(0) - b.mean(0) + c.mean(0))[None])[0, 1]))
+    assert sum(p >= 0.5 for p in linear) <= 2  # deepest along Male, the result passes the band
+    assert min(checked) >= 0.5                 # some other mix lands within it, and the check keeps that one
+    assert em.arithmetic_success(G, classifier, preset, **SMALL)["rate"] == 1.0  # the metric picks as the app does
+
+
+def test_a_judge_scores_what_the_picking_classifier_picked():
+    G, classifier = ChannelGenerator(), ChannelClassifier()
+    blind = ChannelClassifier({"Male": 20.0})  # a second opinion that sees no man anywhere
+    s = em.arithmetic_success(G, classifier, "smiling woman - neutral woman + neutral man", **SMALL, judge=blind)
+    assert s["rate"] == 0.0 and s["attributes"] == {"Smiling": 1.0, "Male": 0.0}
+    assert s["picker"] == {"successes": 8, "rate": 1.0, "attributes": {"Smiling": 1.0, "Male": 1.0}}
+    assert "picker" not in em.arithmetic_success(G, classifier, "smiling woman - neutral woman + neutral man", **SMALL)
+    other = ChannelClassifier()
+    other.label_names = ATTRIBUTES[::-1]
+    with pytest.raises(ConfigError, match="judge"):
+        em.arithmetic_success(G, classifier, "smiling woman - neutral woman + neutral man", **SMALL, judge=other)
 
 
 def test_arithmetic_is_deterministic_leaves_rng_and_mode_alone():
