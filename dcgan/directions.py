@@ -22,7 +22,7 @@ from torch import nn
 from .checkpoints import GeneratorInfo, file_beside
 from .errors import CheckpointError, ConfigError, LatentError
 from .io import check_made_for, load_safetensors, metadata_json, save_safetensors
-from .latent import latents_from_seeds
+from .latent import arithmetic, latents_from_seeds
 from .models import DCGANGenerator, KerasGenerator
 
 log = logging.getLogger(__name__)
@@ -535,15 +535,9 @@ def pick_from_ratings(proba: torch.Tensor, classifier: Any, wants: tuple[dict[st
         orders = _candidates(z, length, groups, *boundaries[0], count, (LENGTH_WEIGHT,))[0]
     else:
         candidates = _candidates(z, length, groups, *boundaries[0], count, CHECKED_LENGTH_WEIGHTS)
-        results_y = torch.stack([_result_of(z, orders, signs) for orders in candidates])
+        results_y = torch.stack([arithmetic(*(z[order] for order in orders)) for orders in candidates])
         orders = candidates[_best_rated(rate_latents(G, classifier, results_y), classifier, results[0])]
     return [[seeds[i] for i in order] for order in orders]
-
-
-def _result_of(z: torch.Tensor, orders: list[list[int]], signs: list[float]) -> torch.Tensor:
-    """Y = mean(A) - mean(B) + mean(C) of the groups' picks (computed as dcgan.latent.arithmetic does)."""
-    means = [z[order].mean(0) for order in orders]
-    return means[0] - means[1] + means[2] if signs == [1.0, -1.0, 1.0] else sum(s * m for s, m in zip(signs, means))
 
 
 def _best_rated(proba: torch.Tensor, classifier: Any, result: dict[str, bool]) -> int:
