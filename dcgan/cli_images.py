@@ -317,7 +317,8 @@ def _preset_name(text: str) -> str:
 
 def _preset_groups(args, G, meta) -> list[list[int]]:
     from .actions import PRESET_SEARCH
-    from .directions import pick_preset_seeds, shipped_classifier
+    from .directions import pick_from_ratings, shipped_classifier
+    from .ratings import load_or_rate_seeds
 
     preset = _preset_name(args.preset)
     dataset = meta.info.get("dataset") if isinstance(meta.info, dict) else None
@@ -325,7 +326,9 @@ def _preset_groups(args, G, meta) -> list[list[int]]:
     if classifier is None or classifier.kind != "attributes":
         raise DCGANError(f"{meta.path} (data set {dataset or 'unknown'!r}) has no attribute classifier; presets need a face model "
                          "(CelebA attributes). Give the groups yourself: --a SEEDS --b SEEDS --c SEEDS")
-    return pick_preset_seeds(G, classifier, preset, count=args.count, search=PRESET_SEARCH, z_dim=meta.model.z_dim)
+    z_dim = meta.model.z_dim  # the ratings beside the checkpoint, as the app's preset button reads them
+    proba = load_or_rate_seeds(meta.path, G, classifier, PRESET_SEARCH, z_dim=z_dim)
+    return pick_from_ratings(proba, classifier, preset, count=args.count, z_dim=z_dim, G=G)
 
 
 def cmd_arithmetic(args) -> int:

@@ -106,6 +106,20 @@ def test_arithmetic_lifts_the_group_limit_and_explains_presets(tmp_path, capsys)
     assert "missing: --b, --c" in capsys.readouterr().err
 
 
+def test_a_preset_picks_from_the_shipped_ratings_as_the_app_does(catalog, tmp_path, capsys, monkeypatch):
+    from dcgan.classifiers import Classifier
+    from explorer import service
+
+    rated, predict_proba = [], Classifier.predict_proba
+    monkeypatch.setattr(Classifier, "predict_proba", lambda self, x: rated.append(len(x)) or predict_proba(self, x))
+    preset = "man with glasses - man without glasses + woman without glasses"
+    assert main(["arithmetic", str(ROOT / "checkpoints" / "celeba-64"), "--preset", "man with", "--out", str(tmp_path / "ar")]) == 0
+    assert 0 < sum(rated) <= 100  # the candidate results only: seeds 0-9,999 are read from ratings.safetensors
+    groups = service.arithmetic_preset(catalog, "celeba-64", preset)
+    a, b, c = (",".join(map(str, groups[g])) for g in "ABC")
+    assert f"A={a} B={b} C={c}" in capsys.readouterr().out
+
+
 def test_interpolate_gif_is_the_endpoints_gif(catalog, out, tmp_path):
     from explorer import service
 
