@@ -327,7 +327,7 @@ def cmd_eval(args) -> int:
         ratio = f"{value / floor:8.2f}" if floor > 0 else f"{'-':>8}"  # KID's unbiased floor can dip below 0
         print(f"{key:<{width}}  {value:10.4g}  {floor:10.4g}  {ratio}")
     if args.arithmetic:
-        result.update(_edit_metrics(args, G, meta, classifier))
+        result.update(_edit_metrics(args, G, meta, classifier, dataset))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"{args.json}: written")
@@ -358,7 +358,7 @@ def _arithmetic_classifier(args, dataset: str):
     return classifier
 
 
-def _edit_metrics(args, G, meta, classifier) -> dict[str, Any]:
+def _edit_metrics(args, G, meta, classifier, dataset: str) -> dict[str, Any]:
     """{"arithmetic": {preset: arithmetic_success dict}, "sliders": slider_success dict}, printed as two tables."""
     from .actions import PRESET_SEARCH
     from .classifiers import load_judge
@@ -369,7 +369,7 @@ def _edit_metrics(args, G, meta, classifier) -> dict[str, Any]:
     z_dim = meta.model.z_dim
     presets = presets_for(classifier)
     pool = load_or_rate_seeds(args.checkpoint, G, classifier, PRESET_SEARCH, z_dim=z_dim)
-    judge = load_judge(args.dataset or meta.info.get("dataset"))
+    judge = load_judge(dataset)
     scores = arithmetic_successes(G, classifier, presets, draws=args.draws, search=SEARCH, count=COUNT, z_dim=z_dim, pool=pool,
                                   judge=judge)
     judged_by = "the second classifier (celeba-judge), which the picks never saw" if judge is not None else "the picking classifier"

@@ -524,17 +524,16 @@ def pick_from_ratings(proba: torch.Tensor, classifier: Any, wants: tuple[dict[st
     z = latents_from_seeds(seeds, z_dim)
     results, signs = _result_sides(wants)
     if boundaries is None:
-        boundaries = _fitted_boundaries(proba, z, classifier, wants)
-    length = z.double().norm(dim=1)
+        boundaries = _fitted_boundaries(proba, z, classifier, results)
     groups = [(*_tiers(proba, classifier, want), sign,  # a group never pushes against its own wanted value
                torch.tensor([want.get(k, v) == (v == (sign > 0)) for k, v in result.items()], dtype=torch.float64))
               for want, result, sign in zip(wants, results, signs)]
     if min(signs) > 0:  # the groups stand alone, each with its own result
-        orders = [_candidates(z, length, [group], *bounds, count, (LENGTH_WEIGHT,))[0][0] for group, bounds in zip(groups, boundaries)]
+        orders = [_candidates(z, [group], *bounds, count, (LENGTH_WEIGHT,))[0][0] for group, bounds in zip(groups, boundaries)]
     elif G is None:  # A - B + C: one result, the groups picked together
-        orders = _candidates(z, length, groups, *boundaries[0], count, (LENGTH_WEIGHT,))[0]
+        orders = _candidates(z, groups, *boundaries[0], count, (LENGTH_WEIGHT,))[0]
     else:
-        candidates = _candidates(z, length, groups, *boundaries[0], count, CHECKED_LENGTH_WEIGHTS)
+        candidates = _candidates(z, groups, *boundaries[0], count, CHECKED_LENGTH_WEIGHTS)
         results_y = torch.stack([arithmetic(*(z[order] for order in orders)) for orders in candidates])
         orders = candidates[_best_rated(rate_latents(G, classifier, results_y), classifier, results[0])]
     return [[seeds[i] for i in order] for order in orders]
@@ -550,15 +549,16 @@ def _best_rated(proba: torch.Tensor, classifier: Any, result: dict[str, bool]) -
     return max(range(len(p)), key=lambda i: (shown[i], weakest[i], -i))
 
 
-def _candidates(z: torch.Tensor, length: torch.Tensor, groups: list[tuple], normals: torch.Tensor, offsets: torch.Tensor,
-                count: int, length_weights: tuple[float, ...]) -> list[list[list[int]]]:
+def _candidates(z: torch.Tensor, groups: list[tuple], normals: torch.Tensor, offsets: torch.Tensor, count: int,
+                length_weights: tuple[float, ...]) -> list[list[list[int]]]:
     """Each group's first ``count`` seeds (groups: (tier, shown, confidence, sign, pushed attributes)), one such
     list per mix of the result's attributes and length weight, distinct, best predicted first: by how many of the
     result's boundaries the predicted Y (the signed sum of each group's mean) lies past, then how far past its
-    nearest (so an attribute the generator cannot make does not take every other one down with it)."""
+    nearest (so an attribute the generator cannot make does not take every other one down with it); among equals,
+    in the order tried."""
     z64 = z.double()
-    projections = z64 @ normals
-    scored: dict[tuple, tuple[tuple[int, float], int, list[list[int]]]] = {}
+    projections, length = z64 @ normals, z64.norm(dim=1)
+    scored: dict[tuple, tuple[tuple[int, float], list[list[int]]]] = {}
     for weight in length_weights:
         for mix in _mixes(normals.shape[1]):
             orders = [_ordered(tier, shown, sign * (projections @ (mix * pushed)) - weight * length, confidence, count)
@@ -566,8 +566,8 @@ def _candidates(z: torch.Tensor, length: torch.Tensor, groups: list[tuple], norm
             key = tuple(tuple(order) for order in orders)
             if key not in scored:
                 margins = sum(g[3] * z64[order].mean(0) for g, order in zip(groups, orders)) @ normals + offsets
-                scored[key] = ((int((margins > 0).sum()), float(margins.min())), -len(scored), orders)
-    return [orders for _, _, orders in sorted(scored.values(), key=lambda v: (v[0], v[1]), reverse=True)]
+                scored[key] = ((int((margins > 0).sum()), float(margins.min())), orders)
+    return [orders for _, orders in sorted(scored.values(), key=lambda v: v[0], reverse=True)]  # stable
 
 
 def preset_boundaries(proba: torch.Tensor, classifier: Any, wants: tuple[dict[str, bool], ...] | str, *, z_dim: int,
@@ -575,13 +575,13 @@ def preset_boundaries(proba: torch.Tensor, classifier: Any, wants: tuple[dict[st
     """``result_boundaries`` of what each group of ``wants`` must make the arithmetic show, fitted on the ratings
     proba [N, K] of seeds seed_start .. seed_start+N-1: one (normals, offsets) per group."""
     z = latents_from_seeds(list(range(seed_start, seed_start + len(proba))), z_dim)
-    return _fitted_boundaries(proba, z, classifier, _wants(wants))
+    return _fitted_boundaries(proba, z, classifier, _result_sides(_wants(wants))[0])
 
 
-def _fitted_boundaries(proba: torch.Tensor, z: torch.Tensor, classifier: Any, wants: tuple[dict[str, bool], ...]
+def _fitted_boundaries(proba: torch.Tensor, z: torch.Tensor, classifier: Any, results: list[dict[str, bool]]
                        ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``preset_boundaries`` for the seeds' latents z [N, D]."""
-    results, _ = _result_sides(wants)
+    """``result_boundaries`` of each group's result (``_result_sides``) for the seeds' latents z [N, D], each
+    distinct result fitted once."""
     z = z.double()
     fitted: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for result in results:

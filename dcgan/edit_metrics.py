@@ -144,17 +144,21 @@ def arithmetic_successes(G: nn.Module, classifier: Any, presets: list[Wants | st
     picker = _shown(rate_latents(G, classifier, y_all), classifier, wanted, draws) if judge is not None else None
     out = []
     for i, (want, (p, shown)) in enumerate(zip(wanted, judged)):
-        successes = int(shown.all(1).sum())
-        out.append({"wanted": dict(want), "draws": draws, "successes": successes, "rate": successes / draws,
-                    "ci95": list(wilson_interval(successes, draws)),
-                    "attributes": {k: float(shown[:, j].double().mean()) for j, k in enumerate(want)},
+        tally = _tally(shown, want)
+        out.append({"wanted": dict(want), "draws": draws, **tally, "ci95": list(wilson_interval(tally["successes"], draws)),
                     "mean_proba": {k: float(p[:, j].double().mean()) for j, k in enumerate(want)},
                     "search": search, "count": count, "seeds": [seed_start, seed_start + draws * search - 1]})
         if picker is not None:
-            picker_shown = picker[i][1]
-            out[-1]["picker"] = {"successes": int(picker_shown.all(1).sum()), "rate": float(picker_shown.all(1).double().mean()),
-                                 "attributes": {k: float(picker_shown[:, j].double().mean()) for j, k in enumerate(want)}}
+            out[-1]["picker"] = _tally(picker[i][1], want)
     return out
+
+
+def _tally(shown: torch.Tensor, want: dict[str, bool]) -> dict[str, Any]:
+    """{"successes": draws showing every wanted value, "rate", "attributes": {attr: share showing it}} of shown
+    [draws, len(want)]."""
+    successes = int(shown.all(1).sum())
+    return {"successes": successes, "rate": successes / len(shown),
+            "attributes": {k: float(shown[:, j].double().mean()) for j, k in enumerate(want)}}
 
 
 def _shown(proba: torch.Tensor, classifier: Any, wanted: list[dict[str, bool]], draws: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
